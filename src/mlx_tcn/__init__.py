@@ -1,3 +1,65 @@
-"""mlx-tcn: Temporal Convolutional Networks for Apple MLX."""
+"""mlx-tcn: Temporal Convolutional Networks for Apple MLX.
+
+Channels-last ``(batch, length, channels)`` everywhere. Start with :class:`TCN`; stream with
+``state = model.init_state(batch)`` and ``y, state = model.stream(chunk, state)``.
+"""
+
+# Must run before anything imports mlx.core: on Linux it points MLX at an optimized BLAS.
+from . import _backend
+
+_backend.setup()
+
+from ._stream import load_state, save_state  # noqa: E402
+from .activations import ACTIVATIONS  # noqa: E402
+from .buffer import BufferIO  # noqa: E402
+from .conv import TemporalConv1d, TemporalConvTransposed1d  # noqa: E402
+from .init import (  # noqa: E402
+    INITIALIZERS,
+    calculate_gain,
+    get_initializer,
+    he_normal,
+    he_uniform,
+    kaiming_normal,
+    kaiming_uniform,
+    normal,
+    uniform,
+    xavier_normal,
+    xavier_uniform,
+)
+from .modules import ModuleList  # noqa: E402
+from .pad import TemporalPad1d  # noqa: E402
+from .parametrizations import remove_weight_norm, weight_norm  # noqa: E402
+from .pool import AdaptiveAvgPool1d, AdaptiveMaxPool1d  # noqa: E402
+from .se import SqueezeExcitation  # noqa: E402
+from .tcn import TCN, TemporalBlock  # noqa: E402
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS",
+    "INITIALIZERS",
+    "TCN",
+    "AdaptiveAvgPool1d",
+    "AdaptiveMaxPool1d",
+    "BufferIO",
+    "ModuleList",
+    "SqueezeExcitation",
+    "TemporalBlock",
+    "TemporalConv1d",
+    "TemporalConvTransposed1d",
+    "TemporalPad1d",
+    "calculate_gain",
+    "get_initializer",
+    "he_normal",
+    "he_uniform",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "load_state",
+    "normal",
+    "remove_weight_norm",
+    "save_state",
+    "uniform",
+    "weight_norm",
+    "xavier_normal",
+    "xavier_uniform",
+]

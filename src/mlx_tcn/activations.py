@@ -1,0 +1,63 @@
+"""Activation functions by name, as pytorch-tcn accepts them, plus callables and modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import mlx.core as mx
+import mlx.nn as nn
+
+__all__ = ["ACTIVATIONS", "get_activation", "glu"]
+
+Activation = Callable[[mx.array], mx.array]
+
+# softmax and log_softmax normalise over channels, the last axis. (pytorch-tcn builds
+# nn.Softmax() without a dim, which on (N, C, L) tensors normalises over the batch axis.)
+ACTIVATIONS: dict[str, Activation] = {
+    "relu": nn.relu,
+    "tanh": mx.tanh,
+    "leaky_relu": nn.leaky_relu,
+    "sigmoid": mx.sigmoid,
+    "elu": nn.elu,
+    "gelu": nn.gelu,
+    "selu": nn.selu,
+    "softmax": lambda x: mx.softmax(x, axis=-1),
+    "log_softmax": lambda x: nn.log_softmax(x, axis=-1),
+}
+
+
+def glu(x: mx.array) -> mx.array:
+    """Gated linear unit over channels: ``a * sigmoid(b)`` with ``a, b`` the two channel halves."""
+    a, b = mx.split(x, 2, axis=-1)
+    return a * mx.sigmoid(b)
+
+
+def check_activation(activation: object, arg_name: str) -> None:
+    """Raise if ``activation`` is neither a known name nor something callable."""
+    if isinstance(activation, str):
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"{arg_name} must be one of {sorted(ACTIVATIONS)} or a callable, got {activation!r}"
+            )
+    elif not callable(activation):
+        raise TypeError(
+            f"{arg_name} must be a string, an mlx.nn.Module class or instance, or a callable, "
+            f"got {activation!r} of type {type(activation).__name__}"
+        )
+
+
+def get_activation(activation: str | Callable, arg_name: str = "activation") -> Activation:
+    """Return a callable for ``activation``.
+
+    Args:
+        activation: a name from :data:`ACTIVATIONS`, an ``mlx.nn.Module`` subclass (a fresh
+            instance is made, as pytorch-tcn does with ``torch.nn.Module`` classes), a module
+            instance, or any callable mapping an array to an array.
+        arg_name: the argument name used in error messages.
+    """
+    check_activation(activation, arg_name)
+    if isinstance(activation, str):
+        return ACTIVATIONS[activation]
+    if isinstance(activation, type) and issubclass(activation, nn.Module):
+        return activation()
+    return activation

@@ -1,0 +1,775 @@
+"""TemporalBlock and TCN: offline, training and exact streaming through one code path."""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_flatten, tree_map
+
+from ._stream import check_input, check_int, check_state_batch
+from .activations import check_activation, get_activation, glu
+from .buffer import BufferIO
+from .conv import TemporalConv1d
+from .init import get_initializer
+from .modules import ModuleList
+from .parametrizations import weight_norm
+from .se import SqueezeExcitation
+
+__all__ = ["TCN", "TemporalBlock"]
+
+NORMS = ("batch_norm", "layer_norm", "weight_norm", None)
+EMBEDDING_MODES = ("add", "concat")
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+BlockState = dict[str, Any]
+
+
+def _check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _check_dropout(dropout: object) -> float:
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+        raise TypeError(f"dropout must be a float in [0, 1), got {dropout!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    return float(dropout)
+
+
+def _check_embedding_shapes(shapes: object) -> list[tuple[int, ...]] | None:
+    if shapes is None:
+        return None
+    if isinstance(shapes, (str, bytes)) or not isinstance(shapes, Sequence) or not shapes:
+        raise TypeError(
+            f"embedding_shapes must be a non-empty list of tuples such as [(16,), (8,)], "
+            f"got {shapes!r}"
+        )
+    out = []
+    for shape in shapes:
+        if isinstance(shape, int) and not isinstance(shape, bool):
+            shape = (shape,)
+        if not isinstance(shape, Sequence) or len(shape) not in (1, 2):
+            raise ValueError(
+                f"each of embedding_shapes must be (features,) or (features, time_steps), "
+                f"got {shape!r} in {shapes!r}"
+            )
+        for n in shape:
+            check_int(n, f"embedding_shapes entry {tuple(shape)!r}", 1)
+        out.append(tuple(shape))
+    return out
+
+
+def _eval_batch_norm(norm: nn.BatchNorm, x: mx.array) -> mx.array:
+    """Batch norm with running statistics, whatever ``norm.training`` says."""
+    y = (x - norm.running_mean) * mx.rsqrt(norm.running_var + norm.eps)
+    if "weight" in norm:
+        y = norm.weight * y + norm.bias
+    return y
+
+
+def prepare_embeddings(
+    embeddings: object, shapes: list[tuple[int, ...]] | None, x: mx.array
+) -> mx.array | None:
+    """Check ``embeddings`` against ``shapes`` and concatenate them over features.
+
+    Returns ``(batch, 1, features)`` when all are global, ``(batch, length, features)`` when
+    any is time-aligned, or ``None`` for a model without embeddings.
+    """
+    if shapes is None:
+        if embeddings is not None:
+            raise ValueError(
+                "embeddings were given but the model was built without embedding_shapes"
+            )
+        return None
+    if embeddings is None:
+        raise ValueError(
+            f"this model was built with embedding_shapes={shapes}: pass embeddings=[...], one "
+            f"array per shape, (batch, features) or (batch, length, features)"
+        )
+    if isinstance(embeddings, mx.array):
+        embeddings = [embeddings]
+    if not isinstance(embeddings, (list, tuple)):
+        raise TypeError(f"embeddings must be a list of arrays, got {type(embeddings).__name__}")
+    if len(embeddings) != len(shapes):
+        raise ValueError(
+            f"expected {len(shapes)} embeddings for embedding_shapes={shapes}, got {len(embeddings)}"
+        )
+    batch, length = x.shape[0], x.shape[1]
+    parts = []
+    for i, (e, shape) in enumerate(zip(embeddings, shapes, strict=True)):
+        if not isinstance(e, mx.array):
+            raise TypeError(f"embeddings[{i}] must be an mlx.core.array, got {type(e).__name__}")
+        if e.ndim not in (2, 3) or e.shape[-1] != shape[0] or e.shape[0] != batch:
+            raise ValueError(
+                f"embeddings[{i}] must have shape ({batch}, {shape[0]}) or "
+                f"({batch}, {length}, {shape[0]}) (channels-last), got {tuple(e.shape)}"
+            )
+        if e.ndim == 3 and e.shape[1] != length:
+            raise ValueError(
+                f"embeddings[{i}] is time-aligned with {e.shape[1]} steps but x has {length}; "
+                f"got shape {tuple(e.shape)}"
+            )
+        parts.append(e[:, None] if e.ndim == 2 else e)
+    if any(p.shape[1] != 1 for p in parts):
+        parts = [mx.broadcast_to(p, (batch, length, p.shape[2])) for p in parts]
+    return parts[0] if len(parts) == 1 else mx.concatenate(parts, axis=-1)
+
+
+class TemporalBlock(nn.Module):
+    """Residual block of two dilated convolutions, as in pytorch-tcn 1.2.3.
+
+    On ``(batch, length, channels)``::
+
+        out = dropout(act1(embed(norm1(conv1(x)))))     # act1 is a GLU when use_gate
+        out = dropout(act2(norm2(conv2(out))))
+        out = se(out)                                   # when use_se
+        y = act(out + (x or downsample(x)))             # returns (y, out); out feeds skips
+
+    Args:
+        n_inputs: input channels.
+        n_outputs: output channels.
+        kernel_size: taps of both convolutions.
+        stride: convolution stride (TCNs use 1).
+        dilation: dilation of both convolutions.
+        dropout: dropout probability after each activation.
+        causal: causal convolutions (and a causal SE squeeze).
+        use_norm: ``'batch_norm'``, ``'layer_norm'``, ``'weight_norm'`` or ``None``.
+        activation: name or callable (see :mod:`mlx_tcn.activations`).
+        kernel_initializer: initialiser name for the convolution weights
+            (see :func:`mlx_tcn.init.get_initializer`), also under weight norm.
+        embedding_shapes: ``[(features,), ...]`` of the conditioning inputs, or ``None``.
+        embedding_mode: ``'add'`` or ``'concat'``.
+        use_gate: gated activation (GLU) after the first convolution.
+        use_se: squeeze-and-excitation on the block output.
+        se_reduction: SE bottleneck reduction.
+        se_residual: residual connection inside SE.
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        kernel_size: int,
+        stride: int = 1,
+        dilation: int = 1,
+        dropout: float = 0.0,
+        causal: bool = False,
+        use_norm: str | None = None,
+        activation: str | Callable = "relu",
+        kernel_initializer: str = "xavier_uniform",
+        embedding_shapes: list[tuple[int, ...]] | None = None,
+        embedding_mode: str = "add",
+        use_gate: bool = False,
+        use_se: bool = False,
+        se_reduction: int = 8,
+        se_residual: bool = False,
+    ) -> None:
+        super().__init__()
+        check_int(n_inputs, "n_inputs", 1)
+        check_int(n_outputs, "n_outputs", 1)
+        if use_norm not in NORMS:
+            raise ValueError(f"use_norm must be one of {NORMS}, got {use_norm!r}")
+        if embedding_mode not in EMBEDDING_MODES:
+            raise ValueError(
+                f"embedding_mode must be one of {EMBEDDING_MODES}, got {embedding_mode!r}"
+            )
+        check_activation(activation, "activation")
+        self.dropout = _check_dropout(dropout)
+        self.causal = _check_bool(causal, "causal")
+        self.use_gate = _check_bool(use_gate, "use_gate")
+        self.use_se = _check_bool(use_se, "use_se")
+        self.use_norm = use_norm
+        self.embedding_shapes = _check_embedding_shapes(embedding_shapes)
+        self.embedding_mode = embedding_mode
+        self.n_inputs, self.n_outputs = n_inputs, n_outputs
+        width1 = 2 * n_outputs if use_gate else n_outputs
+
+        conv = dict(kernel_size=kernel_size, stride=stride, dilation=dilation, causal=causal)
+        self.conv1 = TemporalConv1d(n_inputs, width1, **conv)
+        self.conv2 = TemporalConv1d(n_outputs, n_outputs, **conv)
+        self.downsample = nn.Linear(n_inputs, n_outputs) if n_inputs != n_outputs else None
+        init = get_initializer(kernel_initializer, activation)
+        for layer in (self.conv1, self.conv2, self.downsample):
+            if layer is not None:
+                layer.weight = init(layer.weight.shape)
+        if use_norm == "weight_norm":  # after init, so that the initialiser takes effect
+            weight_norm(self.conv1)
+            weight_norm(self.conv2)
+        elif use_norm == "batch_norm":
+            self.norm1, self.norm2 = nn.BatchNorm(width1), nn.BatchNorm(n_outputs)
+        elif use_norm == "layer_norm":
+            self.norm1, self.norm2 = nn.LayerNorm(width1), nn.LayerNorm(n_outputs)
+
+        self.activation1 = glu if use_gate else get_activation(activation)
+        self.activation2 = get_activation(activation)
+        self.activation_final = get_activation(activation)
+
+        if self.embedding_shapes is not None:
+            features = sum(shape[0] for shape in self.embedding_shapes)
+            self.embedding_projection_1 = nn.Linear(features, width1)
+            if embedding_mode == "concat":
+                self.embedding_projection_2 = nn.Linear(2 * width1, width1)
+        if use_se:
+            self.se = SqueezeExcitation(n_outputs, se_reduction, se_residual, causal=causal)
+
+    @property
+    def receptive_field(self) -> int:
+        """Input steps that can influence one output step of this block (SE aside)."""
+        return self.conv1.receptive_field + self.conv2.receptive_field - 1
+
+    def init_state(self, batch_size: int, dtype: mx.Dtype = mx.float32) -> BlockState:
+        """State of a fresh stream: the two convolutions' buffers (and SE running sums)."""
+        state = {
+            "conv1": self.conv1.init_state(batch_size, dtype),
+            "conv2": self.conv2.init_state(batch_size, dtype),
+        }
+        if self.use_se:
+            state["se"] = self.se.init_state(batch_size, dtype)
+        return state
+
+    def _norm(self, name: str, x: mx.array, eval_mode: bool) -> mx.array:
+        norm = self.get(name)
+        if norm is None:
+            return x
+        if eval_mode and isinstance(norm, nn.BatchNorm):
+            return _eval_batch_norm(norm, x)
+        return norm(x)
+
+    def _dropout(self, x: mx.array, eval_mode: bool) -> mx.array:
+        if eval_mode or not self.training or self.dropout == 0.0:
+            return x
+        keep = 1.0 - self.dropout
+        return mx.where(mx.random.bernoulli(keep, x.shape), x * (1.0 / keep), 0)
+
+    def _embed(self, x: mx.array, e: mx.array) -> mx.array:
+        e = self.embedding_projection_1(e)
+        if self.embedding_mode == "add":
+            return x + e
+        # concat: projection_2([x, e]) without materialising the concatenation
+        proj, width = self.embedding_projection_2, x.shape[-1]
+        return x @ proj.weight[:, :width].T + (e @ proj.weight[:, width:].T + proj.bias)
+
+    def _forward(
+        self, x: mx.array, e: mx.array | None, state: BlockState | None, eval_mode: bool
+    ) -> tuple[mx.array, mx.array, BlockState | None]:
+        st = state or {}
+        out, s1 = self.conv1._forward(x, st.get("conv1") if state is not None else None)
+        out = self._norm("norm1", out, eval_mode)
+        if e is not None:
+            out = self._embed(out, e)
+        out = self._dropout(self.activation1(out), eval_mode)
+        out, s2 = self.conv2._forward(out, st.get("conv2") if state is not None else None)
+        out = self._norm("norm2", out, eval_mode)
+        out = self._dropout(self.activation2(out), eval_mode)
+        new_state = None if state is None else {"conv1": s1, "conv2": s2}
+        if self.use_se:
+            out, s_se = self.se._forward(out, st.get("se") if state is not None else None)
+            if new_state is not None:
+                new_state["se"] = s_se
+        res = x if self.downsample is None else self.downsample(x)
+        return self.activation_final(out + res), out, new_state
+
+    def __call__(
+        self,
+        x: mx.array,
+        embeddings: list[mx.array] | None = None,
+        inference: bool = False,
+        state: BlockState | None = None,
+    ) -> tuple[mx.array, mx.array]:
+        """Returns ``(output, skip)``; ``skip`` is the residual branch before the addition.
+
+        With ``state`` (from :meth:`init_state`) the call is one chunk of a stream and returns
+        ``(output, skip, new_state)``. ``inference=True`` disables dropout and uses batch-norm
+        running statistics.
+        """
+        check_input(x, self.n_inputs)
+        e = prepare_embeddings(embeddings, self.embedding_shapes, x)
+        eval_mode = inference or not self.training
+        if state is not None:
+            check_state_batch(state, x.shape[0])
+            return self._forward(x, e, state, eval_mode)
+        y, skip, _ = self._forward(x, e, None, eval_mode)
+        return y, skip
+
+
+class TCN(nn.Module):
+    """Temporal Convolutional Network (Bai, Kolter & Koltun, 2018) on ``(batch, length,
+    channels)`` inputs.
+
+    A stack of :class:`TemporalBlock` with dilations ``2**i`` (by default), optional global
+    skip connections, an output projection and an output activation; the same computation as
+    pytorch-tcn 1.2.3, channels-last.
+
+    Three ways to run it, one code path:
+
+    * offline: ``y = model(x)``;
+    * explicit streaming: ``state = model.init_state(batch)`` then
+      ``y, state = model.stream(chunk, state)``, exact at any batch size and chunk length;
+    * the stateful API: ``model(chunk, inference=True)`` with the stream kept in the model
+      (``reset_buffers()`` starts a new one) or in ``in_buffer`` (:class:`BufferIO` objects).
+
+    Args:
+        num_inputs: input channels.
+        num_channels: output channels of each block.
+        kernel_sizes: kernel size of all blocks, or one per block.
+        dilations: dilation of each block (default ``2**i``).
+        dilation_reset: instead of ``dilations``: restart the ``2**i`` sequence after the
+            dilation reaches this value (pytorch-tcn's rule, ``2**(i % int(log2(2 * r)))``).
+        dropout: dropout probability inside the blocks.
+        causal: causal convolutions (required for streaming).
+        use_norm: ``'batch_norm'``, ``'layer_norm'``, ``'weight_norm'`` or ``None``.
+        activation: name (``relu``, ``tanh``, ``leaky_relu``, ``sigmoid``, ``elu``, ``gelu``,
+            ``selu``, ``softmax``, ``log_softmax``) or a callable / ``mlx.nn.Module`` class.
+        kernel_initializer: ``xavier_uniform``, ``xavier_normal``, ``kaiming_uniform``,
+            ``kaiming_normal``, ``he_uniform``, ``he_normal``, ``normal`` or ``uniform``.
+        use_skip_connections: sum the blocks' outputs (projected to the last width).
+        embedding_shapes: ``[(features,), ...]`` of conditioning inputs fed to every block.
+        embedding_mode: ``'add'`` or ``'concat'``.
+        use_gate: gated activations (GLU) after each block's first convolution.
+        use_se: squeeze-and-excitation in each block (causal running mean when causal).
+        se_reduction: SE bottleneck reduction ratio.
+        se_residual: residual connection inside SE.
+        output_projection: channels of a final 1x1 projection, or ``None``.
+        output_activation: activation after everything, or ``None``.
+        kernel_initilaizer: deprecated misspelling of ``kernel_initializer``.
+    """
+
+    def __init__(
+        self,
+        num_inputs: int,
+        num_channels: Sequence[int],
+        kernel_sizes: int | Sequence[int] = 4,
+        dilations: Sequence[int] | None = None,
+        dilation_reset: int | None = None,
+        dropout: float = 0.1,
+        causal: bool = False,
+        use_norm: str | None = "weight_norm",
+        activation: str | Callable = "relu",
+        kernel_initializer: str = "xavier_uniform",
+        use_skip_connections: bool = False,
+        embedding_shapes: Sequence[tuple[int, ...]] | None = None,
+        embedding_mode: str = "add",
+        use_gate: bool = False,
+        use_se: bool = False,
+        se_reduction: int = 8,
+        se_residual: bool = False,
+        output_projection: int | None = None,
+        output_activation: str | Callable | None = None,
+        kernel_initilaizer: str | None = None,
+    ) -> None:
+        super().__init__()
+        if kernel_initilaizer is not None:
+            warnings.warn(
+                "kernel_initilaizer is a misspelling kept for old code; use kernel_initializer",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if kernel_initializer not in ("xavier_uniform", kernel_initilaizer):
+                raise ValueError(
+                    f"kernel_initializer={kernel_initializer!r} and kernel_initilaizer="
+                    f"{kernel_initilaizer!r} disagree; pass only kernel_initializer"
+                )
+            kernel_initializer = kernel_initilaizer
+        check_int(num_inputs, "num_inputs", 1)
+        channels = self._int_list(num_channels, "num_channels")
+        levels = len(channels)
+        if isinstance(kernel_sizes, int) and not isinstance(kernel_sizes, bool):
+            kernels = [check_int(kernel_sizes, "kernel_sizes", 1)] * levels
+        else:
+            kernels = self._int_list(kernel_sizes, "kernel_sizes", levels)
+        if dilations is not None and dilation_reset is not None:
+            raise ValueError(
+                f"give dilations or dilation_reset, not both (got dilations={dilations!r}, "
+                f"dilation_reset={dilation_reset!r})"
+            )
+        if dilations is not None:
+            dil = self._int_list(dilations, "dilations", levels)
+        elif dilation_reset is not None:
+            check_int(dilation_reset, "dilation_reset", 1)
+            period = int(math.log2(dilation_reset * 2))
+            dil = [2 ** (i % period) for i in range(levels)]
+        else:
+            dil = [2**i for i in range(levels)]
+        if use_norm not in NORMS:
+            raise ValueError(f"use_norm must be one of {NORMS}, got {use_norm!r}")
+        check_activation(activation, "activation")
+        if output_activation is not None:
+            check_activation(output_activation, "output_activation")
+        get_initializer(kernel_initializer, activation)  # validates the name early
+        _check_bool(use_skip_connections, "use_skip_connections")
+        check_int(se_reduction, "se_reduction", 1)
+        _check_bool(se_residual, "se_residual")
+        if output_projection is not None:
+            check_int(output_projection, "output_projection", 1)
+        shapes = _check_embedding_shapes(embedding_shapes)
+
+        self._config = {
+            "num_inputs": num_inputs,
+            "num_channels": channels,
+            "kernel_sizes": kernel_sizes if isinstance(kernel_sizes, int) else kernels,
+            "dilations": None if dilations is None else dil,
+            "dilation_reset": dilation_reset,
+            "dropout": dropout,
+            "causal": causal,
+            "use_norm": use_norm,
+            "activation": activation,
+            "kernel_initializer": kernel_initializer,
+            "use_skip_connections": use_skip_connections,
+            "embedding_shapes": None if shapes is None else [list(s) for s in shapes],
+            "embedding_mode": embedding_mode,
+            "use_gate": use_gate,
+            "use_se": use_se,
+            "se_reduction": se_reduction,
+            "se_residual": se_residual,
+            "output_projection": output_projection,
+            "output_activation": output_activation,
+        }
+        self.num_inputs = num_inputs
+        self.num_channels = channels
+        self.kernel_sizes = kernels
+        self.dilations = dil
+        self.causal = _check_bool(causal, "causal")
+        self.dropout = _check_dropout(dropout)
+        self.use_norm = use_norm
+        self.use_skip_connections = use_skip_connections
+        self.use_se = use_se
+        self.embedding_shapes = shapes
+
+        self.network = ModuleList(
+            TemporalBlock(
+                n_inputs=num_inputs if i == 0 else channels[i - 1],
+                n_outputs=channels[i],
+                kernel_size=kernels[i],
+                dilation=dil[i],
+                dropout=dropout,
+                causal=causal,
+                use_norm=use_norm,
+                activation=activation,
+                kernel_initializer=kernel_initializer,
+                embedding_shapes=shapes,
+                embedding_mode=embedding_mode,
+                use_gate=use_gate,
+                use_se=use_se,
+                se_reduction=se_reduction,
+                se_residual=se_residual,
+            )
+            for i in range(levels)
+        )
+        if use_skip_connections:
+            init = get_initializer(kernel_initializer, activation)
+            skips = ModuleList()
+            for width in channels:
+                skip = nn.Linear(width, channels[-1]) if width != channels[-1] else None
+                if skip is not None:
+                    skip.weight = init(skip.weight.shape)
+                skips.append(skip)
+            self.downsample_skip_connection = skips
+            self.activation_skip_out = get_activation(activation)
+        if output_projection is not None:
+            self.projection_out = nn.Linear(channels[-1], output_projection)
+        if output_activation is not None:
+            self.activation_out = get_activation(output_activation, "output_activation")
+        object.__setattr__(self, "_stream_state", None)
+
+    @staticmethod
+    def _int_list(values: object, name: str, length: int | None = None) -> list[int]:
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+            raise TypeError(f"{name} must be a list of ints, got {values!r}")
+        try:
+            out = [operator.index(v) for v in values]
+        except TypeError:
+            raise TypeError(f"{name} must be a list of ints, got {values!r}") from None
+        if not out:
+            raise ValueError(f"{name} must not be empty, got {values!r}")
+        if length is not None and len(out) != length:
+            raise ValueError(
+                f"{name} must have one entry per level ({length}), got {len(out)}: {values!r}"
+            )
+        for v in out:
+            if v < 1:
+                raise ValueError(f"{name} entries must be >= 1, got {values!r}")
+        return out
+
+    # -- properties -----------------------------------------------------------------------
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments; ``TCN(**model.config)`` builds the same architecture."""
+        return {k: (list(v) if isinstance(v, list) else v) for k, v in self._config.items()}
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the output: ``output_projection`` or the last block's width."""
+        return self._config["output_projection"] or self.num_channels[-1]
+
+    @property
+    def receptive_field(self) -> int | float:
+        """Input steps that can influence one output step: ``1 + sum 2*(k-1)*d``.
+
+        ``math.inf`` with SE blocks: their squeeze averages over every earlier step (causal)
+        or the whole sequence.
+        """
+        if self.use_se:
+            return math.inf
+        return 1 + sum(block.receptive_field - 1 for block in self.network)
+
+    # -- the forward pass -------------------------------------------------------------------
+
+    def _forward(
+        self, x: mx.array, e: mx.array | None, state: list | None, eval_mode: bool
+    ) -> tuple[mx.array, list | None]:
+        new_state = None if state is None else []
+        skip_sum = None
+        last = len(self.network) - 1
+        for i, block in enumerate(self.network):
+            x, skip, s = block._forward(x, e, None if state is None else state[i], eval_mode)
+            if new_state is not None:
+                new_state.append(s)
+            if self.use_skip_connections and i < last:
+                projection = self.downsample_skip_connection[i]
+                if projection is not None:
+                    skip = projection(skip)
+                skip_sum = skip if skip_sum is None else skip_sum + skip
+        if self.use_skip_connections:
+            x = self.activation_skip_out(x if skip_sum is None else skip_sum + x)
+        if "projection_out" in self:
+            x = self.projection_out(x)
+        if "activation_out" in self:
+            x = self.activation_out(x)
+        return x, new_state
+
+    def __call__(
+        self,
+        x: mx.array,
+        embeddings: list[mx.array] | mx.array | None = None,
+        inference: bool = False,
+        in_buffer: list[BufferIO] | BufferIO | None = None,
+    ) -> mx.array:
+        """Run the network on ``x`` of shape ``(batch, length, num_inputs)``.
+
+        Args:
+            x: the input, channels-last.
+            embeddings: one array per ``embedding_shapes`` entry, ``(batch, features)``
+                (broadcast over time) or ``(batch, length, features)``.
+            inference: treat ``x`` as the next chunk of a stream (causal models only); also
+                computes in inference mode (no dropout, batch-norm running statistics)
+                without changing ``model.training``.
+            in_buffer: where the stream's state lives with ``inference=True``: ``None`` (in
+                the model; :meth:`reset_buffers` starts over), a list of ``2 * len(network)``
+                :class:`BufferIO` (stepped after each call), or one :class:`BufferIO` used
+                pytorch-tcn's way (call its ``step()`` between chunks).
+
+        Returns:
+            ``(batch, length, out_channels)``.
+        """
+        check_input(x, self.num_inputs)
+        e = prepare_embeddings(embeddings, self.embedding_shapes, x)
+        if not inference:
+            if in_buffer is not None:
+                raise ValueError("in_buffer is only used with inference=True")
+            return self._forward(x, e, None, not self.training)[0]
+        if not self.causal:
+            raise ValueError(
+                "inference=True streams chunk by chunk, which needs a causal model; this TCN "
+                "was built with causal=False (call it without inference=True)"
+            )
+        if in_buffer is None:
+            state = self._stream_state
+            if state is None:
+                state = self.init_state(x.shape[0], x.dtype)
+            check_state_batch(state, x.shape[0])
+            y, state = self._forward(x, e, state, True)
+            object.__setattr__(self, "_stream_state", state)
+            return y
+        return self._call_with_buffers(x, e, in_buffer)
+
+    def _call_with_buffers(self, x: mx.array, e, in_buffer) -> mx.array:
+        # Stage 2*i holds block i's first convolution, stage 2*i+1 the rest of its state.
+        n = len(self.network)
+        if isinstance(in_buffer, BufferIO):
+            ios = [in_buffer] * (2 * n)
+        elif isinstance(in_buffer, (list, tuple)) and all(
+            isinstance(b, BufferIO) for b in in_buffer
+        ):
+            if len(in_buffer) != 2 * n:
+                raise ValueError(
+                    f"in_buffer needs 2 BufferIO per block, {2 * n} for this model, got "
+                    f"{len(in_buffer)}"
+                )
+            ios = list(in_buffer)
+        else:
+            raise TypeError(
+                f"in_buffer must be a BufferIO or a list of BufferIO, got {in_buffer!r}"
+            )
+        fresh = self.init_state(x.shape[0], x.dtype)
+        state = []
+        for i in range(n):
+            first = ios[2 * i].next_in_buffer()
+            rest = ios[2 * i + 1].next_in_buffer()
+            if first is None:
+                first = fresh[i]["conv1"]
+                ios[2 * i].append_internal_buffer(first)
+            if rest is None:
+                rest = {k: v for k, v in fresh[i].items() if k != "conv1"}
+                ios[2 * i + 1].append_internal_buffer(rest)
+            state.append({"conv1": first, **rest})
+        check_state_batch(state, x.shape[0])
+        y, new_state = self._forward(x, e, state, True)
+        for i, s in enumerate(new_state):
+            ios[2 * i].append_out_buffer(s["conv1"])
+            ios[2 * i + 1].append_out_buffer({k: v for k, v in s.items() if k != "conv1"})
+        if ios[0] is not ios[-1] or n == 0:
+            for io in ios:
+                io.step()
+        return y
+
+    # -- explicit streaming ----------------------------------------------------------------
+
+    def init_state(self, batch_size: int, dtype: mx.Dtype = mx.float32) -> list[BlockState]:
+        """The state of a fresh stream of ``batch_size`` rows: per block, the last
+        ``(k-1)*d`` input frames of each convolution (and SE running sums)."""
+        if not self.causal:
+            raise ValueError("streaming needs a causal model; this TCN has causal=False")
+        check_int(batch_size, "batch_size", 1)
+        return [block.init_state(batch_size, dtype) for block in self.network]
+
+    def stream(
+        self,
+        x: mx.array,
+        state: list[BlockState],
+        embeddings: list[mx.array] | mx.array | None = None,
+    ) -> tuple[mx.array, list[BlockState]]:
+        """Process the next chunk of a stream: ``y, state = model.stream(x, state)``.
+
+        ``x`` is ``(batch, steps, num_inputs)`` with any ``steps >= 1``; ``y`` holds the
+        outputs for exactly those steps, equal to the offline outputs of the whole sequence
+        at those positions. Pure: nothing in the model changes, so the method can be wrapped
+        in ``mx.compile`` or exported with ``mx.export_function``.
+        """
+        if not self.causal:
+            raise ValueError("streaming needs a causal model; this TCN has causal=False")
+        if self.training and (self.dropout > 0 or self.use_norm == "batch_norm"):
+            raise ValueError(
+                f"stream() computes inference outputs, but the model is in training mode with "
+                f"dropout={self.dropout} and use_norm={self.use_norm!r}; call model.eval() first"
+            )
+        check_input(x, self.num_inputs)
+        self._check_state(state, x.shape[0])
+        e = prepare_embeddings(embeddings, self.embedding_shapes, x)
+        return self._forward(x, e, state, True)
+
+    def _check_state(self, state: object, batch_size: int) -> None:
+        if not isinstance(state, list) or len(state) != len(self.network):
+            raise ValueError(
+                f"state must be the list returned by init_state() with one entry per block "
+                f"({len(self.network)}), got {type(state).__name__}"
+                + (f" of length {len(state)}" if isinstance(state, list) else "")
+            )
+        expected = dict(tree_flatten(self.init_state(1)))
+        got = dict(tree_flatten(state))
+        if expected.keys() != got.keys():
+            raise ValueError(
+                f"state does not fit this model: missing {sorted(expected.keys() - got.keys())}, "
+                f"unexpected {sorted(got.keys() - expected.keys())}"
+            )
+        for key, leaf in got.items():
+            if leaf.shape[1:] != expected[key].shape[1:] or leaf.shape[0] != batch_size:
+                raise ValueError(
+                    f"state[{key!r}] has shape {tuple(leaf.shape)}, expected "
+                    f"({batch_size}, {', '.join(map(str, expected[key].shape[1:]))}) for a chunk "
+                    f"of batch size {batch_size}"
+                )
+
+    def reset_state(self, state: list[BlockState], rows: object) -> list[BlockState]:
+        """Return ``state`` with the given batch rows reset to a fresh stream.
+
+        Args:
+            state: a state from :meth:`init_state` / :meth:`stream`.
+            rows: a row index, a list of row indices, or a boolean mask of length ``batch``.
+        """
+        batch = tree_flatten(state)[0][1].shape[0]
+        if isinstance(rows, mx.array) and rows.dtype == mx.bool_:
+            if rows.shape != (batch,):
+                raise ValueError(f"rows mask must have shape ({batch},), got {rows.shape}")
+            mask = rows
+        else:
+            index = [rows] if isinstance(rows, int) else list(rows)
+            for r in index:
+                if isinstance(r, bool) or not isinstance(r, int) or not -batch <= r < batch:
+                    raise ValueError(f"rows must be row indices in [0, {batch}), got {rows!r}")
+            flags = [False] * batch
+            for r in index:
+                flags[r] = True
+            mask = mx.array(flags)
+        fresh = self.init_state(batch, tree_flatten(state)[0][1].dtype)
+
+        def pick(new: mx.array, old: mx.array) -> mx.array:
+            m = mask.reshape((batch,) + (1,) * (old.ndim - 1))
+            return mx.where(m, new.astype(old.dtype), old)
+
+        return tree_map(pick, fresh, state)
+
+    def reset_buffers(self) -> None:
+        """Forget the stream kept by ``inference=True`` calls (in the model and its layers)."""
+        object.__setattr__(self, "_stream_state", None)
+        for _, module in self.named_modules():
+            if hasattr(module, "reset_buffer"):
+                module.reset_buffer()
+
+    # -- save / load --------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``path/config.json`` and ``path/model.safetensors`` (weights and batch-norm
+        statistics; never streaming state)."""
+        config = self.config
+        for key in ("activation", "output_activation"):
+            if config[key] is not None and not isinstance(config[key], str):
+                raise ValueError(
+                    f"cannot save a model whose {key} is a callable ({config[key]!r}); "
+                    f"only activation names can be stored in config.json"
+                )
+        directory = Path(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp_config = directory / (CONFIG_FILE + ".tmp")
+        tmp_config.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        tmp_weights = directory / ("tmp." + WEIGHTS_FILE)
+        mx.save_safetensors(str(tmp_weights), dict(tree_flatten(self.parameters())))
+        os.replace(tmp_weights, directory / WEIGHTS_FILE)
+        os.replace(tmp_config, directory / CONFIG_FILE)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TCN:
+        """Rebuild a model saved with :meth:`save`: config, then a strict weight load."""
+        directory = Path(path)
+        config_file, weights_file = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        for f in (config_file, weights_file):
+            if not f.is_file():
+                raise FileNotFoundError(f"{f} not found: not a saved mlx-tcn model directory")
+        try:
+            config = json.loads(config_file.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{config_file} is not valid JSON: {err}") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{config_file} must hold a JSON object, got {type(config).__name__}")
+        try:
+            model = cls(**config)
+        except TypeError as err:
+            raise ValueError(f"{config_file} does not describe a TCN: {err}") from None
+        try:
+            model.load_weights(str(weights_file), strict=True)
+        except Exception as err:
+            raise ValueError(f"{weights_file} does not fit {config_file}: {err}") from None
+        mx.eval(model.parameters())
+        return model
