@@ -19,7 +19,8 @@ Environment variables (read once, by :func:`setup`):
 
 ``MLX_TCN_BLAS``
     ``0`` (or ``off``/``false``/``no``/``none``) leaves MLX's BLAS alone. A path to a
-    shared library selects it instead of the bundled OpenBLAS; it must export the CBLAS
+    shared library (or a name the dynamic linker finds, such as ``libopenblas.so.0``)
+    selects it instead of the bundled OpenBLAS; it must export the CBLAS
     functions (``cblas_sgemm`` ...) with 32-bit integers, optionally behind a prefix
     such as ``scipy_`` (e.g. ``libmkl_rt.so``, ``libopenblas.so.0``, ``libblis.so``).
 ``MLX_TCN_CACHE_LIMIT``
@@ -33,8 +34,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import importlib.util
 import logging
+import mmap
 import os
 import platform
 import re
@@ -135,9 +138,9 @@ def _setup_blas() -> None:
     if choice.lower() in _OFF:
         _STATE.note = f"disabled by {ENV_BLAS}={choice}"
         return
-    if choice:
+    if choice:  # a path, or a name the dynamic linker resolves (libopenblas.so.0)
         path = Path(choice).expanduser()
-        if not path.is_file():
+        if "/" in choice and not path.is_file():
             raise FileNotFoundError(f"{ENV_BLAS}={choice!r} is not a file")
     else:
         path = _find_packaged_blas()
@@ -168,26 +171,30 @@ def _find_packaged_blas() -> Path | None:
 
 
 def _load_and_patch(path: Path) -> None:
-    # RTLD_GLOBAL: a library with plain cblas_* names also wins by symbol interposition
-    # for MLX objects loaded after it; the GOT check below then finds it already in place.
-    handle = ctypes.CDLL(str(path), mode=os.RTLD_NOW | os.RTLD_GLOBAL)
+    # RTLD_LOCAL: only MLX's slots are redirected; other libraries (SciPy ships its own
+    # OpenBLAS with the same scipy_ names) keep binding to their own copies.
+    handle = ctypes.CDLL(str(path), mode=os.RTLD_NOW | os.RTLD_LOCAL)
     prefix = next((p for p in _PREFIXES if hasattr(handle, p + "cblas_sgemm")), None)
     if prefix is None:
         raise OSError(f"{path} exports no cblas_sgemm (tried prefixes {_PREFIXES})")
     if hasattr(handle, prefix + "cblas_sgemm64_") and not hasattr(handle, prefix + "cblas_sgemm"):
         raise OSError(f"{path} is an ILP64 BLAS; MLX needs 32-bit integers")
-    _STATE.handle, _STATE.library, _STATE.prefix = handle, str(path), prefix
     targets = {
         name: ctypes.cast(getattr(handle, prefix + name), ctypes.c_void_p).value
         for name in _CBLAS
         if hasattr(handle, prefix + name)
     }
+    fname = _dladdr(targets["cblas_sgemm"])[0]
+    _STATE.handle, _STATE.prefix = handle, prefix
+    _STATE.library = os.path.realpath(fname) if fname else str(path)
 
     import mlx.core  # noqa: F401  (loads libmlx.so so that its GOT can be found)
 
     slots = [s for obj, base in _mlx_objects() for s in _find_slots(obj, base, targets)]
-    if not slots:
-        raise RuntimeError("found no cblas_* call slot in MLX's shared objects")
+    if not slots:  # e.g. a build that links its BLAS statically: nothing to redirect
+        _STATE.note = "MLX imports no cblas_* function; its BLAS is kept"
+        logger.info("mlx_tcn: %s", _STATE.note)
+        return
     for slot in slots:
         if slot.old != targets[slot.symbol]:
             _write_pointer(slot.address, targets[slot.symbol])
@@ -250,7 +257,7 @@ def _loaded_objects() -> list[tuple[str, int]]:
 def _find_slots(path: str, base: int, targets: dict[str, int | None]) -> list[_Slot]:
     """GOT slots of ``path`` (loaded at ``base``) that bind to one of ``targets``."""
     slots = []
-    for offset, symbol in _elf_slot_relocations(path, set(targets)):
+    for offset, symbol in _elf_slot_relocations(path, frozenset(targets)):
         address = base + offset
         old = ctypes.c_void_p.from_address(address).value or 0
         if old != targets[symbol] and not _holds(old, symbol, path):
@@ -267,9 +274,16 @@ def _holds(value: int, symbol: str, owner: str) -> bool:
     return fname is not None and os.path.realpath(fname) == owner and sname is None
 
 
-def _elf_slot_relocations(path: str, symbols: set[str]) -> list[tuple[int, str]]:
+@functools.lru_cache(maxsize=16)
+def _elf_slot_relocations(path: str, symbols: frozenset[str]) -> list[tuple[int, str]]:
     """(slot offset, symbol) of the GOT relocations of a 64-bit little-endian ELF file."""
-    data = Path(path).read_bytes()
+    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return _parse_slot_relocations(data, path, symbols)
+
+
+def _parse_slot_relocations(
+    data: mmap.mmap, path: str, symbols: frozenset[str]
+) -> list[tuple[int, str]]:
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         raise RuntimeError(f"{path} is not a 64-bit little-endian ELF file")
     machine = struct.unpack_from("<H", data, 18)[0]
@@ -320,7 +334,7 @@ def _elf_slot_relocations(path: str, symbols: set[str]) -> list[tuple[int, str]]
             if r_info & 0xFFFFFFFF not in kinds:
                 continue
             st_name = struct.unpack_from("<I", data, symtab + (r_info >> 32) * 24)[0]
-            end = data.index(b"\0", strtab + st_name)
+            end = data.find(b"\0", strtab + st_name)
             name = data[strtab + st_name : end].decode()
             if name in symbols:
                 found.append((r_offset, name))
@@ -405,7 +419,7 @@ def blas_provider() -> str | None:
     import mlx.core  # noqa: F401
 
     for obj, base in _mlx_objects():
-        for offset, symbol in _elf_slot_relocations(obj, {"cblas_sgemm"}):
+        for offset, _ in _elf_slot_relocations(obj, frozenset({"cblas_sgemm"})):
             value = ctypes.c_void_p.from_address(base + offset).value or 0
             fname, _ = _dladdr(value)
             if fname:

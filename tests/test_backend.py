@@ -1,0 +1,227 @@
+"""The BLAS switch and ``info()``: MLX's matmul stays correct and, on Linux, gets fast."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import textwrap
+import time
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from mlx_tcn import _backend
+
+_backend.setup()
+
+LINUX = sys.platform == "linux"
+HAS_OPENBLAS = importlib.util.find_spec("scipy_openblas32") is not None
+ENV_SET = bool(os.environ.get(_backend.ENV_BLAS))
+linux_only = pytest.mark.skipif(not LINUX, reason="the BLAS switch acts on Linux only")
+needs_openblas = pytest.mark.skipif(
+    not (LINUX and HAS_OPENBLAS and not ENV_SET),
+    reason="needs Linux, scipy-openblas32 and MLX_TCN_BLAS unset",
+)
+
+
+def _run(code: str, **env: str) -> dict:
+    """Run ``code`` in a fresh interpreter; it prints one JSON line, returned as a dict."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MLX_TCN_")}
+    environ.update(env)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# Prints the BLAS in use, warnings raised by setup(), a matmul check and a GFLOP/s figure.
+_PROBE = """
+    import json, warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        {before}
+        from mlx_tcn import _backend
+        _backend.setup()
+    import mlx.core as mx, numpy as np
+    a = np.arange(12 * 7, dtype=np.float32).reshape(12, 7) / 10
+    ok = bool(np.allclose(np.array(mx.array(a) @ mx.array(a).T), a @ a.T, rtol=1e-5))
+    print(json.dumps({{
+        "provider": _backend.blas_provider(),
+        "blas": _backend.info()["blas"],
+        "warnings": [str(w.message) for w in caught],
+        "ok": ok,
+        "gflops": _backend.matmul_gflops(512, repeat=3),
+    }}))
+"""
+
+
+def _probe(before: str = "", **env: str) -> dict:
+    return _run(_PROBE.format(before=before), **env)
+
+
+@pytest.mark.parametrize(
+    ("shape_a", "shape_b", "transpose_a", "transpose_b"),
+    [
+        ((1, 1), (1, 1), False, False),
+        ((64, 64), (64, 64), False, False),
+        ((37, 53), (53, 29), False, False),
+        ((53, 37), (53, 29), True, False),
+        ((37, 53), (29, 53), False, True),
+        ((53, 37), (29, 53), True, True),
+        ((3, 130, 70), (70, 257), False, False),
+    ],
+)
+def test_matmul_matches_numpy(shape_a, shape_b, transpose_a, transpose_b):
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal(shape_a).astype(np.float32)
+    b = rng.standard_normal(shape_b).astype(np.float32)
+    xa, xb = mx.array(a), mx.array(b)
+    if transpose_a:
+        a, xa = np.swapaxes(a, -1, -2), mx.swapaxes(xa, -1, -2)
+    if transpose_b:
+        b, xb = b.T, xb.T
+    got = np.array(xa @ xb)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(a.shape[-1]))
+
+
+def test_matmul_float64_and_complex_match_numpy():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((19, 23)) + 1j * rng.standard_normal((19, 23))
+    b = rng.standard_normal((23, 11)) + 1j * rng.standard_normal((23, 11))
+    with mx.stream(mx.cpu):
+        c64 = np.array(mx.array(a.astype(np.complex64)) @ mx.array(b.astype(np.complex64)))
+        f64 = np.array(mx.array(a.real, mx.float64) @ mx.array(b.real, mx.float64))
+    np.testing.assert_allclose(c64, a @ b, rtol=1e-4, atol=1e-4)
+    assert f64.dtype == np.float64
+    np.testing.assert_allclose(f64, a.real @ b.real, rtol=1e-12, atol=1e-12)
+
+
+def test_setup_is_idempotent():
+    before = list(_backend._STATE.slots)
+    _backend.setup()
+    _backend.setup()
+    assert _backend._STATE.slots == before
+
+
+@needs_openblas
+def test_openblas_serves_mlx_and_is_much_faster_than_the_reference():
+    provider = _backend.blas_provider()
+    assert provider is not None and "scipy_openblas32" in provider
+    with open("/proc/self/maps") as maps:
+        assert provider in maps.read()
+    d = _backend.info()
+    assert d["blas"].startswith("OpenBLAS") and d["blas_path"] == provider
+    reference = _probe(MLX_TCN_BLAS="0")
+    assert reference["blas"] == "MLX reference BLAS" and "mlx_cpu.libs" in reference["provider"]
+    assert reference["ok"] and reference["warnings"] == []
+    fast = max(_backend.matmul_gflops(512, repeat=3) for _ in range(2))
+    # OpenBLAS is 10-40x the reference on the CI machine; 3x leaves room for a noisy box.
+    assert fast > 3 * reference["gflops"], (fast, reference["gflops"])
+
+
+@needs_openblas
+def test_importing_mlx_first_still_switches_without_warning():
+    out = _probe(before="import mlx.core as mx; mx.eval(mx.ones((8, 8)) @ mx.ones((8, 8)))")
+    assert out["warnings"] == []
+    assert out["ok"] and "scipy_openblas32" in out["provider"]
+
+
+@linux_only
+def test_disabled_by_env_leaves_the_reference_blas():
+    out = _probe(MLX_TCN_BLAS="off")
+    assert out["warnings"] == [] and out["ok"]
+    assert out["blas"] == "MLX reference BLAS"
+
+
+@linux_only
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("/no/such/libblas.so", "is not a file"), (None, "exports no cblas_sgemm")],
+)
+def test_bad_library_warns_once_and_keeps_reference(value, message):
+    if value is None:  # a real shared library without CBLAS, by name: the C math library
+        value = _run("import ctypes.util, json; print(json.dumps(ctypes.util.find_library('m')))")
+        assert value and "/" not in value
+    out = _probe(MLX_TCN_BLAS=value)
+    assert len(out["warnings"]) == 1 and message in out["warnings"][0]
+    assert out["ok"] and out["blas"] == "MLX reference BLAS"
+
+
+@linux_only
+def test_elf_reader_finds_mlx_sgemm_slot():
+    objects = _backend._mlx_objects()
+    slots = [
+        s
+        for path, _ in objects
+        for s in _backend._elf_slot_relocations(path, frozenset(_backend._CBLAS))
+    ]
+    assert {name for _, name in slots} == set(_backend._CBLAS)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2GB", 2 << 30),
+        ("512MiB", 512 << 20),
+        ("1000", 1000),
+        ("1.5g", 3 << 29),
+        (" 64 kb ", 64 << 10),
+    ],
+)
+def test_parse_size(text, expected):
+    assert _backend._parse_size(text) == expected
+
+
+def test_parse_size_rejects_garbage():
+    with pytest.raises(ValueError, match="MLX_TCN_CACHE_LIMIT must be a size.*'lots'"):
+        _backend._parse_size("lots")
+
+
+def test_cache_limit_env():
+    out = _run(
+        "import json, mlx.core as mx; from mlx_tcn import _backend; _backend.setup();"
+        "print(json.dumps([_backend._STATE.cache_limit, mx.set_cache_limit(0)]))",
+        MLX_TCN_CACHE_LIMIT="96MB",
+    )
+    assert out == [96 << 20, 96 << 20]
+
+
+def test_default_cache_limit_is_bounded():
+    limit = _backend._default_cache_limit()
+    assert 0 < limit <= 4 << 30
+
+
+def test_info_keys_and_benchmark():
+    start = time.perf_counter()
+    d = _backend.info(benchmark=True)
+    assert time.perf_counter() - start < 10
+    assert d["mlx_version"] == mx.__version__
+    assert d["default_device"] == str(mx.default_device())
+    assert d["machine"] == platform.machine()
+    assert d["matmul_gflops"] > 0
+    if sys.platform == "darwin":
+        assert d["blas"] == "Accelerate (macOS)"
+    json.dumps(d)
+
+
+def test_format_info():
+    text = _backend.format_info(
+        {"mlx_version": "0.32.4", "blas_note": "", "cache_limit": 3 << 29, "matmul_gflops": 88.1}
+    )
+    assert text.splitlines() == [
+        "mlx_version    0.32.4",
+        "blas_note      -",
+        "cache_limit    1.50 GiB",
+        "matmul_gflops  88.1 GFLOP/s (1024x1024 float32)",
+    ]
