@@ -26,6 +26,7 @@ from .init import (  # noqa: E402
     xavier_normal,
     xavier_uniform,
 )
+from .interop import from_pytorch_tcn, to_pytorch_tcn  # noqa: E402
 from .modules import ModuleList  # noqa: E402
 from .pad import TemporalPad1d  # noqa: E402
 from .parametrizations import remove_weight_norm, weight_norm  # noqa: E402
@@ -49,6 +50,7 @@ __all__ = [
     "TemporalConvTransposed1d",
     "TemporalPad1d",
     "calculate_gain",
+    "from_pytorch_tcn",
     "get_initializer",
     "he_normal",
     "he_uniform",
@@ -58,6 +60,7 @@ __all__ = [
     "normal",
     "remove_weight_norm",
     "save_state",
+    "to_pytorch_tcn",
     "uniform",
     "weight_norm",
     "xavier_normal",
