@@ -84,8 +84,10 @@ class TemporalPad1d(StreamingModule):
         mode = self.padding_mode
         if mode == "zeros":
             if self.buffer_value != 0.0:
+                # The buffer value stands for the frames before the sequence (the left
+                # side); frames after its end are zeros.
                 parts = [mx.full((x.shape[0], left, x.shape[2]), self.buffer_value, x.dtype), x]
-                return mx.concatenate(parts, axis=1)
+                return mx.pad(mx.concatenate(parts, axis=1), [(0, 0), (0, right), (0, 0)])
             return mx.pad(x, [(0, 0), (left, right), (0, 0)])
         if mode == "reflect" and max(left, right) >= length:
             raise ValueError(
