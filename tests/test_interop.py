@@ -235,6 +235,25 @@ def test_export_accepts_equal_per_layer_kernel_sizes():
     assert kwargs["kernel_size"] == 3
 
 
+@pytest.mark.parametrize(
+    ("init", "activation", "exported"),
+    [
+        ("he_normal", "relu", "kaiming_normal"),
+        ("he_uniform", "tanh", "kaiming_uniform"),
+        ("kaiming_uniform", "gelu", "xavier_uniform"),  # pytorch-tcn refuses kaiming + gelu
+        ("normal", "elu", "normal"),
+    ],
+)
+def test_export_initializer_names(init, activation, exported, caplog):
+    model = TCN(3, [4], kernel_initializer=init, activation=activation)
+    _, kwargs = to_pytorch_tcn(model)
+    assert kwargs["kernel_initializer"] == exported
+    assert ("refused by pytorch-tcn" in caplog.text) == (exported != init and init[:2] != "he")
+    if importlib.util.find_spec("pytorch_tcn") is not None:
+        ref = _load_fixture_script()
+        ref.make_torch_tcn(kwargs, 0)  # pytorch-tcn accepts the exported arguments
+
+
 # --------------------------------------------------------------------------- command line
 
 

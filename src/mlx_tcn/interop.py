@@ -85,6 +85,8 @@ _PYTORCH_ACTIVATIONS = (
     "softmax",
     "log_softmax",
 )
+_HE_TO_KAIMING = {"he_uniform": "kaiming_uniform", "he_normal": "kaiming_normal"}
+_NO_KAIMING_ACTIVATIONS = ("gelu", "elu", "softmax", "log_softmax")
 _WN_NEW = (".parametrizations.weight.original0", ".parametrizations.weight.original1")
 _WN_OLD = (".weight_g", ".weight_v")
 
@@ -151,6 +153,17 @@ def config_to_pytorch_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     if kwargs["dilations"] is not None:
         kwargs["dilations"] = list(kwargs["dilations"])
     kwargs["kernel_size"] = int(kernel_sizes)
+    init = _HE_TO_KAIMING.get(kwargs["kernel_initializer"], kwargs["kernel_initializer"])
+    if init.startswith("kaiming") and kwargs["activation"] in _NO_KAIMING_ACTIVATIONS:
+        # pytorch-tcn refuses this pair; the initialiser does not matter for loaded weights.
+        logger.warning(
+            "kernel_initializer=%r with activation=%r is refused by pytorch-tcn; exporting "
+            "kernel_initializer='xavier_uniform' (it only affects freshly built models)",
+            kwargs["kernel_initializer"],
+            kwargs["activation"],
+        )
+        init = "xavier_uniform"
+    kwargs["kernel_initializer"] = init
     shapes = config.get("embedding_shapes")
     kwargs["embedding_shapes"] = None if shapes is None else [list(s) for s in shapes]
     return dict(sorted(kwargs.items()))
