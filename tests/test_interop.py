@@ -187,6 +187,14 @@ def test_mismatched_state_dict_lists_missing_unexpected_and_misshaped_keys():
     assert "network.0.downsample.weight: got (5, 2, 1), expected (5, 3, 1)" in message
 
 
+def test_both_weight_norm_formats_at_once_is_an_error():
+    case, state, _ = _fixture("causal_weight_norm_k3")
+    key = "network.0.conv1.parametrizations.weight.original0"
+    state = {**state, "network.0.conv1.weight_g": state[key]}
+    with pytest.raises(ValueError, match=f"keys given twice .*{key} / network.0.conv1.weight_g"):
+        from_pytorch_tcn(state, **case["kwargs"])
+
+
 def test_wrong_configuration_is_reported_not_partly_loaded():
     case, state, _ = _fixture("causal_weight_norm_k3")
     kwargs = {**case["kwargs"], "use_norm": None}  # checkpoint is weight-normed
@@ -361,7 +369,13 @@ def _grid() -> list[dict]:
         cases.append({"id": f"k1-causal={causal}", "kwargs": kwargs, "embeddings": []})
     kwargs = {"num_inputs": 2, "num_channels": [3, 3, 4], "kernel_size": 3, "dilations": [1, 3, 2]}
     cases.append({"id": "explicit-dilations", "kwargs": kwargs, "embeddings": []})
-    kwargs = {"num_inputs": 2, "num_channels": [4], "input_shape": "NLC", "dropout": 0.5}
+    kwargs = {
+        "num_inputs": 2,
+        "num_channels": [4],
+        "input_shape": "NLC",
+        "dropout": 0.5,
+        "use_skip_connections": True,
+    }
     cases.append({"id": "nlc-defaults", "kwargs": kwargs, "embeddings": []})
     return cases
 
