@@ -119,7 +119,7 @@ def pytorch_kwargs_to_config(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     if pt["dilations"] is not None:  # pytorch-tcn then ignores dilation_reset
         config["dilations"] = [int(d) for d in pt["dilations"]]
         config["dilation_reset"] = None
-    config["kernel_sizes"] = pt["kernel_size"]
+    config["kernel_sizes"] = int(pt["kernel_size"])
     if pt["embedding_shapes"] is not None:
         config["embedding_shapes"] = [
             tuple(int(s) for s in shape) for shape in pt["embedding_shapes"]
