@@ -441,3 +441,18 @@ def test_live_pt_file_and_torch_tensors(tmp_path):
     }
     model = from_pytorch_tcn(half, **case["kwargs"])
     assert_close(_offline(model, arrays["x"], []), arrays["y"], tol=5e-2)
+
+
+def test_live_convert_cli_to_pt_loads_strictly_into_pytorch_tcn(tmp_path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("pytorch_tcn")
+    ref = _load_fixture_script()
+    name = "noncausal_batch_norm_gate_skip_proj_k4"
+    case, state, arrays = _fixture(name)
+    model_dir = tmp_path / "model"
+    from_pytorch_tcn(state, **case["kwargs"]).save(model_dir)
+    out = tmp_path / "net.pt"
+    assert main_convert(["to-pytorch", str(model_dir), "-o", str(out)]) == 0
+    net = ref.make_torch_tcn(json.loads(out.with_suffix(".json").read_text()), 0)
+    net.load_state_dict(torch.load(out, weights_only=True), strict=True)
+    assert_close(ref.torch_offline(net, arrays["x"], _embeddings(arrays)), arrays["y"])
