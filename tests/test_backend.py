@@ -139,6 +139,36 @@ def test_importing_mlx_first_still_switches_without_warning():
     assert out["ok"] and "scipy_openblas32" in out["provider"]
 
 
+@needs_openblas
+def test_failed_check_restores_the_reference_and_warns_once():
+    code = """
+        import json, os, warnings
+        import mlx.core as mx
+        os.environ["MLX_TCN_BLAS"] = "0"  # a no-op setup() if mlx_tcn runs it on import
+        from mlx_tcn import _backend
+        _backend.setup()
+        del os.environ["MLX_TCN_BLAS"]
+        _backend._STATE = _backend._State()
+
+        def broken():
+            raise RuntimeError("injected mismatch")
+
+        _backend._check_matmul = broken
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _backend.setup()
+        c = mx.ones((4, 3)) @ mx.ones((3, 2))
+        print(json.dumps({
+            "warnings": [str(w.message) for w in caught],
+            "provider": _backend.blas_provider(),
+            "sum": c.sum().item(),
+        }))
+    """
+    out = _run(code)
+    assert len(out["warnings"]) == 1 and "injected mismatch" in out["warnings"][0]
+    assert "mlx_cpu.libs" in out["provider"] and out["sum"] == 24.0
+
+
 @linux_only
 def test_disabled_by_env_leaves_the_reference_blas():
     out = _probe(MLX_TCN_BLAS="off")
