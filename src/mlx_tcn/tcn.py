@@ -546,8 +546,10 @@ class TCN(nn.Module):
             x = self.activation_skip_out(x if skip_sum is None else skip_sum + x)
         if "projection_out" in self:
             x = self.projection_out(x)
-        if "activation_out" in self:
-            x = self.activation_out(x)
+        # getattr, not `in self`: a plain function is an attribute, not a module child
+        activation_out = getattr(self, "activation_out", None)
+        if activation_out is not None:
+            x = activation_out(x)
         return x, new_state
 
     def __call__(
