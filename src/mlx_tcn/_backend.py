@@ -177,8 +177,6 @@ def _load_and_patch(path: Path) -> None:
     prefix = next((p for p in _PREFIXES if hasattr(handle, p + "cblas_sgemm")), None)
     if prefix is None:
         raise OSError(f"{path} exports no cblas_sgemm (tried prefixes {_PREFIXES})")
-    if hasattr(handle, prefix + "cblas_sgemm64_") and not hasattr(handle, prefix + "cblas_sgemm"):
-        raise OSError(f"{path} is an ILP64 BLAS; MLX needs 32-bit integers")
     targets = {
         name: ctypes.cast(getattr(handle, prefix + name), ctypes.c_void_p).value
         for name in _CBLAS
