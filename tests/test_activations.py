@@ -1,0 +1,96 @@
+"""Activations by name (every pytorch-tcn name), callables and modules."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+import pytest
+
+from mlx_tcn import ACTIVATIONS, TCN
+from mlx_tcn.activations import get_activation, glu
+
+NAMES = ["relu", "tanh", "leaky_relu", "sigmoid", "elu", "gelu", "selu", "softmax", "log_softmax"]
+
+
+def test_every_pytorch_tcn_name_is_there():
+    assert sorted(ACTIVATIONS) == sorted(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_matches_torch(name, rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 3, 5)).astype(np.float32) * 3
+    y = np.array(get_activation(name)(mx.array(x)))
+    t = torch.from_numpy(x)
+    f = torch.nn.functional
+    ref = {
+        "relu": f.relu,
+        "tanh": torch.tanh,
+        "leaky_relu": f.leaky_relu,
+        "sigmoid": torch.sigmoid,
+        "elu": f.elu,
+        "gelu": f.gelu,
+        "selu": f.selu,
+        "softmax": lambda v: f.softmax(v, dim=-1),
+        "log_softmax": lambda v: f.log_softmax(v, dim=-1),
+    }[name](t)
+    np.testing.assert_allclose(y, ref.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_hand_values():
+    x = mx.array([-2.0, 0.0, 3.0])
+    np.testing.assert_array_equal(np.array(ACTIVATIONS["relu"](x)), [0, 0, 3])
+    np.testing.assert_allclose(np.array(ACTIVATIONS["leaky_relu"](x)), [-0.02, 0, 3], rtol=1e-6)
+    np.testing.assert_allclose(np.array(ACTIVATIONS["sigmoid"](mx.array([0.0]))), [0.5])
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_normalises_over_channels_not_batch(name, rng):
+    x = mx.array(rng.standard_normal((3, 4, 5)).astype(np.float32))
+    p = np.array(get_activation(name)(x))
+    if name == "log_softmax":
+        p = np.exp(p)
+    np.testing.assert_allclose(p.sum(axis=-1), np.ones((3, 4)), rtol=1e-5)
+    assert not np.allclose(p.sum(axis=0), 1.0)
+
+
+def test_glu_uses_the_channel_halves():
+    x = mx.array([[[1.0, 2.0, 0.0, 100.0]]])
+    np.testing.assert_allclose(np.array(glu(x)), [[[0.5, 2.0]]], rtol=1e-6)
+
+
+def test_module_class_instance_and_callable():
+    act = get_activation(nn.ReLU)
+    assert isinstance(act, nn.ReLU)
+    inst = nn.GELU()
+    assert get_activation(inst) is inst
+
+    def double(v):
+        return 2 * v
+
+    assert get_activation(double) is double
+
+
+@pytest.mark.parametrize("activation", [nn.ReLU, nn.Tanh(), lambda v: mx.maximum(v, 0)])
+def test_tcn_accepts_modules_and_callables(activation):
+    model = TCN(3, [4], kernel_sizes=2, activation=activation, output_activation=activation)
+    assert model(mx.ones((1, 5, 3))).shape == (1, 5, 4)
+
+
+def test_output_activation_softmax_rows_sum_to_one(rng):
+    model = TCN(3, [4, 4], kernel_sizes=2, output_activation="softmax", output_projection=6)
+    y = np.array(model(mx.array(rng.standard_normal((2, 5, 3)).astype(np.float32))))
+    np.testing.assert_allclose(y.sum(axis=-1), np.ones((2, 5)), rtol=1e-5)
+
+
+def test_unknown_name():
+    with pytest.raises(ValueError, match="activation must be one of .* got 'swish'"):
+        get_activation("swish")
+    with pytest.raises(ValueError, match="output_activation must be one of"):
+        get_activation("swish", "output_activation")
+
+
+def test_not_callable():
+    with pytest.raises(TypeError, match="activation must be a string, an mlx.nn.Module"):
+        get_activation(3)
