@@ -753,7 +753,10 @@ class TCN(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TCN:
-        """Rebuild a model saved with :meth:`save`: config, then a strict weight load."""
+        """Rebuild a model saved with :meth:`save`: config, then a strict weight load.
+
+        The model comes back in eval mode (no dropout, batch-norm running statistics).
+        """
         directory = Path(path)
         config_file, weights_file = directory / CONFIG_FILE, directory / WEIGHTS_FILE
         for f in (config_file, weights_file):
@@ -774,4 +777,5 @@ class TCN(nn.Module):
         except Exception as err:
             raise ValueError(f"{weights_file} does not fit {config_file}: {err}") from None
         mx.eval(model.parameters())
+        model.eval()  # ready for inference; call model.train() to train on
         return model
