@@ -1,0 +1,798 @@
+"""TemporalBlock and TCN: the math against hand-written references and pytorch-tcn, causality
+and receptive field by perturbation, every validation error, save/load, gradients and modes."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import re
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import numpy as np
+import pytest
+from mlx.utils import tree_flatten
+
+from mlx_tcn import TCN, BufferIO, TemporalBlock
+from mlx_tcn.parametrizations import get_weight
+
+TESTS = Path(__file__).resolve().parent
+
+
+def _np(a) -> np.ndarray:
+    return np.array(a, dtype=np.float64)
+
+
+def _x(rng, batch=2, length=9, channels=3) -> np.ndarray:
+    return rng.standard_normal((batch, length, channels)).astype(np.float32)
+
+
+# -- a NumPy reference of one block ------------------------------------------------------
+
+
+def _ref_conv(x, conv) -> np.ndarray:
+    w, d = _np(get_weight(conv)), conv.dilation
+    k = w.shape[1]
+    pad = (k - 1) * d
+    left = pad if conv.causal else pad // 2
+    xp = np.pad(x, [(0, 0), (left, pad - left), (0, 0)])
+    y = sum(xp[:, j * d : j * d + x.shape[1]] @ w[:, j].T for j in range(k))
+    return y + _np(conv.bias)
+
+
+def _ref_norm(x, norm, training) -> np.ndarray:
+    if norm is None:
+        return x
+    if isinstance(norm, nn.LayerNorm):
+        mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    elif training:
+        mean, var = x.mean((0, 1)), x.var((0, 1))
+    else:
+        mean, var = _np(norm.running_mean), _np(norm.running_var)
+    return (x - mean) / np.sqrt(var + norm.eps) * _np(norm.weight) + _np(norm.bias)
+
+
+def _ref_linear(x, layer) -> np.ndarray:
+    return x @ _np(layer.weight).T + _np(layer.bias)
+
+
+def _sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+ACT = {"relu": lambda v: np.maximum(v, 0), "tanh": np.tanh}
+
+
+def _ref_block(block: TemporalBlock, x, e=None, act="relu", training=False):
+    """out = act(norm(conv(x))) twice, embeddings after the first norm, GLU when gated, SE,
+    then act(out + residual). Returns (y, skip)."""
+    f = ACT[act]
+    out = _ref_norm(_ref_conv(x, block.conv1), block.get("norm1"), training)
+    if e is not None:
+        p = _ref_linear(e, block.embedding_projection_1)
+        if block.embedding_mode == "add":
+            out = out + p
+        else:
+            p = np.broadcast_to(p, out.shape)
+            out = _ref_linear(np.concatenate([out, p], -1), block.embedding_projection_2)
+    if block.use_gate:
+        a, b = np.split(out, 2, axis=-1)
+        out = a * _sigmoid(b)
+    else:
+        out = f(out)
+    out = f(_ref_norm(_ref_conv(out, block.conv2), block.get("norm2"), training))
+    if block.use_se:
+        se = block.se
+        if se.causal:
+            s = np.cumsum(out, 1) / np.arange(1, out.shape[1] + 1)[None, :, None]
+        else:
+            s = out.mean(1, keepdims=True)
+        gate = _sigmoid(_ref_linear(np.maximum(_ref_linear(s, se.fc1), 0), se.fc2))
+        out = out * gate + (out if se.residual else 0)
+    res = x if block.downsample is None else _ref_linear(x, block.downsample)
+    return f(out + res), out
+
+
+def _randomise_batch_norm(module, rng):
+    for _, m in module.named_modules():
+        if isinstance(m, nn.BatchNorm):
+            c = m.running_mean.shape[0]
+            m.running_mean = mx.array(rng.standard_normal(c).astype(np.float32))
+            m.running_var = mx.array(rng.uniform(0.5, 2.0, c).astype(np.float32))
+            m.weight = mx.array(rng.uniform(0.5, 1.5, c).astype(np.float32))
+            m.bias = mx.array(rng.standard_normal(c).astype(np.float32))
+
+
+def _open_se_bottleneck(model):
+    """Make the SE bottleneck units active (relu > 0) so that the squeeze shows in the output."""
+    for block in model.network:
+        block.se.fc1.bias = mx.full(block.se.fc1.bias.shape, 5.0)
+
+
+def test_block_with_all_ones_weights_by_hand():
+    block = TemporalBlock(1, 1, kernel_size=2, causal=True)
+    for conv in (block.conv1, block.conv2):
+        conv.weight = mx.ones_like(conv.weight)
+        conv.bias = mx.zeros((1,))
+    y, skip = block(mx.array([[[1.0], [2.0], [3.0]]]))
+    # conv1: [1, 3, 5]; conv2: [1, 4, 8]; y = relu(out + x) = [2, 6, 11]
+    np.testing.assert_array_equal(np.array(skip)[0, :, 0], [1, 4, 8])
+    np.testing.assert_array_equal(np.array(y)[0, :, 0], [2, 6, 11])
+
+
+def test_block_downsample_with_known_weights():
+    block = TemporalBlock(1, 2, kernel_size=1, causal=True)
+    for conv in (block.conv1, block.conv2):
+        conv.weight = mx.zeros_like(conv.weight)
+        conv.bias = mx.zeros_like(conv.bias)
+    block.downsample.weight = mx.array([[2.0], [-1.0]])
+    block.downsample.bias = mx.array([0.5, 0.5])
+    y, skip = block(mx.array([[[1.0], [3.0]]]))
+    np.testing.assert_array_equal(np.array(skip), np.zeros((1, 2, 2)))
+    np.testing.assert_array_equal(np.array(y)[0], [[2.5, 0.0], [6.5, 0.0]])
+
+
+BLOCK_CONFIGS = [
+    dict(causal=True),
+    dict(causal=False, kernel_size=4),
+    dict(causal=True, use_gate=True, use_norm="layer_norm"),
+    dict(causal=False, use_norm="batch_norm", activation="tanh"),
+    dict(causal=True, use_norm="weight_norm", use_se=True, se_reduction=2),
+    dict(causal=False, use_se=True, se_residual=True, se_reduction=16),
+    dict(causal=True, embedding_shapes=[(2,), (3,)], embedding_mode="add"),
+    dict(causal=True, embedding_shapes=[(2,)], embedding_mode="concat", use_gate=True),
+    dict(causal=False, embedding_shapes=[(2,)], embedding_mode="concat", use_norm="batch_norm"),
+]
+
+
+@pytest.mark.parametrize("config", BLOCK_CONFIGS, ids=str)
+@pytest.mark.parametrize("n_outputs", [3, 4])
+def test_block_matches_numpy_reference(config, n_outputs, rng):
+    config = {"kernel_size": 3, **config}
+    block = TemporalBlock(3, n_outputs, dilation=2, **config)
+    _randomise_batch_norm(block, rng)
+    block.eval()
+    x = _x(rng)
+    embeddings, e = None, None
+    if "embedding_shapes" in config:
+        embeddings = [mx.array(rng.standard_normal((2, 2)).astype(np.float32))]
+        if len(config["embedding_shapes"]) == 2:  # one global, one time-aligned
+            embeddings.append(mx.array(rng.standard_normal((2, 9, 3)).astype(np.float32)))
+        parts = [np.broadcast_to(_np(a)[:, None], (2, 9, 2)) for a in embeddings[:1]]
+        e = np.concatenate(parts + [_np(a) for a in embeddings[1:]], -1)
+        if len(embeddings) == 1:
+            e = _np(embeddings[0])[:, None]
+    y, skip = block(mx.array(x), embeddings=embeddings)
+    ry, rskip = _ref_block(block, _np(x), e, act=config.get("activation", "relu"))
+    np.testing.assert_allclose(np.array(skip), rskip, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.array(y), ry, rtol=1e-4, atol=1e-5)
+
+
+def test_block_batch_norm_training_uses_batch_statistics(rng):
+    block = TemporalBlock(3, 4, kernel_size=2, use_norm="batch_norm", causal=True)
+    _randomise_batch_norm(block, rng)
+    x = _x(rng)
+    y, _ = block(mx.array(x))
+    ry, _ = _ref_block(block, _np(x), training=True)
+    np.testing.assert_allclose(np.array(y), ry, rtol=1e-4, atol=1e-4)
+
+
+def test_block_returns_state_when_streaming(rng):
+    block = TemporalBlock(3, 4, kernel_size=3, dilation=2, causal=True, use_se=True)
+    state = block.init_state(2)
+    assert state["conv1"]["buffer"].shape == (2, 4, 3)
+    assert state["conv2"]["buffer"].shape == (2, 4, 4)
+    assert state["se"]["sum"].shape == (2, 4)
+    y, skip, new_state = block(mx.array(_x(rng)), state=state)
+    assert y.shape == skip.shape == (2, 9, 4)
+    assert block.receptive_field == 9
+
+
+# -- TCN vs pytorch-tcn ------------------------------------------------------------------
+
+PARITY_CONFIGS = [
+    dict(
+        num_inputs=3,
+        num_channels=[4, 6, 5],
+        kernel_sizes=3,
+        causal=True,
+        use_norm="layer_norm",
+        use_gate=True,
+        use_skip_connections=True,
+        embedding_shapes=[(2,), (3,)],
+        embedding_mode="concat",
+    ),
+    dict(
+        num_inputs=3,
+        num_channels=[5, 5],
+        kernel_sizes=4,
+        causal=False,
+        use_norm="batch_norm",
+        use_skip_connections=True,
+        embedding_shapes=[(2,)],
+        embedding_mode="add",
+        output_projection=2,
+        output_activation="tanh",
+        dilation_reset=2,
+    ),
+    dict(num_inputs=3, num_channels=[4, 4], kernel_sizes=2, causal=True, use_norm="weight_norm"),
+]
+
+
+@pytest.mark.parametrize("config", PARITY_CONFIGS, ids=["skip-gate-concat", "bn-add-proj", "wn"])
+def test_tcn_matches_pytorch_tcn(config, rng):
+    torch = pytest.importorskip("torch")
+    ptcn = pytest.importorskip("pytorch_tcn")
+    from mlx_tcn.interop import to_pytorch_tcn
+
+    model = TCN(**config, dropout=0.0)
+    _randomise_batch_norm(model, rng)
+    model.eval()
+    x = _x(rng, length=11)
+    embs = []
+    if config.get("embedding_shapes"):
+        embs.append(rng.standard_normal((2, 2)).astype(np.float32))
+        if len(config["embedding_shapes"]) == 2:
+            embs.append(rng.standard_normal((2, 11, 3)).astype(np.float32))
+    y = np.array(model(mx.array(x), embeddings=[mx.array(e) for e in embs] or None))
+
+    state, kwargs = to_pytorch_tcn(model)
+    ref = ptcn.TCN(**kwargs)
+    ref.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+    ref.eval()
+    t_embs = [torch.from_numpy(e if e.ndim == 2 else e.transpose(0, 2, 1).copy()) for e in embs]
+    with torch.no_grad():
+        expected = ref(torch.from_numpy(x).transpose(1, 2), embeddings=t_embs or None)
+    np.testing.assert_allclose(y, expected.transpose(1, 2).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_skip_connections_sum_projected_block_outputs(rng):
+    model = TCN(3, [4, 5], kernel_sizes=2, causal=True, use_norm=None, dropout=0.0,
+                use_skip_connections=True, activation="tanh")  # fmt: skip
+    x = _x(rng)
+    h, skip0 = model.network[0](mx.array(x))
+    h, _ = model.network[1](h)
+    proj = model.downsample_skip_connection[0]
+    assert model.downsample_skip_connection[1] is None
+    expected = np.tanh(_ref_linear(_np(skip0), proj) + _np(h))
+    np.testing.assert_allclose(np.array(model(mx.array(x))), expected, rtol=1e-5, atol=1e-6)
+
+
+# -- causality by perturbation -----------------------------------------------------------
+
+CAUSAL_CONFIGS = {
+    "plain": dict(),
+    "k1": dict(kernel_sizes=1),
+    "even-k": dict(kernel_sizes=4),
+    "se": dict(use_se=True, se_reduction=2),
+    "se-residual": dict(use_se=True, se_residual=True),
+    "gate": dict(use_gate=True),
+    "batch_norm": dict(use_norm="batch_norm"),
+    "layer_norm": dict(use_norm="layer_norm"),
+    "weight_norm": dict(use_norm="weight_norm"),
+    "no-norm": dict(use_norm=None),
+    "emb-add": dict(embedding_shapes=[(2,), (3,)], embedding_mode="add"),
+    "emb-concat": dict(embedding_shapes=[(3,)], embedding_mode="concat"),
+    "skip": dict(num_channels=[4, 6, 5], use_skip_connections=True),
+    "projection": dict(output_projection=3, output_activation="softmax"),
+    "everything": dict(
+        use_se=True,
+        use_gate=True,
+        use_norm="batch_norm",
+        embedding_shapes=[(3,)],
+        embedding_mode="concat",
+        use_skip_connections=True,
+        output_projection=2,
+        dilation_reset=2,
+    ),
+}
+
+
+def _time_aligned_embeddings(config, rng, length):
+    shapes = config.get("embedding_shapes") or []
+    return [rng.standard_normal((1, length, s[0])).astype(np.float32) for s in shapes]
+
+
+@pytest.mark.parametrize("name", list(CAUSAL_CONFIGS))
+def test_causal_tcn_never_sees_the_future(name, rng):
+    config = {"num_channels": [4, 4], "kernel_sizes": 3, **CAUSAL_CONFIGS[name]}
+    model = TCN(3, causal=True, dropout=0.0, **config)
+    _randomise_batch_norm(model, rng)
+    model.eval()
+    length = 16
+    x = _x(rng, batch=1, length=length)
+    embs = _time_aligned_embeddings(config, rng, length)
+
+    def run(x, embs):
+        return np.array(model(mx.array(x), embeddings=[mx.array(e) for e in embs] or None))
+
+    base = run(x, embs)
+    for t in (0, 7, length - 1):
+        x2 = x.copy()
+        x2[:, t] += 2.0
+        y = run(x2, embs)
+        np.testing.assert_array_equal(y[:, :t], base[:, :t])
+        assert np.abs(y[:, t:] - base[:, t:]).max() > 0
+        if embs:  # time-aligned embeddings are causal too
+            e2 = [e.copy() for e in embs]
+            e2[0][:, t] += 2.0
+            y = run(x, e2)
+            np.testing.assert_array_equal(y[:, :t], base[:, :t])
+            assert np.abs(y[:, t:] - base[:, t:]).max() > 0
+
+
+@pytest.mark.parametrize("use_se", [False, True])
+def test_non_causal_tcn_sees_the_future(use_se, rng):
+    model = TCN(3, [4], kernel_sizes=3, causal=False, use_se=use_se, activation="tanh")
+    model.eval()
+    if use_se:
+        _open_se_bottleneck(model)
+    x = _x(rng, batch=1)
+    x2 = x.copy()
+    x2[:, 5] += 2.0
+    diff = np.abs(np.array(model(mx.array(x2))) - np.array(model(mx.array(x))))
+    assert diff[:, 4].max() > 0  # one step before the perturbation
+    assert (diff[:, 0].max() > 0) == use_se  # the global SE squeeze reaches every step
+
+
+# -- receptive field by perturbation -----------------------------------------------------
+
+RF_CONFIGS = [
+    (dict(num_channels=[4, 4, 4], kernel_sizes=2), 15),  # 1 + 2 * 1 * (1 + 2 + 4)
+    (dict(num_channels=[4] * 4, kernel_sizes=3, dilation_reset=2), 25),  # dilations 1,2,1,2
+    (dict(num_channels=[4, 4, 4], kernel_sizes=[2, 3, 1], dilations=[1, 3, 2]), 15),
+    (dict(num_channels=[4, 4], kernel_sizes=1), 1),
+    (dict(num_channels=[4, 4], kernel_sizes=4, use_gate=True, use_skip_connections=True), 19),
+]
+
+
+@pytest.mark.parametrize(("config", "rf"), RF_CONFIGS, ids=[str(rf) for _, rf in RF_CONFIGS])
+def test_receptive_field_by_perturbation(config, rf, rng):
+    model = TCN(2, causal=True, dropout=0.0, use_norm=None, activation="tanh", **config)
+    assert model.receptive_field == rf
+    length = rf + 4
+    x = _x(rng, batch=1, length=length, channels=2)
+    last = np.array(model(mx.array(x)))[:, -1]
+
+    def last_step_after_perturbing(t):
+        x2 = x.copy()
+        x2[:, t] += 5.0
+        return np.array(model(mx.array(x2)))[:, -1]
+
+    assert np.abs(last_step_after_perturbing(length - rf) - last).max() > 0
+    np.testing.assert_array_equal(last_step_after_perturbing(length - rf - 1), last)
+
+
+def test_receptive_field_is_infinite_with_se(rng):
+    model = TCN(2, [4, 4], kernel_sizes=2, causal=True, use_se=True, activation="tanh")
+    model.eval()
+    _open_se_bottleneck(model)
+    assert model.receptive_field == math.inf
+    x = _x(rng, batch=1, length=40, channels=2)
+    x2 = x.copy()
+    x2[:, 0] += 5.0  # far outside 1 + 2 * (1 + 2) = 7 steps, still reaches the last step
+    assert (
+        np.abs(np.array(model(mx.array(x2)))[:, -1] - np.array(model(mx.array(x)))[:, -1]).max() > 0
+    )
+
+
+# -- construction ------------------------------------------------------------------------
+
+
+def test_defaults():
+    model = TCN(3, [4, 4, 4])
+    assert model.kernel_sizes == [4, 4, 4]
+    assert model.dilations == [1, 2, 4]
+    assert model.causal is False
+    assert model.dropout == 0.1
+    assert model.use_norm == "weight_norm"
+    assert "weight_g" in model.network[0].conv1
+    assert model.out_channels == 4
+
+
+@pytest.mark.parametrize(
+    ("reset", "expected"), [(1, [1, 1, 1, 1]), (2, [1, 2, 1, 2]), (4, [1, 2, 4, 1])]
+)
+def test_dilation_reset_follows_pytorch_tcn(reset, expected):
+    model = TCN(2, [3] * 4, kernel_sizes=2, dilation_reset=reset)
+    assert model.dilations == expected
+    assert [b.conv1.dilation for b in model.network] == expected
+
+
+def test_per_layer_kernel_sizes_and_dilations():
+    model = TCN(2, [3, 3], kernel_sizes=[5, 2], dilations=[3, 1])
+    assert [b.conv1.kernel_size for b in model.network] == [5, 2]
+    assert [b.conv2.dilation for b in model.network] == [3, 1]
+
+
+def test_gate_doubles_the_first_convolution():
+    block = TCN(2, [3], kernel_sizes=2, use_gate=True, use_norm="layer_norm").network[0]
+    assert get_weight(block.conv1).shape[0] == 6
+    assert block.norm1.weight.shape == (6,)
+    assert block.conv2.weight.shape == (3, 2, 3)
+
+
+def test_embedding_add_has_no_unused_projection():
+    block = TCN(2, [3], embedding_shapes=[(4,)], embedding_mode="add").network[0]
+    assert "embedding_projection_2" not in block
+    block = TCN(2, [3], embedding_shapes=[(4,)], embedding_mode="concat").network[0]
+    assert block.embedding_projection_2.weight.shape == (3, 6)
+
+
+def test_config_rebuilds_the_same_architecture():
+    model = TCN(3, [4, 5], kernel_sizes=[2, 3], use_se=True, embedding_shapes=[(2,)])
+    again = TCN(**model.config)
+    shapes = [(k, v.shape) for k, v in tree_flatten(model.parameters())]
+    assert shapes == [(k, v.shape) for k, v in tree_flatten(again.parameters())]
+    assert json.loads(json.dumps(model.config)) == model.config
+
+
+def test_out_channels_with_projection():
+    model = TCN(3, [4, 5], output_projection=7)
+    assert model.out_channels == 7
+    assert model(mx.ones((2, 6, 3))).shape == (2, 6, 7)
+
+
+def test_kernel_initializer_takes_effect_under_weight_norm():
+    model = TCN(3, [4], kernel_initializer="uniform", use_norm="weight_norm")
+    v = np.array(model.network[0].conv1.weight_v)
+    assert (v >= 0).all() and (v < 1).all()  # U(0, 1), not the default signed init
+    model = TCN(3, [4], kernel_initializer="normal", use_norm=None)
+    assert (np.array(model.network[0].conv1.weight) < 0).any()
+
+
+def test_deprecated_kernel_initilaizer_warns_and_works():
+    with pytest.warns(DeprecationWarning, match="kernel_initilaizer is a misspelling"):
+        model = TCN(3, [4], kernel_initilaizer="uniform", use_norm=None)
+    assert model.config["kernel_initializer"] == "uniform"
+    assert (np.array(model.network[0].conv1.weight) >= 0).all()
+    with (
+        pytest.warns(DeprecationWarning),
+        pytest.raises(ValueError, match="kernel_initializer='normal' and kernel_initilaizer"),
+    ):
+        TCN(3, [4], kernel_initializer="normal", kernel_initilaizer="uniform")
+
+
+# -- validation --------------------------------------------------------------------------
+
+INVALID = [
+    (dict(num_inputs=0), ValueError, "num_inputs must be >= 1, got 0"),
+    (dict(num_inputs=2.0), TypeError, "num_inputs must be an int"),
+    (dict(num_channels=[]), ValueError, "num_channels must not be empty"),
+    (dict(num_channels=[4, 0]), ValueError, r"num_channels entries must be >= 1, got \[4, 0\]"),
+    (dict(num_channels=4), TypeError, "num_channels must be a list of ints, got 4"),
+    (dict(num_channels=[4.5]), TypeError, "num_channels must be a list of ints"),
+    (dict(kernel_sizes=0), ValueError, "kernel_sizes must be >= 1, got 0"),
+    (dict(kernel_sizes=[3]), ValueError, r"kernel_sizes must have one entry per level \(2\)"),
+    (dict(kernel_sizes="3"), TypeError, "kernel_sizes must be a list of ints"),
+    (dict(dilations=[1, 0]), ValueError, r"dilations entries must be >= 1, got \[1, 0\]"),
+    (
+        dict(dilations=[1, 2, 4]),
+        ValueError,
+        r"dilations must have one entry per level \(2\), got 3",
+    ),
+    (dict(dilation_reset=0), ValueError, "dilation_reset must be >= 1, got 0"),
+    (dict(dilations=[1, 2], dilation_reset=2), ValueError, "give dilations or dilation_reset"),
+    (dict(dropout=1.0), ValueError, r"dropout must be in \[0, 1\), got 1.0"),
+    (dict(dropout=-0.1), ValueError, r"dropout must be in \[0, 1\), got -0.1"),
+    (dict(dropout="0.1"), TypeError, "dropout must be a float"),
+    (dict(causal=1), TypeError, "causal must be True or False, got 1"),
+    (dict(use_norm="group_norm"), ValueError, "use_norm must be one of .* got 'group_norm'"),
+    (dict(activation="swish"), ValueError, "activation must be one of .* got 'swish'"),
+    (dict(activation=3), TypeError, "activation must be a string"),
+    (dict(output_activation="swish"), ValueError, "output_activation must be one of"),
+    (dict(kernel_initializer="glorot"), ValueError, "kernel_initializer must be one of .*'glorot'"),
+    (dict(use_skip_connections="yes"), TypeError, "use_skip_connections must be True or False"),
+    (dict(embedding_shapes=[None]), ValueError, "each of embedding_shapes must be"),
+    (
+        dict(embedding_shapes=[(16, 2, 3)]),
+        ValueError,
+        r"must be \(features,\) or \(features, time_steps\)",
+    ),
+    (dict(embedding_shapes=[(0,)]), ValueError, "embedding_shapes entry .* must be >= 1, got 0"),
+    (dict(embedding_shapes=[]), TypeError, "embedding_shapes must be a non-empty list"),
+    (dict(embedding_shapes="16"), TypeError, "embedding_shapes must be a non-empty list"),
+    (dict(embedding_mode="mul"), ValueError, "embedding_mode must be one of .* got 'mul'"),
+    (dict(use_gate=None), TypeError, "use_gate must be True or False"),
+    (dict(use_se="true"), TypeError, "use_se must be True or False"),
+    (dict(se_reduction=0), ValueError, "se_reduction must be >= 1, got 0"),
+    (dict(se_residual=0), TypeError, "se_residual must be True or False"),
+    (dict(output_projection=0), ValueError, "output_projection must be >= 1, got 0"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), INVALID, ids=lambda v: str(v)[:40])
+def test_constructor_validation(kwargs, error, match):
+    args = {"num_inputs": 3, "num_channels": [4, 4]} | kwargs
+    with pytest.raises(error, match=match):
+        TCN(**args)
+
+
+def test_se_reduction_larger_than_width_keeps_one_unit():
+    model = TCN(3, [4, 4], use_se=True, se_reduction=64)
+    assert model.network[0].se.fc1.weight.shape == (1, 4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(n_inputs=0), ValueError, "n_inputs must be >= 1, got 0"),
+        (dict(n_outputs=0), ValueError, "n_outputs must be >= 1, got 0"),
+        (dict(kernel_size=0), ValueError, "kernel_size must be >= 1, got 0"),
+        (dict(dilation=0), ValueError, "dilation must be >= 1, got 0"),
+        (dict(use_norm="bn"), ValueError, "use_norm must be one of"),
+        (dict(embedding_mode="x"), ValueError, "embedding_mode must be one of"),
+        (dict(dropout=2), ValueError, r"dropout must be in \[0, 1\)"),
+        (dict(se_reduction=0, use_se=True), ValueError, "reduction must be >= 1, got 0"),
+    ],
+)
+def test_block_validation(kwargs, error, match):
+    args = {"n_inputs": 3, "n_outputs": 4, "kernel_size": 3} | kwargs
+    with pytest.raises(error, match=match):
+        TemporalBlock(**args)
+
+
+def test_call_validation():
+    model = TCN(3, [4], kernel_sizes=2)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, length, channels\)"):
+        model(mx.ones((5, 3)))
+    with pytest.raises(ValueError, match="x has 5 channels .* but 3 are expected"):
+        model(mx.ones((1, 4, 5)))
+    with pytest.raises(TypeError, match="x must be an mlx.core.array, got ndarray"):
+        model(np.ones((1, 4, 3)))
+    with pytest.raises(ValueError, match="embeddings were given but the model was built without"):
+        model(mx.ones((1, 4, 3)), embeddings=[mx.ones((1, 2))])
+    with pytest.raises(ValueError, match="in_buffer is only used with inference=True"):
+        model(mx.ones((1, 4, 3)), in_buffer=[BufferIO(), BufferIO()])
+    with pytest.raises(
+        ValueError, match="inference=True streams chunk by chunk, which needs a causal"
+    ):
+        model(mx.ones((1, 4, 3)), inference=True)
+
+
+EMB = TCN(3, [4], kernel_sizes=2, embedding_shapes=[(2,), (3,)], causal=True)
+
+
+@pytest.mark.parametrize(
+    ("embeddings", "error", "match"),
+    [
+        (None, ValueError, r"built with embedding_shapes=\[\(2,\), \(3,\)\]: pass embeddings"),
+        ([mx.ones((2, 2))], ValueError, "expected 2 embeddings .* got 1"),
+        (
+            [mx.ones((2, 5)), mx.ones((2, 3))],
+            ValueError,
+            r"embeddings\[0\] must have shape \(2, 2\) or \(2, 6, 2\)",
+        ),
+        ([mx.ones((1, 2)), mx.ones((2, 3))], ValueError, r"embeddings\[0\] must have shape"),
+        (
+            [mx.ones((2, 2)), mx.ones((2, 5, 3))],
+            ValueError,
+            r"embeddings\[1\] is time-aligned with 5 steps but x has 6",
+        ),
+        ([mx.ones((2, 2)), mx.ones((2, 1, 6, 3))], ValueError, r"embeddings\[1\] must have shape"),
+        (
+            [mx.ones((2, 2)), np.ones((2, 3))],
+            TypeError,
+            r"embeddings\[1\] must be an mlx.core.array",
+        ),
+        ("abc", TypeError, "embeddings must be a list of arrays"),
+    ],
+)
+def test_embedding_validation(embeddings, error, match):
+    with pytest.raises(error, match=match):
+        EMB(mx.ones((2, 6, 3)), embeddings=embeddings)
+
+
+def test_global_embedding_equals_repeated_time_aligned(rng):
+    model = TCN(3, [4, 4], kernel_sizes=2, embedding_shapes=[(2,)], embedding_mode="concat")
+    model.eval()
+    x = mx.array(_x(rng, length=6))
+    e = rng.standard_normal((2, 2)).astype(np.float32)
+    y_global = model(x, embeddings=[mx.array(e)])
+    y_single = model(x, embeddings=mx.array(e))  # one array for one shape
+    y_time = model(x, embeddings=[mx.array(np.repeat(e[:, None], 6, axis=1))])
+    np.testing.assert_allclose(np.array(y_global), np.array(y_time), rtol=1e-6)
+    np.testing.assert_array_equal(np.array(y_global), np.array(y_single))
+
+
+# -- training, modes, gradients ----------------------------------------------------------
+
+FULL = dict(
+    num_inputs=3,
+    num_channels=[4, 6],
+    kernel_sizes=3,
+    causal=True,
+    use_norm="batch_norm",
+    use_gate=True,
+    use_se=True,
+    se_residual=True,
+    se_reduction=2,
+    use_skip_connections=True,
+    embedding_shapes=[(2,)],
+    embedding_mode="concat",
+    output_projection=2,
+)
+
+
+@pytest.mark.parametrize("use_norm", ["batch_norm", "weight_norm", "layer_norm"])
+def test_gradients_reach_every_trainable_parameter(use_norm, rng):
+    model = TCN(**(FULL | {"use_norm": use_norm}), dropout=0.0)
+    x = mx.array(_x(rng))
+    e = [mx.array(rng.standard_normal((2, 2)).astype(np.float32))]
+
+    def loss(m):
+        return (m(x, embeddings=e) ** 2).mean()
+
+    _, grads = nn.value_and_grad(model, loss)(model)
+    flat = dict(tree_flatten(grads))
+    trainable = dict(tree_flatten(model.trainable_parameters()))
+    assert flat.keys() == trainable.keys()
+    zero = [k for k, g in flat.items() if float(mx.abs(g).sum()) == 0]
+    assert zero == []
+
+
+def test_batch_norm_running_stats_are_not_trainable():
+    model = TCN(3, [4], use_norm="batch_norm")
+    trainable = {k for k, _ in tree_flatten(model.trainable_parameters())}
+    everything = {k for k, _ in tree_flatten(model.parameters())}
+    assert everything - trainable == {
+        "network.0.norm1.running_mean",
+        "network.0.norm1.running_var",
+        "network.0.norm2.running_mean",
+        "network.0.norm2.running_var",
+    }
+
+
+def test_dropout_is_active_in_training_only(rng):
+    model = TCN(3, [8, 8], kernel_sizes=2, dropout=0.5, causal=True)
+    x = mx.array(_x(rng))
+    assert model.training
+    a, b = np.array(model(x)), np.array(model(x))
+    assert not np.array_equal(a, b)
+    model.eval()
+    np.testing.assert_array_equal(np.array(model(x)), np.array(model(x)))
+
+
+def test_inference_true_disables_dropout_without_changing_training(rng):
+    model = TCN(3, [8, 8], kernel_sizes=2, dropout=0.5, causal=True, use_norm="batch_norm")
+    _randomise_batch_norm(model, rng)
+    x = mx.array(_x(rng))
+    streamed = np.array(model(x, inference=True))
+    assert model.training  # unchanged
+    model.eval()
+    np.testing.assert_allclose(streamed, np.array(model(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_inference_does_not_update_batch_norm_statistics(rng):
+    model = TCN(3, [4], kernel_sizes=2, causal=True, use_norm="batch_norm")
+    before = np.array(model.network[0].norm1.running_mean)
+    model(mx.array(_x(rng)), inference=True)
+    np.testing.assert_array_equal(np.array(model.network[0].norm1.running_mean), before)
+    model(mx.array(_x(rng)))  # a training-mode call does
+    assert not np.array_equal(np.array(model.network[0].norm1.running_mean), before)
+
+
+def test_a_training_step_lowers_the_loss(rng):
+    model = TCN(3, [8, 8], kernel_sizes=2, causal=True, dropout=0.0, output_projection=1)
+    x = mx.array(_x(rng, batch=4, length=12))
+    target = mx.cumsum(x[..., :1], axis=1) / 4
+    opt = optim.Adam(learning_rate=1e-2)
+
+    def loss(m):
+        return ((m(x) - target) ** 2).mean()
+
+    step = nn.value_and_grad(model, loss)
+    first = None
+    for _ in range(30):
+        value, grads = step(model)
+        opt.update(model, grads)
+        mx.eval(model.parameters(), opt.state)
+        first = float(value) if first is None else first
+    assert float(loss(model)) < 0.5 * first
+
+
+# -- save / load -------------------------------------------------------------------------
+
+SAVE_CONFIGS = [
+    dict(num_inputs=3, num_channels=[4, 5], kernel_sizes=2),
+    dict(FULL),
+    dict(
+        num_inputs=3,
+        num_channels=[4, 4],
+        kernel_sizes=[3, 2],
+        dilations=[2, 1],
+        use_norm="layer_norm",
+        activation="tanh",
+        output_activation="log_softmax",
+        embedding_shapes=[(2,)],
+        embedding_mode="add",
+        use_se=True,
+        causal=False,
+    ),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize("config", SAVE_CONFIGS, ids=["small", "full", "non-causal"])
+def test_save_load_gives_identical_outputs(config, tmp_path, rng):
+    model = TCN(**config)
+    x = mx.array(_x(rng))
+    e = (
+        [mx.array(rng.standard_normal((2, 2)).astype(np.float32))]
+        if config.get("embedding_shapes")
+        else None
+    )
+    if config.get("use_norm") == "batch_norm":  # one training step moves the running stats
+        opt = optim.SGD(learning_rate=0.1)
+        _, grads = nn.value_and_grad(model, lambda m: (m(x, embeddings=e) ** 2).mean())(model)
+        opt.update(model, grads)
+        mx.eval(model.parameters())
+        assert float(mx.abs(model.network[0].norm1.running_mean).sum()) > 0
+    model.eval()
+    model.save(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+    ]
+    assert json.loads((tmp_path / "m" / "config.json").read_text()) == model.config
+    loaded = TCN.load(tmp_path / "m")
+    loaded.eval()
+    np.testing.assert_array_equal(
+        np.array(loaded(x, embeddings=e)), np.array(model(x, embeddings=e))
+    )
+    saved = {k: np.array(v) for k, v in mx.load(str(tmp_path / "m" / "model.safetensors")).items()}
+    for k, v in tree_flatten(loaded.parameters()):
+        np.testing.assert_array_equal(np.array(v), saved[k])
+
+
+def test_streaming_buffers_are_never_saved(tmp_path, rng):
+    model = TCN(3, [4, 4], kernel_sizes=3, causal=True, use_se=True)
+    names = {k for k, _ in tree_flatten(model.parameters())}
+    model(mx.array(_x(rng)), inference=True)
+    buffers = [BufferIO() for _ in range(4)]
+    model(mx.array(_x(rng)), inference=True, in_buffer=buffers)
+    assert {k for k, _ in tree_flatten(model.parameters())} == names
+    model.save(tmp_path)
+    saved = set(mx.load(str(tmp_path / "model.safetensors")))
+    assert saved == names
+    assert not any("buffer" in k or "state" in k for k in saved)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json not found: not a saved mlx-tcn model"):
+        TCN.load(tmp_path)
+    TCN(3, [4, 4]).save(tmp_path / "a")
+    TCN(3, [4, 5]).save(tmp_path / "b")
+    # weights of one model with the config of another
+    (tmp_path / "a" / "config.json").write_text((tmp_path / "b" / "config.json").read_text())
+    with pytest.raises(ValueError, match="model.safetensors does not fit .*config.json"):
+        TCN.load(tmp_path / "a")
+    (tmp_path / "b" / "config.json").write_text('{"num_inputs": 3, "num_channels": [4], "nope": 1}')
+    with pytest.raises(ValueError, match="does not describe a TCN"):
+        TCN.load(tmp_path / "b")
+    (tmp_path / "b" / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        TCN.load(tmp_path / "b")
+    (tmp_path / "b" / "config.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="must hold a JSON object"):
+        TCN.load(tmp_path / "b")
+
+
+def test_save_refuses_callable_activations(tmp_path):
+    with pytest.raises(ValueError, match="cannot save a model whose activation is a callable"):
+        TCN(3, [4], activation=nn.ReLU).save(tmp_path)
+
+
+# -- every constructor argument is exercised ----------------------------------------------
+
+
+def test_every_tcn_argument_is_exercised_by_the_tests():
+    source = "\n".join(p.read_text() for p in TESTS.glob("test_*.py"))
+    unused = [
+        name
+        for name in inspect.signature(TCN).parameters
+        if not re.search(rf"\b{name}\s*=|[\"']{name}[\"']\s*:", source)
+    ]
+    assert unused == [], f"TCN arguments no test passes: {unused}"
