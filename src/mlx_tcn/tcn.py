@@ -179,6 +179,9 @@ class TemporalBlock(nn.Module):
         super().__init__()
         check_int(n_inputs, "n_inputs", 1)
         check_int(n_outputs, "n_outputs", 1)
+        if check_int(stride, "stride", 1) != 1:
+            # a strided block would shorten the main branch but not the residual
+            raise ValueError(f"stride must be 1 in a TemporalBlock (as in a TCN), got {stride}")
         if use_norm not in NORMS:
             raise ValueError(f"use_norm must be one of {NORMS}, got {use_norm!r}")
         if embedding_mode not in EMBEDDING_MODES:
