@@ -523,6 +523,8 @@ def test_se_reduction_larger_than_width_keeps_one_unit():
         (dict(n_outputs=0), ValueError, "n_outputs must be >= 1, got 0"),
         (dict(kernel_size=0), ValueError, "kernel_size must be >= 1, got 0"),
         (dict(dilation=0), ValueError, "dilation must be >= 1, got 0"),
+        (dict(stride=2), ValueError, "stride must be 1 in a TemporalBlock"),
+        (dict(stride=0), ValueError, "stride must be >= 1, got 0"),
         (dict(use_norm="bn"), ValueError, "use_norm must be one of"),
         (dict(embedding_mode="x"), ValueError, "embedding_mode must be one of"),
         (dict(dropout=2), ValueError, r"dropout must be in \[0, 1\)"),
