@@ -1,0 +1,36 @@
+"""Training pipeline: config, data and tasks, model factory, loop, checkpoints, plots.
+
+The public entry points are :class:`TrainConfig` / :func:`resolve_config`, :func:`build_task`,
+:func:`build_model`, :func:`train` (the loop) and :func:`run_training` (a whole run with its
+folder, checkpoints, metrics log and plots). ``mlx-tcn train`` is a thin layer over them.
+"""
+
+from .checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
+from .config import PRESETS, TASKS, TrainConfig, load_config_file, resolve_config
+from .loop import LoopState, TrainingDiverged, build_step, make_optimizer, train
+from .model import build_model
+from .runner import RunResult, run_training
+from .tasks import TaskData, build_task, evaluate_split
+
+__all__ = [
+    "PRESETS",
+    "TASKS",
+    "CheckpointError",
+    "LoopState",
+    "RunResult",
+    "TaskData",
+    "TrainConfig",
+    "TrainingDiverged",
+    "build_model",
+    "build_step",
+    "build_task",
+    "evaluate_split",
+    "find_checkpoint",
+    "load_checkpoint",
+    "load_config_file",
+    "make_optimizer",
+    "resolve_config",
+    "run_training",
+    "save_checkpoint",
+    "train",
+]

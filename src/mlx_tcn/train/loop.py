@@ -1,0 +1,236 @@
+"""The training loop.
+
+It knows nothing about files, plots or terminals: metrics leave through ``callback`` as plain
+dicts, checkpoints through the ``save`` hook, and a stop request (Ctrl-C in the CLI) through
+``should_stop``. The training step can be compiled over the model, optimiser and random state,
+as in mlx-lm, so dropout masks keep changing and a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+
+from .config import TrainConfig
+from .data import iterate_batches, num_batches
+from .tasks import TaskData, evaluate_split, loss_fn
+
+__all__ = [
+    "LoopState",
+    "TrainingDiverged",
+    "build_step",
+    "make_optimizer",
+    "total_steps",
+    "train",
+]
+
+logger = logging.getLogger(__name__)
+
+Callback = Callable[[dict[str, Any]], None]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class LoopState:
+    """Progress of a run; with the model, optimiser and random state it is all a resume needs."""
+
+    step: int = 0  # optimiser steps done
+    epoch: int = 0  # current epoch (completed epochs)
+    batch_in_epoch: int = 0  # batches of the current epoch already done
+    best_metric: float | None = None  # best validation loss so far
+    best_step: int | None = None  # step at which it was reached
+    bad_evals: int = 0  # evaluations since the last improvement (early stopping)
+    status: str = "running"  # running | completed | early_stopped | max_steps | interrupted
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable copy."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LoopState:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**d)
+
+
+def total_steps(cfg: TrainConfig, n_train: int) -> int:
+    """Optimiser steps of the whole run (epochs x batches, capped by ``max_steps``)."""
+    steps = cfg.epochs * num_batches(n_train, cfg.batch_size, drop_last=True)
+    return min(steps, cfg.max_steps) if cfg.max_steps else steps
+
+
+def _schedule(cfg: TrainConfig, steps: int) -> float | Callable[[mx.array], mx.array]:
+    decay_steps = max(steps - cfg.warmup_steps, 1)
+    if cfg.schedule == "cosine":
+        main = optim.cosine_decay(cfg.lr, decay_steps)
+    elif cfg.schedule == "exponential":
+        main = optim.exponential_decay(cfg.lr, cfg.decay_rate ** (1.0 / decay_steps))
+    else:
+        main = None
+    if cfg.warmup_steps:
+        warm = optim.linear_schedule(cfg.lr / cfg.warmup_steps, cfg.lr, cfg.warmup_steps)
+        return optim.join_schedules(
+            [warm, main or (lambda _: mx.array(cfg.lr))], [cfg.warmup_steps]
+        )
+    return main or cfg.lr
+
+
+def make_optimizer(cfg: TrainConfig, steps: int) -> optim.Optimizer:
+    """The optimiser ``cfg`` names, with its learning-rate schedule over ``steps`` steps."""
+    lr = _schedule(cfg, steps)
+    if cfg.optimizer == "adam":
+        return optim.Adam(learning_rate=lr)
+    if cfg.optimizer == "adamw":
+        return optim.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "rmsprop":
+        return optim.RMSprop(learning_rate=lr)
+    return optim.SGD(learning_rate=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def build_step(
+    model: nn.Module,
+    optimizer: optim.Optimizer,
+    loss: Callable[..., mx.array],
+    grad_clip: float | None,
+    compile: bool,
+) -> Callable[..., mx.array]:
+    """One optimiser step ``step(x, y[, mask]) -> loss``, optionally compiled.
+
+    The optimiser state must exist (``optimizer.init``) and any checkpoint must be loaded
+    before this is called: the compiled function captures the state containers.
+    """
+    loss_and_grad = nn.value_and_grad(model, loss)
+
+    def step(x: mx.array, y: mx.array, mask: mx.array | None = None) -> mx.array:
+        value, grads = loss_and_grad(model, x, y, mask)
+        if grad_clip is not None:
+            grads, _ = optim.clip_grad_norm(grads, grad_clip)
+        optimizer.update(model, grads)
+        return value
+
+    if not compile:
+        return step
+    state = [model.state, optimizer.state, mx.random.state]
+    compiled = partial(mx.compile, inputs=state, outputs=state)
+
+    # mx.compile cannot take None, so the masked and unmasked steps are separate functions.
+    plain = compiled(lambda x, y: step(x, y))
+    masked = compiled(lambda x, y, mask: step(x, y, mask))
+    return lambda x, y, mask=None: plain(x, y) if mask is None else masked(x, y, mask)
+
+
+def train(
+    model: nn.Module,
+    optimizer: optim.Optimizer,
+    task: TaskData,
+    cfg: TrainConfig,
+    state: LoopState | None = None,
+    *,
+    callback: Callback | None = None,
+    save: Callable[[LoopState, bool], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> LoopState:
+    """Train ``model`` on ``task`` until the epochs, ``max_steps`` or early stopping end it.
+
+    Args:
+        model: the model, in its initial or restored state.
+        optimizer: initialised (``optimizer.init``) and possibly restored.
+        task: data and loss kind.
+        cfg: resolved config (batch size, epochs, evaluation and checkpoint intervals, ...).
+        state: progress of a resumed run; a fresh run starts from ``LoopState()``.
+        callback: receives plain dicts: ``{"event": "step"|"train"|"eval"|"end", ...}``.
+        save: ``save(state, is_best)`` writes a checkpoint; called every
+            ``checkpoint_every`` steps, after each evaluation, and at the end.
+        should_stop: polled after every step; when it returns True the loop saves and returns
+            with status ``"interrupted"``.
+
+    Returns:
+        The final :class:`LoopState`.
+
+    Raises:
+        TrainingDiverged: the loss became NaN or infinite; nothing is saved after that point.
+    """
+    state = state or LoopState()
+    state.status = "running"
+    emit = callback or (lambda _: None)
+    steps = total_steps(cfg, len(task.train))
+    step_fn = build_step(model, optimizer, loss_fn(task.kind), cfg.grad_clip, cfg.compile)
+    model.train()
+    window_loss, window_n, window_samples, window_t = 0.0, 0, 0, time.perf_counter()
+
+    def evaluate() -> bool:
+        batches = iterate_batches(task.val, cfg.batch_size, shuffle=False, drop_last=False)
+        metrics = evaluate_split(model, task.kind, batches, cfg.eval_batches)
+        improved = state.best_metric is None or metrics["loss"] < state.best_metric
+        if improved:
+            state.best_metric, state.best_step, state.bad_evals = metrics["loss"], state.step, 0
+        else:
+            state.bad_evals += 1
+        emit({"event": "eval", "step": state.step, "epoch": state.epoch,
+              **{f"val_{k}": v for k, v in metrics.items()}, "best": improved})  # fmt: skip
+        if save is not None:
+            save(state, improved)
+        return cfg.patience is not None and state.bad_evals >= cfg.patience
+
+    while state.epoch < cfg.epochs and state.status == "running":
+        batches = iterate_batches(
+            task.train, cfg.batch_size, seed=cfg.seed, epoch=state.epoch, start=state.batch_in_epoch
+        )
+        for x, y, mask in batches:
+            loss = step_fn(x, y, mask)
+            mx.eval(loss, model.parameters(), optimizer.state)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"loss became {value} at step {state.step + 1} (epoch {state.epoch + 1}); "
+                    "training stopped, the last good checkpoint is kept (try a lower lr or grad_clip)"
+                )
+            state.step += 1
+            state.batch_in_epoch += 1
+            window_loss, window_n, window_samples = (
+                window_loss + value,
+                window_n + 1,
+                window_samples + x.shape[0],
+            )
+            emit({"event": "step", "step": state.step, "total_steps": steps, "loss": value})
+            if state.step % cfg.log_every == 0:
+                elapsed = max(time.perf_counter() - window_t, 1e-9)
+                emit({"event": "train", "step": state.step, "epoch": state.epoch,
+                      "loss": window_loss / window_n, "lr": float(optimizer.learning_rate),
+                      "samples_per_s": window_samples / elapsed, "steps_per_s": window_n / elapsed})  # fmt: skip
+                window_loss, window_n, window_samples, window_t = 0.0, 0, 0, time.perf_counter()
+            if state.step % cfg.eval_every == 0:
+                if evaluate():
+                    state.status = "early_stopped"
+            elif save is not None and state.step % cfg.checkpoint_every == 0:
+                save(state, False)
+            if state.status == "running" and cfg.max_steps and state.step >= cfg.max_steps:
+                state.status = "max_steps"
+            if state.status == "running" and should_stop is not None and should_stop():
+                state.status = "interrupted"
+            if state.status != "running":
+                break
+        else:
+            state.epoch += 1
+            state.batch_in_epoch = 0
+            if state.step % cfg.eval_every != 0 and evaluate():
+                state.status = "early_stopped"
+    if state.status == "running":
+        state.status = "completed"
+    if save is not None:
+        save(state, False)
+    emit({"event": "end", "status": state.status, "step": state.step, "epoch": state.epoch,
+          "best_val_loss": state.best_metric, "best_step": state.best_step})  # fmt: skip
+    return state

@@ -1,0 +1,59 @@
+"""Model factory: a :class:`mlx_tcn.TCN` built from a :class:`TrainConfig` and a task."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import mlx.nn as nn
+
+from .config import TrainConfig
+
+__all__ = ["build_model", "model_kwargs", "parameter_count"]
+
+logger = logging.getLogger(__name__)
+
+
+def model_kwargs(cfg: TrainConfig, num_inputs: int, num_outputs: int) -> dict:
+    """The ``TCN`` constructor arguments that ``cfg`` describes (heads: ``output_projection``)."""
+    return dict(
+        num_inputs=num_inputs,
+        num_channels=[cfg.hidden] * cfg.levels,
+        kernel_sizes=cfg.kernel_size,
+        dilation_reset=cfg.dilation_reset,
+        dropout=cfg.dropout,
+        causal=cfg.causal,
+        use_norm=None if cfg.use_norm == "none" else cfg.use_norm,
+        activation=cfg.activation,
+        kernel_initializer=cfg.kernel_initializer,
+        use_skip_connections=cfg.use_skip_connections,
+        use_gate=cfg.use_gate,
+        use_se=cfg.use_se,
+        output_projection=num_outputs,
+    )
+
+
+def build_model(cfg: TrainConfig, num_inputs: int, num_outputs: int) -> nn.Module:
+    """Build the TCN for a run. Logs a warning when the receptive field is shorter than the
+    sequences (the model then cannot see the whole input)."""
+    from mlx_tcn.tcn import TCN
+
+    model = TCN(**model_kwargs(cfg, num_inputs, num_outputs))
+    rf = model.receptive_field
+    if cfg.task in ("adding", "copy_memory", "forecast") and math.isfinite(rf):
+        length = cfg.seq_len + (2 * cfg.memory_length if cfg.task == "copy_memory" else 0)
+        if rf < length:
+            logger.warning(
+                "receptive field %d is shorter than the sequence length %d: the model cannot see "
+                "the whole input (raise levels or kernel_size)",
+                rf,
+                length,
+            )
+    return model
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Number of trainable scalars."""
+    from mlx.utils import tree_flatten
+
+    return sum(v.size for _, v in tree_flatten(model.trainable_parameters()))

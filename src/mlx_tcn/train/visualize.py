@@ -1,0 +1,116 @@
+"""PNG plots of a run: loss and metric curves, forecasts against targets.
+
+matplotlib is imported inside the functions with the non-interactive ``Agg`` backend, so
+plotting works on machines without a display and costs nothing when unused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["plot_metrics", "plot_predictions", "read_metrics"]
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Records of a ``metrics.jsonl`` file (one JSON object per line)."""
+    records = []
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            records.append(json.loads(line))
+    return records
+
+
+def plot_metrics(records: Sequence[dict[str, Any]], out_path: str | Path, title: str = "") -> Path:
+    """Training and validation loss against step, and validation accuracy when present.
+
+    Args:
+        records: metric dicts as the training loop emits them (``event`` ``"train"``/``"eval"``).
+        out_path: PNG file to write.
+        title: figure title (e.g. the run name).
+    """
+    plt = _pyplot()
+    train = [r for r in records if r.get("event") == "train"]
+    evals = [r for r in records if r.get("event") == "eval"]
+    has_acc = any("val_accuracy" in r for r in evals)
+    fig, axes = plt.subplots(
+        1, 2 if has_acc else 1, figsize=(11 if has_acc else 6, 4), squeeze=False
+    )
+    ax = axes[0, 0]
+    if train:
+        ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train")
+    if evals:
+        ax.plot(
+            [r["step"] for r in evals], [r["val_loss"] for r in evals], "o-", label="validation"
+        )
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    losses = [r["loss"] for r in train] + [r["val_loss"] for r in evals]
+    if losses and min(losses) > 0 and max(losses) / min(losses) > 20:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if has_acc:
+        ax = axes[0, 1]
+        acc = [r for r in evals if "val_accuracy" in r]
+        ax.plot([r["step"] for r in acc], [r["val_accuracy"] for r in acc], "o-", color="C1")
+        ax.set_xlabel("step")
+        ax.set_ylabel("validation accuracy")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out_path = Path(out_path)
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+    return out_path
+
+
+def plot_predictions(
+    targets: np.ndarray,
+    predictions: np.ndarray,
+    out_path: str | Path,
+    names: Sequence[str] | None = None,
+    title: str = "",
+) -> Path:
+    """Forecasts against targets, one panel per target column.
+
+    Args:
+        targets: ``(N, C)`` actual values (NaN where unknown).
+        predictions: ``(N, C)`` predicted values.
+        out_path: PNG file to write.
+        names: column names for the panel titles.
+        title: figure title.
+    """
+    plt = _pyplot()
+    targets, predictions = np.atleast_2d(targets.T).T, np.atleast_2d(predictions.T).T
+    n = predictions.shape[1]
+    fig, axes = plt.subplots(n, 1, figsize=(10, 2.6 * n), squeeze=False, sharex=True)
+    for c in range(n):
+        ax = axes[c, 0]
+        ax.plot(targets[:, c], label="target", color="black", linewidth=1)
+        ax.plot(predictions[:, c], label="prediction", color="C3", linewidth=1)
+        ax.set_ylabel(names[c] if names else f"target {c}")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper right")
+    axes[-1, 0].set_xlabel("window")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out_path = Path(out_path)
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+    return out_path
