@@ -553,6 +553,29 @@ def test_call_validation():
         ValueError, match="inference=True streams chunk by chunk, which needs a causal"
     ):
         model(mx.ones((1, 4, 3)), inference=True)
+    with pytest.raises(ValueError, match="at least one batch row and one step"):
+        model(mx.ones((1, 0, 3)))
+    with pytest.raises(ValueError, match="at least one batch row and one step"):
+        model(mx.ones((0, 4, 3)))
+
+
+def test_in_buffer_validation():
+    model = TCN(3, [4], kernel_sizes=2, causal=True)
+    x = mx.ones((1, 4, 3))
+    with pytest.raises(TypeError, match="in_buffer must be a BufferIO or a list of BufferIO"):
+        model(x, inference=True, in_buffer="buffers")
+    with pytest.raises(TypeError, match="in_buffer must be a BufferIO or a list of BufferIO"):
+        model(x, inference=True, in_buffer=[1, 2])
+    with pytest.raises(ValueError, match="in_buffer needs 2 BufferIO per block, 2 for this model"):
+        model(x, inference=True, in_buffer=[BufferIO()])
+
+
+def test_block_call_validation():
+    block = TemporalBlock(3, 4, 3, embedding_shapes=[(2,)])
+    with pytest.raises(ValueError, match="x has 4 channels"):
+        block(mx.ones((1, 5, 4)), embeddings=[mx.ones((1, 2))])
+    with pytest.raises(ValueError, match="pass embeddings"):
+        block(mx.ones((1, 5, 3)))
 
 
 EMB = TCN(3, [4], kernel_sizes=2, embedding_shapes=[(2,), (3,)], causal=True)
