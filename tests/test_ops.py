@@ -1,0 +1,215 @@
+"""Tests for ``mlx_tcn.ops``: the convolution primitive against a NumPy reference."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlx_tcn import ops
+
+
+def reference_conv1d(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None = None,
+    stride: int = 1,
+    dilation: int = 1,
+    groups: int = 1,
+) -> np.ndarray:
+    """Direct float64 loop over taps and groups: ``y[b,t,o] = sum w[o,k,i] x[b,ts+kd,i]``."""
+    x = x.astype(np.float64)
+    w = w.astype(np.float64)
+    batch, length, c_in = x.shape
+    c_out, k, c_in_g = w.shape
+    c_out_g = c_out // groups
+    t_out = (length - dilation * (k - 1) - 1) // stride + 1
+    y = np.zeros((batch, t_out, c_out))
+    for g in range(groups):
+        xg = x[:, :, g * c_in_g : (g + 1) * c_in_g]
+        wg = w[g * c_out_g : (g + 1) * c_out_g]
+        for j in range(k):
+            start = j * dilation
+            xs = xg[:, start : start + stride * (t_out - 1) + 1 : stride]
+            y[:, :, g * c_out_g : (g + 1) * c_out_g] += xs @ wg[:, j, :].T
+    if b is not None:
+        y += b
+    return y
+
+
+def reference_grads(x, w, b, g, stride=1, dilation=1, groups=1):
+    """Float64 gradients of ``sum(g * conv(x, w, b))`` for x, w and (if given) b."""
+    x64, w64, g64 = (a.astype(np.float64) for a in (x, w, g))
+    c_out, k, c_in_g = w.shape
+    c_out_g = c_out // groups
+    t_out = g.shape[1]
+    dx = np.zeros_like(x64)
+    dw = np.zeros_like(w64)
+    for grp in range(groups):
+        ci = slice(grp * c_in_g, (grp + 1) * c_in_g)
+        co = slice(grp * c_out_g, (grp + 1) * c_out_g)
+        for j in range(k):
+            rows = slice(j * dilation, j * dilation + stride * (t_out - 1) + 1, stride)
+            dx[:, rows, ci] += g64[:, :, co] @ w64[co, j, :]
+            dw[co, j, :] += np.einsum("bto,bti->oi", g64[:, :, co], x64[:, rows, ci])
+    return [dx, dw] + ([g64.sum(axis=(0, 1))] if b is not None else [])
+
+
+def make(rng, batch, length, c_in, c_out, k, groups=1, bias=True):
+    x = rng.standard_normal((batch, length, c_in)).astype(np.float32)
+    w = rng.standard_normal((c_out, k, c_in // groups)).astype(np.float32)
+    b = rng.standard_normal(c_out).astype(np.float32) if bias else None
+    return x, w, b
+
+
+def run_vjp(x, w, b, g, **kw):
+    """``ops.conv1d`` output and its VJP for the cotangent ``g`` (all NumPy)."""
+    primals = [mx.array(x), mx.array(w)] + ([mx.array(b)] if b is not None else [])
+
+    def f(*args):
+        return ops.conv1d(args[0], args[1], args[2] if len(args) > 2 else None, **kw)
+
+    (y,), grads = mx.vjp(f, primals, [mx.array(g)])
+    return np.array(y), [np.array(a) for a in grads]
+
+
+def test_exact_values_constant_weights():
+    # x = 0..5 along time, one channel; taps (1, 10) with dilation 2: y[t] = x[t] + 10 x[t+2]
+    x = mx.arange(6, dtype=mx.float32).reshape(1, 6, 1)
+    w = mx.array([[[1.0], [10.0]]])
+    y = ops.conv1d(x, w, mx.array([0.5]), dilation=2)
+    assert y.tolist() == [[[20.5], [31.5], [42.5], [53.5]]]
+
+
+def test_batches_do_not_mix():
+    # the flat formulation shares one matrix across the batch; a spike in sequence 0
+    # must not leak into sequence 1.
+    x = mx.zeros((2, 8, 1))
+    x[0, -1, 0] = 1.0
+    y = ops.conv1d(x, mx.ones((1, 3, 1)), dilation=2)
+    assert y[1].tolist() == [[0.0]] * 4
+    assert y[0, :, 0].tolist() == [0.0, 0.0, 0.0, 1.0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batch=st.integers(1, 3),
+    length_extra=st.integers(0, 12),
+    c_in=st.integers(1, 6),
+    c_out=st.integers(1, 6),
+    k=st.integers(1, 5),
+    dilation=st.integers(1, 6),
+    bias=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_forward_and_grads_match_reference(
+    batch, length_extra, c_in, c_out, k, dilation, bias, seed
+):
+    rng = np.random.default_rng(seed)
+    length = dilation * (k - 1) + 1 + length_extra
+    x, w, b = make(rng, batch, length, c_in, c_out, k, bias=bias)
+    g = rng.standard_normal((batch, length_extra + 1, c_out)).astype(np.float32)
+    y, grads = run_vjp(x, w, b, g, dilation=dilation)
+    np.testing.assert_allclose(
+        y, reference_conv1d(x, w, b, dilation=dilation), rtol=1e-4, atol=1e-4
+    )
+    for got, want in zip(grads, reference_grads(x, w, b, g, dilation=dilation), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    batch=st.integers(1, 2),
+    length_extra=st.integers(0, 9),
+    groups=st.sampled_from([1, 2, 3]),
+    per_group=st.integers(1, 3),
+    k=st.integers(1, 4),
+    dilation=st.integers(1, 3),
+    stride=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_stride_and_groups_match_reference(
+    batch, length_extra, groups, per_group, k, dilation, stride, seed
+):
+    rng = np.random.default_rng(seed)
+    c = groups * per_group
+    length = dilation * (k - 1) + 1 + length_extra
+    x, w, b = make(rng, batch, length, c, c, k, groups=groups)
+    t_out = length_extra // stride + 1
+    g = rng.standard_normal((batch, t_out, c)).astype(np.float32)
+    kw = dict(stride=stride, dilation=dilation, groups=groups)
+    y, grads = run_vjp(x, w, b, g, **kw)
+    np.testing.assert_allclose(y, reference_conv1d(x, w, b, **kw), rtol=1e-4, atol=1e-4)
+    for got, want in zip(grads, reference_grads(x, w, b, g, **kw), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dilation", [1, 4])
+def test_matches_mx_conv1d_at_layer_size(rng, dilation):
+    # a realistic layer (dilation 1 uses MLX's fast dilation-1 conv as the reference)
+    x, w, b = make(rng, 4, 200 + 2 * dilation, 32, 48, 3)
+    y = ops.conv1d(mx.array(x), mx.array(w), mx.array(b), dilation=dilation)
+    want = reference_conv1d(x, w, b, dilation=dilation)
+    np.testing.assert_allclose(np.array(y), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
+def test_half_precision(rng, dtype):
+    x, w, b = make(rng, 2, 20, 4, 3, 3)
+    y = ops.conv1d(mx.array(x, dtype), mx.array(w, dtype), mx.array(b, dtype), dilation=2)
+    assert y.dtype == dtype
+    want = reference_conv1d(
+        np.array(mx.array(x, dtype).astype(mx.float32)),
+        np.array(mx.array(w, dtype).astype(mx.float32)),
+        np.array(mx.array(b, dtype).astype(mx.float32)),
+        dilation=2,
+    )
+    tol = 5e-2 if dtype == mx.bfloat16 else 1e-2
+    np.testing.assert_allclose(np.array(y.astype(mx.float32)), want, rtol=tol, atol=tol * 4)
+
+
+def test_grad_under_compile(rng):
+    x, w, b = make(rng, 3, 30, 5, 4, 3)
+    xs, ws, bs = mx.array(x), mx.array(w), mx.array(b)
+
+    def loss(x, w, b):
+        return (ops.conv1d(x, w, b, dilation=3) ** 2).sum()
+
+    want = mx.grad(loss, argnums=(0, 1, 2))(xs, ws, bs)
+    got = mx.compile(mx.grad(loss, argnums=(0, 1, 2)))(xs, ws, bs)
+    for a, e in zip(got, want, strict=True):
+        np.testing.assert_allclose(np.array(a), np.array(e), rtol=1e-5, atol=1e-4)
+    y = mx.compile(lambda x, w, b: ops.conv1d(x, w, b, dilation=3))(xs, ws, bs)
+    np.testing.assert_allclose(
+        np.array(y), reference_conv1d(x, w, b, dilation=3), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_second_call_reuses_cached_function():
+    x, w = mx.ones((1, 5, 1)), mx.ones((1, 2, 1))
+    assert ops.conv1d(x, w, dilation=2).tolist() == [[[2.0]] * 3]
+    assert ops.conv1d(x, w, dilation=2).tolist() == [[[2.0]] * 3]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(x=mx.zeros((5, 2))), r"x must be \(batch, length, channels\), got shape \(5, 2\)"),
+        (dict(weight=mx.zeros((2, 3))), r"weight must be .*got shape \(2, 3\)"),
+        (dict(stride=0), "stride must be a positive int, got 0"),
+        (dict(dilation=1.5), "dilation must be a positive int, got 1.5"),
+        (dict(groups=True), "groups must be a positive int, got True"),
+        (dict(groups=2), r"weight shape \(3, 2, 4\) does not fit x with 4 channels and groups=2"),
+        (dict(weight=mx.zeros((3, 2, 5))), r"does not fit x with 4 channels"),
+        (dict(x=mx.zeros((1, 1, 4))), "x length 1 is shorter than the kernel span 2"),
+        (dict(bias=mx.zeros((2,))), r"bias must have shape \(3,\), got \(2,\)"),
+    ],
+)
+def test_validation(kwargs, match):
+    args = dict(x=mx.zeros((1, 6, 4)), weight=mx.zeros((3, 2, 4)), bias=None)
+    args.update(kwargs)
+    x, w, b = args.pop("x"), args.pop("weight"), args.pop("bias")
+    with pytest.raises(ValueError, match=match):
+        ops.conv1d(x, w, b, **args)
