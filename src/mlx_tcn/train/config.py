@@ -307,13 +307,13 @@ def resolve_config(
 
     Args:
         file_values: values read from a config file (see :func:`load_config_file`).
-        cli_values: values given on the command line; ``None`` entries mean "not given".
+        cli_values: values given on the command line (only those the user gave).
 
     Returns:
         The validated :class:`TrainConfig`.
     """
     file_values = dict(file_values or {})
-    cli_values = {k: v for k, v in (cli_values or {}).items() if v is not None}
+    cli_values = dict(cli_values or {})
     _check_keys(file_values, "config file")
     _check_keys(cli_values, "command line")
     top = {**file_values, **cli_values}

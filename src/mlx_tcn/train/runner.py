@@ -60,7 +60,7 @@ def resume_config(
     """The saved config with the allowed overrides applied; refuses changes that would make the
     checkpoint incompatible (model, data, optimiser)."""
     saved = ckpt.cfg.to_dict()
-    wanted = {**file_values, **{k: v for k, v in cli_values.items() if v is not None}}
+    wanted = {**file_values, **cli_values}
     resolve_config(wanted)  # unknown keys and bad values fail here, before anything else
     changed = {
         k: v for k, v in wanted.items() if k in saved and saved[k] != v and k not in RESUMABLE_KEYS
