@@ -94,3 +94,10 @@ def test_unknown_name():
 def test_not_callable():
     with pytest.raises(TypeError, match="activation must be a string, an mlx.nn.Module"):
         get_activation(3)
+
+
+def test_softmax_as_the_block_activation_normalises_the_output_over_channels(rng):
+    model = TCN(3, [4, 4], kernel_sizes=2, activation="softmax", use_norm="layer_norm")
+    model.eval()
+    y = np.array(model(mx.array(rng.standard_normal((2, 5, 3)).astype(np.float32))))
+    np.testing.assert_allclose(y.sum(axis=-1), np.ones((2, 5)), rtol=1e-5)

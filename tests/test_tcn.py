@@ -821,3 +821,36 @@ def test_every_tcn_argument_is_exercised_by_the_tests():
         if not re.search(rf"\b{name}\s*=|[\"']{name}[\"']\s*:", source)
     ]
     assert unused == [], f"TCN arguments no test passes: {unused}"
+
+
+# -- a whole TCN with constant weights, by hand ---------------------------------------------
+
+
+def _constant(model: TCN, value: float = 1.0) -> TCN:
+    for block in model.network:
+        for conv in (block.conv1, block.conv2):
+            conv.weight = mx.full(conv.weight.shape, value)
+            conv.bias = mx.zeros_like(conv.bias)
+    return model
+
+
+def test_tcn_with_all_ones_weights_by_hand():
+    model = _constant(TCN(1, [1, 1], kernel_sizes=2, causal=True, use_norm=None, dropout=0.0))
+    x = mx.array([[[1.0], [2.0], [3.0]]])
+    # block 0 (dilation 1): [2, 6, 11] (see test_block_with_all_ones_weights_by_hand)
+    # block 1 (dilation 2): conv1 [2, 6, 13]; conv2 [2, 6, 15]; + residual [4, 12, 26]
+    np.testing.assert_array_equal(np.array(model(x))[0, :, 0], [4, 12, 26])
+    model.projection_out = nn.Linear(1, 1)
+    model.projection_out.weight = mx.array([[0.5]])
+    model.projection_out.bias = mx.array([-1.0])
+    np.testing.assert_array_equal(np.array(model(x))[0, :, 0], [1, 5, 12])
+
+
+def test_tcn_skip_connections_with_all_ones_weights_by_hand():
+    model = TCN(1, [1, 1], kernel_sizes=2, causal=True, use_norm=None, dropout=0.0,
+                use_skip_connections=True)  # fmt: skip
+    _constant(model)
+    # skip of block 0: [1, 4, 8]; output of block 1: [4, 12, 26]; relu(sum)
+    np.testing.assert_array_equal(
+        np.array(model(mx.array([[[1.0], [2.0], [3.0]]])))[0, :, 0], [5, 16, 34]
+    )
