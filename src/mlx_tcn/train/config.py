@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,73 +46,108 @@ class TrainConfig:
     """
 
     # --- run ---
-    name: str | None = None  # run name: the run lives in <runs_dir>/<name>; default: the task name
-    runs_dir: str = "runs"  # folder that holds all runs
-    seed: int = 0  # seeds data generation, weight initialisation, dropout and data order
-    preset: str = (
-        "quick"  # per-task settings applied under file and CLI: "quick", "paper" or "none"
-    )
+    #: run name: the run lives in <runs_dir>/<name> (default: the task name)
+    name: str | None = None
+    #: folder that holds all runs
+    runs_dir: str = "runs"
+    #: seeds data generation, weight initialisation, dropout and data order
+    seed: int = 0
+    #: per-task settings applied under the file and the CLI: "quick", "paper" or "none"
+    preset: str = "quick"
 
     # --- task and data ---
-    task: str = "adding"  # one of TASKS
-    seq_len: int = 200  # adding: T; copy_memory: blank length T; forecast/classify: window length
-    memory_length: int = 10  # copy_memory: number of digits to recall
-    n_train: int = 10000  # adding/copy_memory: generated training samples; mnist: cap (0 = all)
-    n_val: int = 1000  # adding/copy_memory: generated validation samples; mnist: test cap (0 = all)
-    data_path: str | None = (
-        None  # mnist: IDX folder; jsb/nottingham: .mat file; user data: .csv/.npy/.npz
-    )
-    input_columns: list[str] | None = (
-        None  # user data: input column names or indices (None = all but targets)
-    )
-    target_columns: list[str] | None = (
-        None  # forecast: target columns (None = all inputs); classify: label column
-    )
-    horizon: int = 1  # forecast: how many steps ahead the target lies
-    stride: int = 1  # forecast: step between consecutive windows
-    val_fraction: float = (
-        0.2  # user data: fraction held out for validation (the last part of a series)
-    )
-    normalize: bool = (
-        True  # user data: standardise inputs (and forecast targets) with training statistics
-    )
+    #: one of TASKS
+    task: str = "adding"
+    #: adding: T; copy_memory: blank length T; forecast: window length
+    seq_len: int = 200
+    #: copy_memory: number of digits to recall
+    memory_length: int = 10
+    #: adding/copy_memory: generated training samples; mnist: first N images (0 = all)
+    n_train: int = 10000
+    #: adding/copy_memory: generated validation samples; mnist: first N test images (0 = all)
+    n_val: int = 1000
+    #: mnist: IDX folder; jsb/nottingham: .mat file; forecast/classify: .csv/.npy/.npz
+    data_path: str | None = None
+    #: user data: input column names or indices (None: all columns but a classify label)
+    input_columns: list[str] | None = None
+    #: forecast: target columns (None: all columns); classify (CSV): the label column
+    target_columns: list[str] | None = None
+    #: forecast: how many steps after the window's last step the target lies
+    horizon: int = 1
+    #: forecast: step between consecutive training windows
+    stride: int = 1
+    #: user data: fraction held out for validation (forecast: the end of the series)
+    val_fraction: float = 0.2
+    #: user data: standardise inputs (and forecast targets) with training statistics
+    normalize: bool = True
 
     # --- model (see mlx_tcn.TCN) ---
-    levels: int = 4  # number of residual blocks
-    hidden: int = 24  # channels in every block
-    kernel_size: int = 8  # convolution kernel size
-    dropout: float = 0.0  # dropout probability inside the blocks
-    causal: bool = True  # causal convolutions (no look-ahead)
-    use_norm: str = "weight_norm"  # one of NORMS
-    activation: str = "relu"  # block activation
-    kernel_initializer: str = "xavier_uniform"  # weight initialiser
-    use_skip_connections: bool = False  # sum the blocks' outputs before the head
-    use_gate: bool = False  # gated (GLU) activations
-    use_se: bool = False  # squeeze-and-excitation blocks
-    dilation_reset: int | None = None  # restart the dilation doubling at this value
+    #: number of residual blocks
+    levels: int = 4
+    #: channels in every block
+    hidden: int = 24
+    #: convolution kernel size
+    kernel_size: int = 8
+    #: dropout probability inside the blocks
+    dropout: float = 0.0
+    #: causal convolutions (no look-ahead)
+    causal: bool = True
+    #: one of NORMS
+    use_norm: str = "weight_norm"
+    #: block activation (see mlx_tcn.ACTIVATIONS)
+    activation: str = "relu"
+    #: weight initialiser (see mlx_tcn.INITIALIZERS)
+    kernel_initializer: str = "xavier_uniform"
+    #: sum the blocks' outputs before the head
+    use_skip_connections: bool = False
+    #: gated (GLU) activations
+    use_gate: bool = False
+    #: squeeze-and-excitation blocks
+    use_se: bool = False
+    #: restart the dilation doubling after this value (None: 1, 2, 4, ...)
+    dilation_reset: int | None = None
 
     # --- optimisation ---
-    optimizer: str = "adam"  # one of OPTIMIZERS
-    lr: float = 2e-3  # peak learning rate
-    weight_decay: float = 0.0  # adamw/sgd weight decay
-    momentum: float = 0.0  # sgd momentum
-    grad_clip: float | None = None  # clip the global gradient norm to this value (None = off)
-    schedule: str = "constant"  # learning-rate schedule, one of SCHEDULES
-    warmup_steps: int = 0  # linear warm-up steps before the schedule
-    decay_rate: float = 0.1  # exponential: factor the learning rate reaches at the last step
-    batch_size: int = 32  # samples per step
-    epochs: int = 1  # passes over the training data
-    max_steps: int | None = None  # stop after this many steps (None = run all epochs)
-    compile: bool = False  # mx.compile the training step (on CPU it did not pay off, see docs)
+    #: one of OPTIMIZERS
+    optimizer: str = "adam"
+    #: peak learning rate
+    lr: float = 2e-3
+    #: adamw/sgd weight decay
+    weight_decay: float = 0.0
+    #: sgd momentum
+    momentum: float = 0.0
+    #: clip the global gradient norm to this value (None: no clipping)
+    grad_clip: float | None = None
+    #: learning-rate schedule, one of SCHEDULES
+    schedule: str = "constant"
+    #: linear warm-up steps before the schedule
+    warmup_steps: int = 0
+    #: exponential schedule: factor the learning rate has reached at the last step
+    decay_rate: float = 0.1
+    #: samples per step
+    batch_size: int = 32
+    #: passes over the training data
+    epochs: int = 1
+    #: stop after this many steps (None: run all epochs)
+    max_steps: int | None = None
+    #: mx.compile the training step (on a CPU it was not faster, see docs/training.md)
+    compile: bool = False
 
     # --- evaluation, logging, checkpoints ---
-    eval_every: int = 100  # evaluate on the validation set every N steps (and at each epoch end)
-    eval_batches: int | None = None  # cap the batches per evaluation (None = whole validation set)
-    log_every: int = 10  # report the training loss every N steps
-    checkpoint_every: int = 100  # write a checkpoint every N steps (and at each evaluation/end)
-    keep_checkpoints: int = 2  # how many recent checkpoints to keep besides the best one
-    patience: int | None = None  # early stopping: evaluations without improvement (None = off)
-    plots: bool = True  # write PNG plots into the run folder
+    #: evaluate on the validation split every N steps (and at each epoch end)
+    eval_every: int = 100
+    #: cap the batches per evaluation (None: the whole validation split)
+    eval_batches: int | None = None
+    #: report the mean training loss every N steps
+    log_every: int = 10
+    #: write a checkpoint every N steps (and after each evaluation and at the end)
+    checkpoint_every: int = 100
+    #: recent checkpoints to keep besides the best one
+    keep_checkpoints: int = 2
+    #: early stopping: evaluations without improvement before stopping (None: off)
+    patience: int | None = None
+    #: write PNG plots into the run folder
+    plots: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict of all fields."""
@@ -262,31 +298,29 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"config file not found: {path}")
     suffix = path.suffix.lower()
     text = path.read_text()
-    try:
-        if suffix == ".toml":
-            if sys.version_info < (3, 11):
-                raise ValueError(
-                    f"TOML config {path} needs Python 3.11+ (tomllib); use JSON or YAML instead"
-                )
-            import tomllib
+    parse: Callable[[str], Any]
+    if suffix == ".toml":
+        if sys.version_info < (3, 11):
+            raise ValueError(f"TOML config {path} needs Python 3.11+ (tomllib); use JSON or YAML")
+        import tomllib
 
-            data = tomllib.loads(text)
-        elif suffix == ".json":
-            data = json.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError as err:
-                raise ValueError(f"YAML config {path} needs pyyaml: pip install pyyaml") from err
-            data = yaml.safe_load(text) or {}
-        else:
-            raise ValueError(
-                f"config file {path}: unknown format {suffix!r} (use .toml, .json, .yaml)"
-            )
-    except ValueError:
-        raise
-    except Exception as err:  # parser errors of the three formats
-        raise ValueError(f"config file {path} could not be parsed: {err}") from err
+        parse = tomllib.loads
+    elif suffix == ".json":
+        parse = json.loads
+    elif suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"YAML config {path} needs pyyaml: pip install pyyaml") from None
+
+        def parse(text: str) -> Any:
+            return yaml.safe_load(text) or {}
+    else:
+        raise ValueError(f"config file {path}: unknown format {suffix!r} (use .toml, .json, .yaml)")
+    try:
+        data = parse(text)
+    except Exception as err:  # each format's own parse error
+        raise ValueError(f"config file {path} could not be parsed: {err}") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a table/mapping, got {type(data).__name__}")
     if set(data) == {"train"} and isinstance(data["train"], dict):
@@ -390,14 +424,16 @@ def config_fields() -> list[dataclasses.Field]:
 
 
 def field_comments() -> dict[str, str]:
-    """The ``# comment`` after every field, used as CLI help text."""
+    """The ``#:`` comment above every field, used as the CLI's help text."""
     import inspect
 
     comments: dict[str, str] = {}
+    pending = ""
     for line in inspect.getsource(TrainConfig).splitlines():
         stripped = line.strip()
-        if ":" in stripped and "#" in stripped and not stripped.startswith("#"):
-            name = stripped.split(":", 1)[0].strip()
-            if name.isidentifier():
-                comments[name] = stripped.split("#", 1)[1].strip()
+        if stripped.startswith("#:"):
+            pending = stripped[2:].strip()
+        elif pending and ":" in stripped:
+            comments[stripped.split(":", 1)[0].strip()] = pending
+            pending = ""
     return comments

@@ -1,0 +1,126 @@
+"""TrainConfig: presets, precedence (CLI > file > preset > defaults), files, validation."""
+
+import json
+
+import pytest
+
+from mlx_tcn.train.config import PRESETS, TrainConfig, load_config_file, resolve_config
+
+
+def test_defaults_are_the_quick_adding_run():
+    cfg = resolve_config()
+    assert cfg.task == "adding"
+    assert cfg.preset == "quick"
+    assert (cfg.seq_len, cfg.levels, cfg.hidden, cfg.kernel_size) == (200, 4, 24, 8)
+    assert cfg.run_dir.as_posix() == "runs/adding"
+
+
+def test_paper_presets_match_bai_et_al():
+    adding = resolve_config(cli_values={"preset": "paper"})
+    assert (adding.seq_len, adding.kernel_size, adding.levels, adding.hidden) == (600, 8, 8, 24)
+    copy = resolve_config(cli_values={"task": "copy_memory", "preset": "paper"})
+    assert (copy.kernel_size, copy.levels, copy.hidden, copy.optimizer, copy.lr, copy.grad_clip) == (
+        8, 8, 10, "rmsprop", 5e-4, 1.0)  # fmt: skip
+    mnist = resolve_config(cli_values={"task": "mnist", "preset": "paper", "data_path": "d"})
+    assert (mnist.kernel_size, mnist.levels, mnist.hidden, mnist.lr, mnist.batch_size) == (
+        7,
+        8,
+        25,
+        2e-3,
+        64,
+    )
+    assert PRESETS["pmnist"] is PRESETS["mnist"]
+
+
+def test_precedence_cli_over_file_over_preset_over_default():
+    file_values = {"lr": 0.01, "hidden": 7, "task": "copy_memory"}
+    cfg = resolve_config(file_values, {"hidden": 9})
+    assert cfg.hidden == 9  # CLI beats file
+    assert cfg.lr == 0.01  # file beats preset (copy_memory quick: 5e-3)
+    assert cfg.optimizer == "rmsprop"  # preset beats default (adam)
+    assert cfg.log_every == TrainConfig().log_every  # default where nobody says anything
+
+
+def test_preset_none_keeps_plain_defaults():
+    cfg = resolve_config(cli_values={"task": "copy_memory", "preset": "none"})
+    assert cfg.optimizer == "adam"
+
+
+def test_unknown_keys_are_errors():
+    with pytest.raises(ValueError, match="unknown config key.*in config file: bogus"):
+        resolve_config({"bogus": 1})
+    with pytest.raises(ValueError, match="unknown config key.*command line: nope"):
+        resolve_config({}, {"nope": 2})
+
+
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [
+        ({"task": "tetris"}, "task must be one of"),
+        ({"preset": "huge"}, "preset must be"),
+        ({"task": "forecast", "preset": "paper", "data_path": "x.csv"}, "has no 'paper' preset"),
+        ({"optimizer": "lbfgs"}, "optimizer must be one of"),
+        ({"schedule": "wiggly"}, "schedule must be one of"),
+        ({"use_norm": "group_norm"}, "use_norm must be one of"),
+        ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+        ({"levels": 2.5}, "levels must be a positive integer"),
+        ({"n_train": -1}, "n_train must be a non-negative integer"),
+        ({"max_steps": 0}, "max_steps must be a positive integer or None"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+        ({"val_fraction": 0.0}, r"val_fraction must be in \(0, 1\)"),
+        ({"lr": 0.0}, "lr must be positive"),
+        ({"grad_clip": -1.0}, "grad_clip must be positive or None"),
+        ({"decay_rate": 2.0}, "decay_rate must be in"),
+        ({"task": "mnist"}, "task 'mnist' needs data_path"),
+        ({"name": "../x"}, "name must be a plain folder name"),
+        ({"input_columns": []}, "input_columns must be a non-empty list"),
+    ],
+)
+def test_validation_errors(values, match):
+    with pytest.raises(ValueError, match=match):
+        resolve_config(values)
+
+
+def test_json_and_toml_files(tmp_path):
+    j = tmp_path / "c.json"
+    j.write_text(json.dumps({"hidden": 5, "grad_clip": None}))
+    assert load_config_file(j) == {"hidden": 5, "grad_clip": None}
+    t = tmp_path / "c.toml"
+    t.write_text('[train]\nhidden = 6\ntask = "copy_memory"\ninput_columns = ["a", "b"]\n')
+    assert load_config_file(t) == {"hidden": 6, "task": "copy_memory", "input_columns": ["a", "b"]}
+    assert resolve_config(load_config_file(t)).hidden == 6
+
+
+def test_yaml_file(tmp_path):
+    pytest.importorskip("yaml")
+    y = tmp_path / "c.yaml"
+    y.write_text("hidden: 11\nlr: 0.5\n")
+    assert load_config_file(y) == {"hidden": 11, "lr": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "match"),
+    [
+        ("c.ini", "x", "unknown format '.ini'"),
+        ("c.json", "{not json", "could not be parsed"),
+        ("c.json", "[1, 2]", "must hold a table/mapping, got list"),
+        ("c.toml", "hidden = = 3", "could not be parsed"),
+    ],
+)
+def test_bad_config_files(tmp_path, name, text, match):
+    p = tmp_path / name
+    p.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_config_file(p)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config file not found"):
+        load_config_file(tmp_path / "nope.toml")
+
+
+def test_every_field_has_a_comment():
+    from mlx_tcn.train.config import config_fields, field_comments
+
+    comments = field_comments()
+    assert [f.name for f in config_fields() if not comments.get(f.name)] == []
