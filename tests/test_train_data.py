@@ -1,0 +1,254 @@
+"""Task generators and loaders against their defining properties."""
+
+import gzip
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlx_tcn.train.data import (
+    MNIST_MEAN,
+    MNIST_STD,
+    Split,
+    adding_problem,
+    copy_memory,
+    epoch_order,
+    iterate_batches,
+    load_mnist,
+    load_polyphonic,
+    load_table,
+    make_windows,
+    num_batches,
+    read_idx,
+    select_columns,
+    standardize_stats,
+    to_float,
+)
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+MNIST_DIR = SHARED / "mnist"
+POLY_DIR = SHARED / "polyphonic"
+needs_mnist = pytest.mark.skipif(
+    not MNIST_DIR.is_dir(), reason=f"MNIST IDX files not found in {MNIST_DIR}"
+)
+needs_poly = pytest.mark.skipif(
+    not POLY_DIR.is_dir(), reason=f"polyphonic .mat files not found in {POLY_DIR}"
+)
+
+
+def test_adding_problem_target_is_sum_of_marked_values():
+    x, y = adding_problem(500, 30, np.random.default_rng(0))
+    assert x.shape == (500, 30, 2) and y.shape == (500, 1)
+    assert x.dtype == np.float32
+    values, marks = x[..., 0], x[..., 1]
+    assert ((values >= 0) & (values < 1)).all()
+    np.testing.assert_array_equal(marks.sum(axis=1), 2.0)
+    assert set(np.unique(marks)) == {0.0, 1.0}
+    np.testing.assert_allclose(y[:, 0], (values * marks).sum(axis=1), rtol=1e-6)
+    # Marked positions cover the whole sequence (not only the two halves of the original task).
+    first = marks.argmax(axis=1)
+    assert first.min() == 0 and (30 - 1 - marks[:, ::-1].argmax(axis=1)).max() == 29
+
+
+def test_adding_problem_trivial_baseline_is_one_sixth():
+    _, y = adding_problem(20000, 10, np.random.default_rng(1))
+    assert abs(np.mean((y - 1.0) ** 2) - 1 / 6) < 0.01
+
+
+def test_adding_problem_is_deterministic_for_a_seed():
+    a = adding_problem(4, 8, np.random.default_rng(3))
+    b = adding_problem(4, 8, np.random.default_rng(3))
+    np.testing.assert_array_equal(a[0], b[0])
+    with pytest.raises(ValueError, match="seq_len must be at least 2"):
+        adding_problem(4, 1, np.random.default_rng(0))
+
+
+def test_copy_memory_layout():
+    t, m = 20, 10
+    x, y = copy_memory(64, t, m, np.random.default_rng(0))
+    assert x.shape == (64, t + 2 * m, 1) and y.shape == (64, t + 2 * m)
+    digits = x[:, :m, 0]
+    assert ((digits >= 1) & (digits <= 8)).all()
+    np.testing.assert_array_equal(x[:, m : m + t - 1, 0], 0)  # T - 1 blanks
+    np.testing.assert_array_equal(x[:, -(m + 1) :, 0], 9)  # marker, then m more nines
+    np.testing.assert_array_equal(y[:, : m + t], 0)
+    np.testing.assert_array_equal(y[:, -m:], digits.astype(np.int32))
+    assert y.dtype == np.int32
+    with pytest.raises(ValueError, match="must be positive"):
+        copy_memory(1, 0, 10, np.random.default_rng(0))
+
+
+def _write_idx(path: Path, arr: np.ndarray, compress: bool) -> None:
+    header = bytes([0, 0, 8, arr.ndim]) + b"".join(d.to_bytes(4, "big") for d in arr.shape)
+    raw = header + arr.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_read_idx_round_trip(tmp_path, compress):
+    arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    _write_idx(tmp_path / "a.idx", arr, compress)
+    np.testing.assert_array_equal(read_idx(tmp_path / "a.idx"), arr)
+
+
+def test_read_idx_rejects_bad_files(tmp_path):
+    (tmp_path / "bad").write_bytes(b"\x00\x00\x0d\x01\x00\x00\x00\x01")
+    with pytest.raises(ValueError, match="not an unsigned-byte IDX file"):
+        read_idx(tmp_path / "bad")
+    (tmp_path / "short").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 9, 1, 2]))
+    with pytest.raises(ValueError, match="truncated: expected 9 values, got 2"):
+        read_idx(tmp_path / "short")
+
+
+def _fake_mnist(folder: Path, n: int = 6) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(n, 28, 28)).astype(np.uint8)
+    for prefix in ("train", "t10k"):
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte", images, False)
+        _write_idx(folder / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10, False)
+    return images
+
+
+def test_mnist_sequence_normalisation_and_fixed_permutation(tmp_path):
+    images = _fake_mnist(tmp_path)
+    train, test, perm = load_mnist(tmp_path)
+    assert perm is None
+    x, y, mask = train.batch(np.array([0, 1]))
+    assert x.shape == (2, 784, 1) and mask is None
+    expected = (images[:2].reshape(2, 784) / 255.0 - MNIST_MEAN) / MNIST_STD
+    np.testing.assert_allclose(np.array(x)[..., 0], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.array(y), [0, 1])
+    _, _, perm1 = load_mnist(tmp_path, permute=True, seed=4)
+    ptrain, ptest, perm2 = load_mnist(tmp_path, permute=True, seed=4)
+    np.testing.assert_array_equal(perm1, perm2)  # one fixed permutation per seed
+    assert sorted(perm1.tolist()) == list(range(784))
+    px = np.array(ptrain.batch(np.array([0]))[0])[0, :, 0]
+    pt = np.array(ptest.batch(np.array([0]))[0])[0, :, 0]
+    np.testing.assert_allclose(px, expected[0][perm1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pt, expected[0][perm1], rtol=1e-5, atol=1e-6)  # same for test
+    capped, _, _ = load_mnist(tmp_path, n_train=3)
+    assert len(capped) == 3
+
+
+def test_mnist_missing_folder_and_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="MNIST folder not found"):
+        load_mnist(tmp_path / "none")
+    with pytest.raises(FileNotFoundError, match="no train-images IDX file"):
+        load_mnist(tmp_path)
+
+
+@needs_mnist
+def test_real_mnist_shapes_and_labels():
+    train, test, _ = load_mnist(MNIST_DIR, n_train=100)
+    assert len(train) == 100 and len(test) == 10000
+    x, y, _ = test.batch(np.arange(8))
+    assert x.shape == (8, 784, 1)
+    assert set(np.array(test.y).tolist()) == set(range(10))
+    # Normalised pixel values span [(0 - mean) / std, (1 - mean) / std].
+    assert math.isclose(float(np.array(x).min()), -MNIST_MEAN / MNIST_STD, rel_tol=1e-5)
+
+
+@needs_poly
+@pytest.mark.parametrize(
+    ("name", "counts"), [("JSB_Chorales", (229, 76, 77)), ("Nottingham", (694, 173, 170))]
+)
+def test_polyphonic_next_frame_pairs(name, counts):
+    splits = load_polyphonic(POLY_DIR / f"{name}.mat")
+    assert tuple(len(splits[s]) for s in ("train", "val", "test")) == counts
+    s = splits["train"]
+    assert all(a.shape[1] == 88 for a in s.x[:10])
+    np.testing.assert_array_equal(s.x[0][1:], s.y[0][:-1])  # target is the input shifted by one
+    assert set(np.unique(s.x[0]).tolist()) <= {0.0, 1.0}
+    x, y, mask = s.batch(np.array([0, 1]))
+    lengths = [len(s.x[0]), len(s.x[1])]
+    assert x.shape == (2, max(lengths), 88)
+    np.testing.assert_array_equal(np.array(mask).sum(axis=1), lengths)
+
+
+def test_polyphonic_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="polyphonic data file not found"):
+        load_polyphonic(tmp_path / "x.mat")
+
+
+def test_ragged_batches_pad_and_mask():
+    split = Split([np.ones((2, 1)), np.ones((4, 1))], [np.ones((2, 1)), np.ones((4, 1))])
+    x, y, mask = split.batch(np.array([0, 1]))
+    np.testing.assert_array_equal(np.array(mask), [[1, 1, 0, 0], [1, 1, 1, 1]])
+    np.testing.assert_array_equal(np.array(x)[0, :, 0], [1, 1, 0, 0])
+
+
+def test_epoch_order_depends_only_on_seed_and_epoch():
+    np.testing.assert_array_equal(epoch_order(10, 1, 2), epoch_order(10, 1, 2))
+    assert not np.array_equal(epoch_order(10, 1, 2), epoch_order(10, 1, 3))
+    np.testing.assert_array_equal(epoch_order(5, 1, 2, shuffle=False), np.arange(5))
+    assert num_batches(10, 3, drop_last=True) == 3
+    assert num_batches(10, 3, drop_last=False) == 4
+    assert num_batches(2, 3, drop_last=True) == 1
+
+
+def test_iterate_batches_resumes_mid_epoch():
+    split = Split(np.arange(10, dtype=np.float32)[:, None, None], np.arange(10))
+    full = [np.array(y).tolist() for _, y, _ in iterate_batches(split, 3, seed=0, epoch=1)]
+    tail = [np.array(y).tolist() for _, y, _ in iterate_batches(split, 3, seed=0, epoch=1, start=1)]
+    assert tail == full[1:] and len(full) == 3
+
+
+def test_make_windows():
+    series = np.arange(10, dtype=np.float32)[:, None]
+    x, y, rows = make_windows(series, series * 10, seq_len=4, horizon=2, stride=3)
+    np.testing.assert_array_equal(x[:, :, 0], [[0, 1, 2, 3], [3, 4, 5, 6]])
+    np.testing.assert_array_equal(y[:, 0], [50, 80])
+    np.testing.assert_array_equal(rows, [5, 8])
+    with pytest.raises(ValueError, match="too short for seq_len=9 and horizon=2"):
+        make_windows(series, series, seq_len=9, horizon=2)
+
+
+def test_load_table_formats(tmp_path):
+    (tmp_path / "a.csv").write_text("t,v\n1,2.5\n2,3.5\n")
+    header, table = load_table(tmp_path / "a.csv")
+    assert header == ["t", "v"]
+    np.testing.assert_array_equal(to_float(table, [1], header, "a.csv")[:, 0], [2.5, 3.5])
+    np.save(tmp_path / "b.npy", np.arange(6.0).reshape(3, 2))
+    assert load_table(tmp_path / "b.npy")[0] == ["0", "1"]
+    np.savez(tmp_path / "c.npz", load=np.arange(3.0), temp=np.ones(3))
+    header, table = load_table(tmp_path / "c.npz")
+    assert header == ["load", "temp"] and table.shape == (3, 2)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "match"),
+    [
+        ("a.csv", "t,v\n1\n", "row 2 has 1 fields, header has 2"),
+        ("a.csv", "t,v\n", "needs a header row and at least one data row"),
+        ("a.txt", "x", "unknown format '.txt'"),
+    ],
+)
+def test_load_table_errors(tmp_path, name, content, match):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(ValueError, match=match):
+        load_table(tmp_path / name)
+
+
+def test_load_table_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data file not found"):
+        load_table(tmp_path / "x.csv")
+
+
+def test_column_selection_and_numeric_errors():
+    header = ["a", "b", "c"]
+    assert select_columns(header, ["c", "0"], "f.csv", "input") == [2, 0]
+    assert select_columns(header, None, "f.csv", "input") == [0, 1, 2]
+    with pytest.raises(ValueError, match=r"target column 'z' not in f.csv \(columns: a, b, c\)"):
+        select_columns(header, ["z"], "f.csv", "target")
+    table = np.array([["1", "x"], ["2", "3"]], dtype=object)
+    with pytest.raises(ValueError, match="column 'b' of f.csv is not numeric"):
+        to_float(table, [1], ["a", "b"], "f.csv")
+    with pytest.raises(ValueError, match="non-finite value in column 'a', row 2"):
+        to_float(np.array([["1"], ["nan"]], dtype=object), [0], ["a"], "f.csv")
+
+
+def test_standardize_stats():
+    mean, std = standardize_stats(np.array([[1.0, 5.0], [3.0, 5.0]]))
+    np.testing.assert_allclose(mean, [2.0, 5.0])
+    np.testing.assert_allclose(std, [1.0, 1.0])  # constant column: std 0 becomes 1
