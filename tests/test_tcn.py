@@ -430,6 +430,20 @@ def test_config_rebuilds_the_same_architecture():
     assert json.loads(json.dumps(model.config)) == model.config
 
 
+def test_numpy_integers_and_arrays_are_accepted_and_stored_as_plain_ints():
+    model = TCN(
+        np.int64(3),
+        np.array([4, 5]),
+        kernel_sizes=np.int32(3),
+        dilations=np.array([1, 3]),
+        output_projection=np.int64(2),
+    )
+    reference = TCN(3, [4, 5], kernel_sizes=3, dilations=[1, 3], output_projection=2)
+    assert model.config == reference.config
+    assert json.loads(json.dumps(model.config)) == model.config
+    assert model(mx.ones((1, 6, 3))).shape == (1, 6, 2)
+
+
 def test_out_channels_with_projection():
     model = TCN(3, [4, 5], output_projection=7)
     assert model.out_channels == 7

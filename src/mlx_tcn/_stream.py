@@ -9,6 +9,7 @@ the offline pass. :class:`StreamingModule` builds the public API on that one met
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import mlx.core as mx
@@ -19,12 +20,13 @@ from .buffer import BufferIO
 
 
 def check_int(value: object, name: str, minimum: int) -> int:
-    """Return ``value`` if it is an ``int >= minimum``, else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """Return ``value`` as an ``int`` if it is an integer ``>= minimum`` (NumPy integers
+    included), else raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+    return int(value)
 
 
 def check_input(x: object, channels: int, name: str = "x") -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import operator
 import os
 import warnings
@@ -13,6 +14,7 @@ from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
 from mlx.utils import tree_flatten, tree_map
 
 from ._stream import check_input, check_int, check_state_batch
@@ -385,11 +387,12 @@ class TCN(nn.Module):
                     f"{kernel_initilaizer!r} disagree; pass only kernel_initializer"
                 )
             kernel_initializer = kernel_initilaizer
-        check_int(num_inputs, "num_inputs", 1)
+        num_inputs = check_int(num_inputs, "num_inputs", 1)
         channels = self._int_list(num_channels, "num_channels")
         levels = len(channels)
-        if isinstance(kernel_sizes, int) and not isinstance(kernel_sizes, bool):
-            kernels = [check_int(kernel_sizes, "kernel_sizes", 1)] * levels
+        if isinstance(kernel_sizes, numbers.Integral) and not isinstance(kernel_sizes, bool):
+            kernel_sizes = check_int(kernel_sizes, "kernel_sizes", 1)
+            kernels = [kernel_sizes] * levels
         else:
             kernels = self._int_list(kernel_sizes, "kernel_sizes", levels)
         if dilations is not None and dilation_reset is not None:
@@ -400,7 +403,7 @@ class TCN(nn.Module):
         if dilations is not None:
             dil = self._int_list(dilations, "dilations", levels)
         elif dilation_reset is not None:
-            check_int(dilation_reset, "dilation_reset", 1)
+            dilation_reset = check_int(dilation_reset, "dilation_reset", 1)
             period = int(math.log2(dilation_reset * 2))
             dil = [2 ** (i % period) for i in range(levels)]
         else:
@@ -412,10 +415,10 @@ class TCN(nn.Module):
             check_activation(output_activation, "output_activation")
         get_initializer(kernel_initializer, activation)  # validates the name early
         _check_bool(use_skip_connections, "use_skip_connections")
-        check_int(se_reduction, "se_reduction", 1)
+        se_reduction = check_int(se_reduction, "se_reduction", 1)
         _check_bool(se_residual, "se_residual")
         if output_projection is not None:
-            check_int(output_projection, "output_projection", 1)
+            output_projection = check_int(output_projection, "output_projection", 1)
         shapes = _check_embedding_shapes(embedding_shapes)
 
         self._config = {
@@ -488,6 +491,8 @@ class TCN(nn.Module):
 
     @staticmethod
     def _int_list(values: object, name: str, length: int | None = None) -> list[int]:
+        if isinstance(values, np.ndarray):
+            values = values.tolist() if values.ndim == 1 else values
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
             raise TypeError(f"{name} must be a list of ints, got {values!r}")
         try:
