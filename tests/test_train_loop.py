@@ -1,0 +1,193 @@
+"""The training loop: it learns, is deterministic, resumes exactly, stops on NaN, stops early."""
+
+import math
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from mlx.utils import tree_flatten
+
+from mlx_tcn.train import (
+    LoopState,
+    TrainingDiverged,
+    build_model,
+    build_task,
+    load_checkpoint,
+    make_optimizer,
+    resolve_config,
+    run_training,
+    save_checkpoint,
+    train,
+)
+from mlx_tcn.train.loop import total_steps
+from mlx_tcn.train.tasks import evaluate_split
+
+TINY = dict(seq_len=10, levels=2, hidden=16, kernel_size=3, n_train=256, n_val=64, batch_size=32,
+            epochs=1, eval_every=1000, log_every=1)  # fmt: skip
+
+
+def _setup(**overrides):
+    cfg = resolve_config({}, {**TINY, **overrides})
+    mx.random.seed(cfg.seed)
+    task = build_task(cfg)
+    model = build_model(cfg, task.num_inputs, task.num_outputs)
+    opt = make_optimizer(cfg, total_steps(cfg, len(task.train)))
+    opt.init(model.trainable_parameters())
+    return cfg, task, model, opt
+
+
+def _losses(records):
+    return [r["loss"] for r in records if r["event"] == "train"]
+
+
+def test_tiny_adding_problem_learns_well_below_baseline():
+    cfg, task, model, opt = _setup(n_train=4096, epochs=2, hidden=32, lr=5e-3)
+    events = []
+    state = train(model, opt, task, cfg, callback=events.append)
+    assert state.status == "completed" and state.step == 256 and state.epoch == 2
+    val = [e["val_loss"] for e in events if e["event"] == "eval"]
+    assert val[-1] < 0.03 < task.baseline  # trivial predictor: 1/6
+    assert events[-1]["event"] == "end" and events[-1]["best_val_loss"] == min(val)
+
+
+def test_callback_gets_plain_dicts():
+    cfg, task, model, opt = _setup(max_steps=3, log_every=2)
+    events = []
+    train(model, opt, task, cfg, callback=events.append)
+    kinds = [e["event"] for e in events]
+    assert kinds == ["step", "step", "train", "step", "end"]
+    t = events[2]
+    assert set(t) == {"event", "step", "epoch", "loss", "lr", "samples_per_s", "steps_per_s"}
+    assert all(isinstance(v, (int, float, str, type(None))) for e in events for v in e.values())
+    assert math.isclose(t["lr"], cfg.lr, rel_tol=1e-6)
+
+
+def test_deterministic_for_a_seed():
+    runs = []
+    for _ in range(2):
+        cfg, task, model, opt = _setup(dropout=0.2, max_steps=6)
+        events = []
+        train(model, opt, task, cfg, callback=events.append)
+        runs.append(_losses(events))
+    assert runs[0] == runs[1]
+    cfg, task, model, opt = _setup(dropout=0.2, max_steps=6, seed=1)
+    events = []
+    train(model, opt, task, cfg, callback=events.append)
+    assert _losses(events) != runs[0]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "rmsprop", "sgd"])
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_optimizers_and_schedules_reduce_the_loss(optimizer, schedule):
+    lr = 0.05 if optimizer == "sgd" else 5e-3
+    cfg, task, model, opt = _setup(optimizer=optimizer, schedule=schedule, lr=lr, warmup_steps=2,
+                                   momentum=0.9, grad_clip=1.0, epochs=2)  # fmt: skip
+    events = []
+    train(model, opt, task, cfg, callback=events.append)
+    losses = _losses(events)
+    assert np.mean(losses[-4:]) < np.mean(losses[:4])
+
+
+def test_lr_schedule_values():
+    cfg = resolve_config({}, {**TINY, "schedule": "cosine", "warmup_steps": 4, "lr": 1.0})
+    opt = make_optimizer(cfg, 14)
+    lr = opt._schedulers["learning_rate"]
+    # Linear warm-up from lr / warmup_steps, then cosine decay over the remaining 10 steps.
+    got = [round(float(lr(mx.array(s))), 4) for s in (0, 3, 4, 9, 14)]
+    assert got == [0.25, 0.8125, 1.0, 0.5, 0.0]
+    cfg = resolve_config({}, {**TINY, "schedule": "exponential", "decay_rate": 0.01})
+    lr = make_optimizer(cfg, 10)._schedulers["learning_rate"]
+    assert math.isclose(float(lr(mx.array(10))), cfg.lr * 0.01, rel_tol=1e-4)
+
+
+@pytest.mark.slow  # mx.compile builds C++ on the CPU: ~10 s
+def test_compiled_step_matches_eager():
+    runs = []
+    for compiled in (False, True):
+        cfg, task, model, opt = _setup(dropout=0.1, max_steps=4, compile=compiled, grad_clip=0.5)
+        events = []
+        train(model, opt, task, cfg, callback=events.append)
+        runs.append(_losses(events))
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-4)
+    assert len(set(runs[1])) == 4  # dropout masks change every step under compile
+
+
+def test_evaluation_runs_in_eval_mode_and_restores_training_mode():
+    cfg, task, model, _ = _setup(dropout=0.5)
+    from mlx_tcn.train.data import iterate_batches
+
+    batches = list(iterate_batches(task.val, 16, shuffle=False, drop_last=False))
+    a = evaluate_split(model, task.kind, batches)
+    b = evaluate_split(model, task.kind, batches)
+    assert a == b  # no dropout in eval mode
+    assert model.training
+
+
+def test_early_stopping():
+    # An SGD step far below float32 resolution leaves the weights, and the loss, unchanged.
+    cfg, task, model, opt = _setup(optimizer="sgd", lr=1e-12, eval_every=1, patience=2, epochs=5)
+    state = train(model, opt, task, cfg)
+    assert state.status == "early_stopped"
+    assert state.step == state.best_step + 2
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    cfg, task, model, opt = _setup(checkpoint_every=2, epochs=3)
+
+    def poison(event):
+        if event["event"] == "step" and event["step"] == 3:
+            task.train.y[:] = np.nan
+
+    def save(state, best):
+        save_checkpoint(tmp_path, model, opt, state, cfg, task.stats, is_best=best)
+
+    with pytest.raises(
+        TrainingDiverged, match="loss became nan at step 4 .*last good checkpoint is kept"
+    ):
+        train(model, opt, task, cfg, callback=poison, save=save)
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt.loop.step == 2
+    assert all(np.isfinite(np.array(v)).all() for _, v in tree_flatten(ckpt.model.parameters()))
+
+
+def test_should_stop_saves_and_returns_interrupted(tmp_path):
+    cfg, task, model, opt = _setup()
+    saved = []
+    state = train(
+        model, opt, task, cfg, save=lambda s, b: saved.append(s.step), should_stop=lambda: True
+    )
+    assert state.status == "interrupted" and state.step == 1 and saved[-1] == 1
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    values = {**TINY, "epochs": 2, "dropout": 0.1, "runs_dir": str(tmp_path), "plots": False,
+              "eval_every": 4, "checkpoint_every": 3}  # fmt: skip
+    full = run_training(resolve_config({}, {**values, "name": "full"}))
+    full_losses = [r["loss"] for r in _records(full.run_dir) if r["event"] == "train"]
+    assert full.state.step == 16
+
+    steps = []
+    part = run_training(
+        resolve_config({}, {**values, "name": "part"}),
+        callbacks=[lambda e: e["event"] == "step" and steps.append(e["step"])],
+        should_stop=lambda: bool(steps) and steps[-1] >= 5,  # Ctrl-C in the middle of epoch 1
+    )
+    assert part.state.status == "interrupted" and part.state.step == 5
+    resumed = run_training(load_checkpoint(part.run_dir).cfg, resume=load_checkpoint(part.run_dir))
+    assert resumed.state.step == 16 and resumed.state.status == "completed"
+    part_losses = [r["loss"] for r in _records(part.run_dir) if r["event"] == "train"]
+    assert part_losses == full_losses  # steps 1-5 from the first part, 6-16 after the resume
+    a = dict(tree_flatten(load_checkpoint(full.run_dir).model.parameters()))
+    b = dict(tree_flatten(load_checkpoint(part.run_dir).model.parameters()))
+    assert all(np.array_equal(np.array(a[k]), np.array(b[k])) for k in a)
+
+
+def _records(run_dir):
+    from mlx_tcn.train.visualize import read_metrics
+
+    return read_metrics(run_dir / "metrics.jsonl")
+
+
+def test_loop_state_round_trip():
+    s = LoopState(step=3, epoch=1, batch_in_epoch=2, best_metric=0.5, best_step=2, bad_evals=1)
+    assert LoopState.from_dict(s.to_dict()) == s
