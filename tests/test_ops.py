@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import mlx.core as mx
 import numpy as np
 import pytest
@@ -102,16 +104,19 @@ def test_batches_do_not_mix():
     k=st.integers(1, 5),
     dilation=st.integers(1, 6),
     bias=st.booleans(),
+    batched=st.booleans(),
     seed=st.integers(0, 2**16),
 )
 def test_forward_and_grads_match_reference(
-    batch, length_extra, c_in, c_out, k, dilation, bias, seed
+    batch, length_extra, c_in, c_out, k, dilation, bias, batched, seed
 ):
+    # both GEMM layouts (flat rows, per-sequence batched) on every drawn shape
     rng = np.random.default_rng(seed)
     length = dilation * (k - 1) + 1 + length_extra
     x, w, b = make(rng, batch, length, c_in, c_out, k, bias=bias)
     g = rng.standard_normal((batch, length_extra + 1, c_out)).astype(np.float32)
-    y, grads = run_vjp(x, w, b, g, dilation=dilation)
+    with mock.patch.object(ops, "_use_batched", lambda *_: batched):
+        y, grads = run_vjp(x, w, b, g, dilation=dilation)
     np.testing.assert_allclose(
         y, reference_conv1d(x, w, b, dilation=dilation), rtol=1e-4, atol=1e-4
     )
@@ -155,19 +160,26 @@ def test_matches_mx_conv1d_at_layer_size(rng, dilation):
     np.testing.assert_allclose(np.array(y), want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("groups", [1, 2, 4])
 @pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
-def test_half_precision(rng, dtype):
-    x, w, b = make(rng, 2, 20, 4, 3, 3)
-    y = ops.conv1d(mx.array(x, dtype), mx.array(w, dtype), mx.array(b, dtype), dilation=2)
+def test_half_precision(rng, dtype, groups):
+    # computed in float32 and rounded once: as exact as the inputs allow
+    x, w, b = make(rng, 2, 20, 4, 4, 3, groups=groups)
+    xs, ws, bs = (mx.array(a, dtype) for a in (x, w, b))
+    y = ops.conv1d(xs, ws, bs, dilation=2, groups=groups)
     assert y.dtype == dtype
     want = reference_conv1d(
-        np.array(mx.array(x, dtype).astype(mx.float32)),
-        np.array(mx.array(w, dtype).astype(mx.float32)),
-        np.array(mx.array(b, dtype).astype(mx.float32)),
-        dilation=2,
+        *(np.array(a.astype(mx.float32)) for a in (xs, ws, bs)), dilation=2, groups=groups
     )
-    tol = 5e-2 if dtype == mx.bfloat16 else 1e-2
-    np.testing.assert_allclose(np.array(y.astype(mx.float32)), want, rtol=tol, atol=tol * 4)
+    # within one rounding step of the half type (float32 accumulation, rounded once)
+    eps = 2.0**-8 if dtype == mx.bfloat16 else 2.0**-11
+    np.testing.assert_allclose(np.array(y.astype(mx.float32)), want, rtol=eps, atol=1e-3)
+
+
+def test_mixed_dtypes_promote_to_float32(rng):
+    x, w, b = make(rng, 1, 6, 2, 2, 2)
+    y = ops.conv1d(mx.array(x), mx.array(w, mx.float16), mx.array(b, mx.bfloat16))
+    assert y.dtype == mx.float32
 
 
 def test_grad_under_compile(rng):
