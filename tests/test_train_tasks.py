@@ -1,0 +1,194 @@
+"""Tasks: losses with exact values, user-data forecasting and classification, saved statistics."""
+
+import math
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+import pytest
+
+from mlx_tcn.train import build_task, resolve_config
+from mlx_tcn.train.tasks import (
+    _loss_sum,
+    denormalize_targets,
+    evaluate_split,
+    loss_fn,
+    prepare_user_inputs,
+)
+
+
+class Constant(nn.Module):
+    """Returns a fixed output whatever the input."""
+
+    def __init__(self, out):
+        super().__init__()
+        self._out = mx.array(out)
+
+    def __call__(self, x):
+        return self._out
+
+
+def test_regression_last_uses_the_last_step():
+    out = mx.array([[[9.0], [1.0]], [[9.0], [3.0]]])  # (2, 2, 1)
+    total, count = _loss_sum("regression_last", out, mx.array([[0.0], [1.0]]), None)
+    assert (total.item(), count.item()) == (5.0, 2.0)  # (1 - 0)^2 + (3 - 1)^2
+
+
+def test_cross_entropy_last_and_all():
+    logits = mx.array([[[0.0, 0.0], [0.0, math.log(3.0)]]])  # (1, 2, 2)
+    total, count = _loss_sum("class_last", logits, mx.array([1]), None)
+    assert math.isclose(total.item(), -math.log(0.75), rel_tol=1e-6) and count.item() == 1
+    total, count = _loss_sum("class_all", logits, mx.array([[0, 1]]), None)
+    assert (
+        math.isclose(total.item(), math.log(2) - math.log(0.75), rel_tol=1e-6) and count.item() == 2
+    )
+
+
+def test_polyphonic_nll_sums_keys_and_averages_unmasked_frames():
+    out = mx.zeros((1, 3, 4))  # p = 0.5 everywhere: NLL of a frame = 4 ln 2
+    y = mx.zeros((1, 3, 4))
+    mask = mx.array([[1.0, 1.0, 0.0]])
+    model = Constant(out)
+    loss = loss_fn("multilabel_all")(model, None, y, mask)
+    assert math.isclose(loss.item(), 4 * math.log(2), rel_tol=1e-6)
+    total, count = _loss_sum("multilabel_all", out, y, mask)
+    assert math.isclose(total.item(), 8 * math.log(2), rel_tol=1e-6) and count.item() == 2
+
+
+def test_evaluate_split_accuracy():
+    model = Constant([[[0.0, 1.0]], [[0.0, 1.0]], [[0.0, 1.0]]])
+    batches = [(mx.zeros((3, 1, 1)), mx.array([1, 1, 0]), None)]
+    metrics = evaluate_split(model, "class_last", batches)
+    assert math.isclose(metrics["accuracy"], 2 / 3)
+    with pytest.raises(ValueError, match="evaluation got no batches"):
+        evaluate_split(model, "class_last", [])
+
+
+def test_builtin_task_shapes_and_baselines():
+    adding = build_task(resolve_config({}, {"seq_len": 12, "n_train": 8, "n_val": 4}))
+    assert (adding.kind, adding.num_inputs, adding.num_outputs) == ("regression_last", 2, 1)
+    assert adding.train.x.shape == (8, 12, 2) and math.isclose(adding.baseline, 1 / 6)
+    copy = build_task(
+        resolve_config({}, {"task": "copy_memory", "seq_len": 30, "n_train": 8, "n_val": 4})
+    )
+    assert (copy.kind, copy.num_inputs, copy.num_outputs) == ("class_all", 1, 10)
+    assert copy.train.x.shape == (8, 50, 1)
+    assert math.isclose(copy.baseline, 10 * math.log(8) / 50)
+    # The validation data differs from the training data but is fixed by the seed.
+    assert not np.array_equal(adding.train.x[:4], adding.val.x)
+    again = build_task(resolve_config({}, {"seq_len": 12, "n_train": 8, "n_val": 4}))
+    np.testing.assert_array_equal(again.val.x, adding.val.x)
+
+
+def _series_csv(path, n=60):
+    t = np.arange(n)
+    rows = ["time,load,temp"] + [f"{i},{10 + math.sin(i / 3):.6f},{20 + i * 0.5:.6f}" for i in t]
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_forecast_windows_split_and_normalisation(tmp_path):
+    _series_csv(tmp_path / "s.csv")
+    cfg = resolve_config({}, {"task": "forecast", "data_path": str(tmp_path / "s.csv"), "seq_len": 8,
+                              "horizon": 2, "input_columns": ["load", "temp"],
+                              "target_columns": ["load"], "val_fraction": 0.25})  # fmt: skip
+    task = build_task(cfg)
+    assert (task.kind, task.num_inputs, task.num_outputs) == ("regression_last", 2, 1)
+    st = task.stats
+    assert st["input_columns"] == ["load", "temp"] and st["target_columns"] == ["load"]
+    # Statistics come from the training part only (first 45 rows).
+    temp = 20 + np.arange(45) * 0.5
+    assert math.isclose(st["x_mean"][1], temp.mean(), rel_tol=1e-5)
+    assert math.isclose(st["x_std"][1], temp.std(), rel_tol=1e-4)
+    assert len(task.train) == 45 - 8 - 2 + 1
+    assert len(task.val) == 15  # one window per validation row
+    # Targets are normalised; denormalising gives back the CSV values.
+    raw = 10 + math.sin((8 - 1 + 2) / 3)
+    assert math.isclose(float(denormalize_targets(task.train.y[0], st)[0]), raw, rel_tol=1e-5)
+    # Prediction reapplies the saved statistics to a new file.
+    x, extras = prepare_user_inputs(tmp_path / "s.csv", st, "regression_last")
+    assert x.shape == (60 - 8 + 1, 8, 2)
+    np.testing.assert_allclose(x[0], task.train.x[0], rtol=1e-5, atol=1e-6)
+    assert extras["rows"][0] == 9 and extras["targets"].shape == (60, 1)
+
+
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [
+        ({"target_columns": ["nope"]}, "target column 'nope' not in"),
+        ({"input_columns": ["time", "x"]}, "input column 'x' not in"),
+        ({"seq_len": 50}, r"training part \(48 rows\) is shorter than seq_len \+ horizon = 51"),
+    ],
+)
+def test_forecast_bad_input(tmp_path, values, match):
+    _series_csv(tmp_path / "s.csv")
+    cfg = resolve_config({}, {"task": "forecast", "data_path": str(tmp_path / "s.csv"), **values})
+    with pytest.raises(ValueError, match=match):
+        build_task(cfg)
+
+
+def test_forecast_from_npz_without_normalisation(tmp_path):
+    np.savez(tmp_path / "s.npz", a=np.arange(40.0), b=np.ones(40))
+    cfg = resolve_config({}, {"task": "forecast", "data_path": str(tmp_path / "s.npz"), "seq_len": 5,
+                              "target_columns": ["a"], "normalize": False})  # fmt: skip
+    task = build_task(cfg)
+    assert task.num_inputs == 2 and "x_mean" not in task.stats
+    np.testing.assert_array_equal(task.train.x[1, :, 0], [1, 2, 3, 4, 5])
+    assert task.train.y[1, 0] == 6
+
+
+def test_classify_from_csv_rows_and_npz(tmp_path):
+    rows = ["label,t0,t1,t2,t3"] + [
+        f"{'up' if i % 2 else 'down'},{i},{i + 1},{i + 2},{i + 3}" for i in range(20)
+    ]
+    (tmp_path / "c.csv").write_text("\n".join(rows) + "\n")
+    cfg = resolve_config({}, {"task": "classify", "data_path": str(tmp_path / "c.csv"),
+                              "target_columns": ["label"], "val_fraction": 0.25})  # fmt: skip
+    task = build_task(cfg)
+    assert (task.kind, task.num_inputs, task.num_outputs) == ("class_last", 1, 2)
+    assert task.stats["classes"] == ["down", "up"] and task.stats["input_columns"] == [
+        "t0",
+        "t1",
+        "t2",
+        "t3",
+    ]
+    assert (len(task.train), len(task.val)) == (15, 5)
+    assert math.isclose(task.baseline, math.log(2))
+    x, _ = prepare_user_inputs(tmp_path / "c.csv", task.stats, "class_last")
+    assert x.shape == (20, 4, 1)
+    np.savez(
+        tmp_path / "c.npz", x=np.random.default_rng(0).normal(size=(10, 6, 3)), y=np.arange(10) % 3
+    )
+    task = build_task(
+        resolve_config({}, {"task": "classify", "data_path": str(tmp_path / "c.npz")})
+    )
+    assert task.num_inputs == 3 and task.num_outputs == 3 and task.train.x.shape[1:] == (6, 3)
+
+
+@pytest.mark.parametrize(
+    ("content", "values", "match"),
+    [
+        (
+            "label,a\nx,1\nx,2\n",
+            {"target_columns": ["label"]},
+            r"need at least 2 classes, found \['x'\]",
+        ),
+        ("label,a\nx,1\ny,2\n", {}, "needs exactly one label column"),
+        (
+            "label,a\nx,1\ny,oops\n",
+            {"target_columns": ["label"]},
+            "column 'a' of .* is not numeric",
+        ),
+    ],
+)
+def test_classify_bad_input(tmp_path, content, values, match):
+    (tmp_path / "c.csv").write_text(content)
+    cfg = resolve_config({}, {"task": "classify", "data_path": str(tmp_path / "c.csv"), **values})
+    with pytest.raises(ValueError, match=match):
+        build_task(cfg)
+
+
+def test_classify_npz_needs_x_and_y(tmp_path):
+    np.savez(tmp_path / "c.npz", x=np.zeros((4, 3)))
+    cfg = resolve_config({}, {"task": "classify", "data_path": str(tmp_path / "c.npz")})
+    with pytest.raises(ValueError, match="must hold arrays 'x'"):
+        build_task(cfg)
