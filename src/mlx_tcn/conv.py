@@ -116,6 +116,8 @@ class TemporalConv1d(StreamingModule):
 
     def _forward(self, x: mx.array, state: dict | None) -> tuple[mx.array, dict | None]:
         padded, new_state = self.padder.pad(x, state)
+        if state is not None and self.groups == 1 and x.shape[1] <= _STREAM_TAPS_MAX_STEPS:
+            return self._stream_taps(padded, x.shape[1]), new_state
         y = ops.conv1d(
             padded,
             get_weight(self),
@@ -125,6 +127,32 @@ class TemporalConv1d(StreamingModule):
             groups=self.groups,
         )
         return y, new_state
+
+    def _stream_taps(self, padded: mx.array, steps: int) -> mx.array:
+        """The convolution of a short streamed chunk as one GEMM: the ``k`` taps of every
+        output step side by side, ``(batch * steps, k * in) @ (k * in, out)``.
+
+        A stream step is dispatch-bound at batch 1 and, at larger batches, MLX's CPU
+        convolution with ``dilation > 1`` runs a naive loop; one gather and one GEMM
+        serve both (``stride == 1``, ``groups == 1``).
+        """
+        batch, _, c_in = padded.shape
+        k, d = self.kernel_size, self.dilation
+        w = get_weight(self)  # (out, k, in)
+        if k == 1:
+            cols, w2 = padded, w[:, 0, :].T
+        else:
+            cols = mx.concatenate([padded[:, j * d : j * d + steps] for j in range(k)], axis=-1)
+            w2 = w.reshape(w.shape[0], k * c_in).T
+        cols = cols.reshape(batch * steps, -1)
+        bias = self.get("bias")
+        y = cols @ w2 if bias is None else mx.addmm(bias, cols, w2)
+        return y.reshape(batch, steps, -1)
+
+
+# Chunks of at most this many steps go through TemporalConv1d._stream_taps (the gathered
+# taps are k times the chunk); longer ones through ops.conv1d.
+_STREAM_TAPS_MAX_STEPS = 64
 
 
 class TemporalConvTransposed1d(StreamingModule):
