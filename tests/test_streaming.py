@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mlx.utils import tree_flatten, tree_unflatten
+from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
 import mlx_tcn
 from mlx_tcn import (
@@ -73,6 +73,29 @@ def splits(sizes: list[int]) -> list[tuple[int, int]]:
 def assert_close(a: mx.array, b: mx.array) -> None:
     assert a.shape == b.shape, (a.shape, b.shape)
     np.testing.assert_allclose(np.array(a), np.array(b), atol=ATOL, rtol=RTOL)
+
+
+def float64_reference(model: TCN, x: mx.array, embeddings) -> np.ndarray:
+    """The offline output computed in float64 (same weights), on the CPU."""
+    ref = TCN(**model.config)
+    ref.update(tree_map(lambda a: a.astype(mx.float64), model.parameters()))
+    ref.eval()
+    with mx.stream(mx.cpu):
+        e64 = None if embeddings is None else [e.astype(mx.float64) for e in embeddings]
+        return np.array(ref(x.astype(mx.float64), e64))
+
+
+def assert_close_or_as_exact(model: TCN, x, embeddings, streamed, offline) -> None:
+    """Streamed == offline within 1e-5; where float32 rounding is amplified (e.g. a layer
+    norm over a few nearly equal channels), two evaluation orders can differ by a little
+    more, and then both must be within 1e-5 of the float64 result: streaming is exactly
+    as accurate as the offline pass."""
+    diff = np.abs(np.array(streamed) - np.array(offline))
+    if diff.max() <= ATOL + RTOL * np.abs(np.array(offline)).max():
+        return
+    ref = float64_reference(model, x, embeddings)
+    for name, y in (("streamed", streamed), ("offline", offline)):
+        np.testing.assert_allclose(np.array(y), ref, atol=ATOL, rtol=RTOL, err_msg=name)
 
 
 def slice_embeddings(embeddings, start: int, stop: int):
@@ -200,7 +223,7 @@ def test_tcn_stream_equals_offline(cfg, batch, length, chunking, seed):
     offline = model(x, embeddings)
     sizes = chunk_sizes(chunking, length, seed)
     streamed, _ = stream_model(model, x, sizes, embeddings)
-    assert_close(streamed, offline)
+    assert_close_or_as_exact(model, x, embeddings, streamed, offline)
 
 
 @settings(max_examples=max(EXAMPLES // 4, 5), deadline=None)
@@ -220,7 +243,7 @@ def test_tcn_stateful_inference_equals_offline(cfg, seed):
         model(x[:, a:b], slice_embeddings(embeddings, a, b), inference=True)
         for a, b in splits(chunk_sizes("random", 13, seed))
     ]
-    assert_close(mx.concatenate(outs, axis=1), offline)
+    assert_close_or_as_exact(model, x, embeddings, mx.concatenate(outs, axis=1), offline)
 
 
 def test_stream_state_is_constant_size_and_input_state_untouched():
