@@ -184,6 +184,8 @@ def train(
             save(state, improved)
         return cfg.patience is not None and state.bad_evals >= cfg.patience
 
+    if cfg.max_steps and state.step >= cfg.max_steps:
+        state.status = "max_steps"  # a resumed run that had already reached max_steps
     while state.epoch < cfg.epochs and state.status == "running":
         batches = iterate_batches(
             task.train, cfg.batch_size, seed=cfg.seed, epoch=state.epoch, start=state.batch_in_epoch

@@ -62,7 +62,8 @@ def plot_metrics(records: Sequence[dict[str, Any]], out_path: str | Path, title:
     if losses and min(losses) > 0 and max(losses) / min(losses) > 20:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if train or evals:
+        ax.legend()
     if has_acc:
         ax = axes[0, 1]
         acc = [r for r in evals if "val_accuracy" in r]
