@@ -33,12 +33,15 @@ float32 and rounded once. Other devices (Metal, CUDA) and ``stride > 1`` use
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import cache
 
 import mlx.core as mx
 
-__all__ = ["conv1d"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["conv1d", "exp", "sigmoid", "tanh"]
 
 _FLOATS = (mx.float32, mx.float16, mx.bfloat16)
 
@@ -256,3 +259,122 @@ def conv1d(
             y = mx.conv1d(x, weight, groups=groups)
         y = y if bias is None else y + bias
     return y.astype(dtype)
+
+
+# --- Fast transcendentals -------------------------------------------------------------
+# MLX's CPU backend evaluates exp/tanh/sigmoid/erf one scalar libm call at a time (about
+# 25-55 ms per 2M floats on 2 x86 cores, NumPy ~1-4 ms). The functions below build them
+# from multiplies and adds, which MLX vectorises and ``mx.compile`` fuses: exp(x) is
+# 2^n * P(r) with n = round(x / ln 2), r = x - n ln 2 (ln 2 split in two for exactness),
+# P a degree-7 Taylor polynomial (|r| <= ln 2 / 2, truncation < 6e-9 relative), and 2^n
+# written straight into the float's exponent bits. Off the CPU, and for non-float32
+# inputs, they are MLX's own functions.
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.693145751953125  # ln 2 = _LN2_HI + _LN2_LO; _LN2_HI * n is exact for |n| < 2^12
+_LN2_LO = 1.428606765330187e-06
+_ROUND = 12582912.0  # 1.5 * 2^23: adding it rounds a float32 to an integer
+_EXP_LO, _EXP_HI = -87.0, 88.0  # keeps 2^n a normal float32
+
+
+def _exp_parts(x: mx.array) -> tuple[mx.array, mx.array]:
+    """``P(r)`` and the bit pattern of ``2^n`` (int32) with ``exp(x) = P(r) * 2^n``."""
+    x = mx.minimum(mx.maximum(x, _EXP_LO), _EXP_HI)
+    n = (x * _LOG2E + _ROUND) - _ROUND
+    r = (x - n * _LN2_HI) - n * _LN2_LO
+    p = r * (1 / 5040) + 1 / 720
+    for c in (1 / 120, 1 / 24, 1 / 6, 1 / 2, 1.0, 1.0):
+        p = p * r + c
+    return p, (n.astype(mx.int32) + 127) * (1 << 23)
+
+
+@cache
+def _fused(fn: Callable, arity: int = 1) -> Callable:
+    """``mx.compile(fn)`` if MLX can compile kernels here, else ``fn`` as is.
+
+    MLX's CPU backend compiles fused kernels with the system C++ compiler at run time
+    (cached under the temp directory); where that fails, the plain ops still beat MLX's
+    scalar transcendentals by about 2x.
+    """
+    compiled = mx.compile(fn)
+    try:
+        mx.eval(compiled(*[mx.zeros((2,))] * arity))
+    except Exception as err:  # noqa: BLE001 -- any failure means: do not compile
+        logger.warning("mx.compile unavailable (%s); fast activations run uncompiled", err)
+        return fn
+    return compiled
+
+
+def _exp_f32(x: mx.array) -> mx.array:
+    p, bits = _fused(_exp_parts)(x)
+    return p * mx.view(bits, mx.float32)
+
+
+def _fast(x: mx.array) -> bool:
+    return x.dtype == mx.float32 and _on_cpu()
+
+
+@mx.custom_function
+def _exp(x: mx.array) -> mx.array:
+    return _exp_f32(x)
+
+
+@_exp.vjp
+def _exp_vjp(primals, cotangent, output):
+    return cotangent * output
+
+
+def exp(x: mx.array) -> mx.array:
+    """``exp(x)``, fast on the CPU for float32.
+
+    Max relative error 1.0e-7 (measured against float64 on ``[-87, 88]``; MLX's own
+    ``mx.exp`` 3.9e-6). Saturates outside ``[-87, 88]`` (``exp(-87)`` ~ 1.6e-38 below,
+    ``exp(88)`` above) instead of going to 0 and inf.
+    """
+    return _exp(x) if _fast(x) else mx.exp(x)
+
+
+def _sigmoid_from(e: mx.array) -> mx.array:
+    return 1.0 / (1.0 + e)
+
+
+@mx.custom_function
+def _sigmoid(x: mx.array) -> mx.array:
+    return _fused(_sigmoid_from)(_exp_f32(-x))
+
+
+@_sigmoid.vjp
+def _sigmoid_vjp(primals, cotangent, output):
+    return cotangent * output * (1.0 - output)
+
+
+def sigmoid(x: mx.array) -> mx.array:
+    """Logistic sigmoid ``1 / (1 + exp(-x))``, fast on the CPU for float32.
+
+    Max absolute error 8.9e-8 against float64 (``mx.sigmoid``: 8.5e-8).
+    """
+    return _sigmoid(x) if _fast(x) else mx.sigmoid(x)
+
+
+def _tanh_from(e: mx.array) -> mx.array:
+    # e = exp(-2 x); for x << 0 the exponent saturates and (1 - e) / (1 + e) rounds to -1
+    return (1.0 - e) / (1.0 + e)
+
+
+@mx.custom_function
+def _tanh(x: mx.array) -> mx.array:
+    return _fused(_tanh_from)(_exp_f32(-2.0 * x))
+
+
+@_tanh.vjp
+def _tanh_vjp(primals, cotangent, output):
+    return cotangent * (1.0 - output * output)
+
+
+def tanh(x: mx.array) -> mx.array:
+    """Hyperbolic tangent, fast on the CPU for float32.
+
+    Max absolute error 1.3e-7 against float64 (``mx.tanh``: 9.8e-8); near 0 the error is
+    absolute, not relative (``tanh(1e-6)`` is off by up to 1e-7).
+    """
+    return _tanh(x) if _fast(x) else mx.tanh(x)
