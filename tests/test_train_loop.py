@@ -55,7 +55,14 @@ def test_callback_gets_plain_dicts():
     events = []
     train(model, opt, task, cfg, callback=events.append)
     kinds = [e["event"] for e in events]
-    assert kinds == ["step", "step", "train", "step", "end"]
+    assert kinds == [
+        "step",
+        "step",
+        "train",
+        "step",
+        "eval",
+        "end",
+    ]  # final evaluation at max_steps
     t = events[2]
     assert set(t) == {"event", "step", "epoch", "loss", "lr", "samples_per_s", "steps_per_s"}
     assert all(isinstance(v, (int, float, str, type(None))) for e in events for v in e.values())

@@ -170,7 +170,10 @@ def train(
     model.train()
     window_loss, window_n, window_samples, window_t = 0.0, 0, 0, time.perf_counter()
 
+    last_eval = [-1]
+
     def evaluate() -> bool:
+        last_eval[0] = state.step
         batches = iterate_batches(task.val, cfg.batch_size, shuffle=False, drop_last=False)
         metrics = evaluate_split(model, task.kind, batches, cfg.eval_batches)
         improved = state.best_metric is None or metrics["loss"] < state.best_metric
@@ -231,6 +234,8 @@ def train(
                 state.status = "early_stopped"
     if state.status == "running":
         state.status = "completed"
+    if state.status in ("max_steps", "early_stopped") and last_eval[0] != state.step:
+        evaluate()  # the final numbers should describe the final weights
     if save is not None:
         save(state, False)
     emit({"event": "end", "status": state.status, "step": state.step, "epoch": state.epoch,
