@@ -160,3 +160,27 @@ def test_python_dash_m_and_help():
     for cmd in ("train", "evaluate", "predict", "summary", "info", "convert"):
         assert cmd in out.stdout
     assert main([]) == 2
+
+
+@pytest.mark.slow  # a real process and a real SIGINT: a few seconds
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    import signal
+    import time
+
+    argv = [sys.executable, "-m", "mlx_tcn", "train", "--runs-dir", str(tmp_path), *TINY,
+            "--n-train", "100000", "--checkpoint-every", "100000", "--eval-every", "100000"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "adding" / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text()):
+        time.sleep(0.2)  # wait for the first logged steps
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "mlx-tcn train --resume" in err
+    assert "status           interrupted" in out
+    ckpt = json.loads((tmp_path / "adding" / "checkpoints" / "index.json").read_text())["latest"]
+    state = json.loads(
+        (tmp_path / "adding" / "checkpoints" / ckpt / "trainer_state.json").read_text()
+    )
+    assert state["loop"]["status"] == "interrupted" and state["loop"]["step"] >= 10
