@@ -5,6 +5,7 @@ One command, everything side by side::
     python benchmarks/bench_streaming.py            # ~2-4 min on 2 cores
     python benchmarks/bench_streaming.py --quick    # fewer steps
     python benchmarks/bench_streaming.py --json out.json
+    python benchmarks/bench_streaming.py --blas-threads 1   # MLX's BLAS single-threaded
 
 Models (eval mode, pytorch-tcn's default weight norm, dropout off):
 
@@ -22,11 +23,16 @@ step, ending with ``mx.eval`` of the output *and* the new state) for:
 * ``recompute``: the offline forward over the last receptive-field steps, keeping the last
   output (what you do without streaming state);
 * ``pytorch-tcn``: pytorch-tcn 1.2.3's ``model(x, inference=True)`` at batch 1 (its streaming
-  is batch-1 only), ``torch.set_num_threads(threads)``, run in a subprocess so that its
-  threads never share the process with MLX's BLAS. Skipped if torch/pytorch-tcn is absent.
+  is batch-1 only), ``torch.set_num_threads(threads)`` (``--threads``, default 2) and also 1
+  thread (on a busy machine 2 OpenMP threads can be 100x slower), each in a subprocess so
+  that its threads never share the process with MLX's BLAS. The speed-up column compares
+  with the faster of the two. Skipped if torch/pytorch-tcn is absent.
 
-Each MLX configuration also runs in a fresh subprocess. Reported: median us per step, and
-at batch 32 the per-stream cost (step / 32) and its ratio to the batch-1 step.
+Each MLX configuration also runs in a fresh subprocess. Reported: the median wall time per
+step and, in brackets, the minimum (on a shared machine the median includes waiting for the
+CPU; multi-threaded BLAS/OpenMP suffers most from that), and at batch 32 the per-stream
+cost (step / 32) and its ratio to the batch-1 step. The process CPU time per step is kept
+in the ``--json`` output.
 """
 
 from __future__ import annotations
@@ -53,15 +59,17 @@ def _receptive_field(kernel: int) -> int:
     return 1 + sum(2 * (kernel - 1) * 2**i for i in range(LEVELS))
 
 
-def _time_steps(step, warmup: int, steps: int) -> list[float]:
+def _time_steps(step, warmup: int, steps: int) -> dict:
+    """Wall time and process CPU time (all threads) of each step, in seconds."""
     for _ in range(warmup):
         step()
-    times = []
+    wall, cpu = [], []
     for _ in range(steps):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         step()
-        times.append(time.perf_counter() - t0)
-    return times
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return {"wall": wall, "cpu": cpu}
 
 
 # -- workers (one case per process) ------------------------------------------------------
@@ -112,8 +120,7 @@ def _mlx_case(model_key: str, method: str, batch: int, steps: int) -> dict:
             holder[0] = state
 
         warmup = 20
-    times = _time_steps(step, warmup, steps)
-    return {"times": times}
+    return _time_steps(step, warmup, steps)
 
 
 def _torch_case(model_key: str, threads: int, steps: int) -> dict:
@@ -139,16 +146,18 @@ def _torch_case(model_key: str, threads: int, steps: int) -> dict:
         def step():
             model(x, inference=True)
 
-        times = _time_steps(step, 20, steps)
-    return {"times": times, "torch": torch.__version__}
+        out = _time_steps(step, 20, steps)
+    return {**out, "torch": torch.__version__}
 
 
 # -- driver ------------------------------------------------------------------------------
 
 
-def _run_worker(args: list[str]) -> dict | None:
+def _run_worker(args: list[str], env: dict | None = None) -> dict | None:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
+    )
     if proc.returncode != 0:
         print(f"  case {args} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
         return None
@@ -161,14 +170,41 @@ def _have_pytorch_tcn() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("torch", "pytorch_tcn"))
 
 
-def _median_us(result: dict | None) -> float | None:
-    return None if result is None else statistics.median(result["times"]) * 1e6
+def _median_us(result: dict | None) -> tuple[float, float] | None:
+    """(median, minimum) wall time per step in us."""
+    if result is None:
+        return None
+    return statistics.median(result["wall"]) * 1e6, min(result["wall"]) * 1e6
 
 
-def _fmt(us: float | None) -> str:
+def _summary(result: dict | None) -> dict | None:
+    """Median and minimum wall time and median process CPU time per step, in us."""
+    if result is None:
+        return None
+    return {
+        "wall_median_us": statistics.median(result["wall"]) * 1e6,
+        "wall_min_us": min(result["wall"]) * 1e6,
+        "cpu_median_us": statistics.median(result["cpu"]) * 1e6,
+        "steps": len(result["wall"]),
+    }
+
+
+def _fmt1(us: float) -> str:
+    return f"{us / 1000:.1f} ms" if us >= 10_000 else f"{us:.0f} us"
+
+
+def _fmt(us: tuple[float, float] | None) -> str:
+    """``median (min)``."""
     if us is None:
         return "-"
-    return f"{us / 1000:.2f} ms" if us >= 10_000 else f"{us:.0f} us"
+    return f"{_fmt1(us[0])} ({_fmt1(us[1])})"
+
+
+def _ratio(a: tuple | None, b: tuple | None, fmt: str) -> str:
+    if not a or not b:
+        return ""
+    x = [fmt.format(p / q) for p, q in zip(a, b, strict=True)]
+    return f"{x[0]} ({x[1]})"
 
 
 def _machine() -> str:
@@ -188,7 +224,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer timed steps")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per case")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch threads (default 2; 1 is also run)"
+    )
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        help="OPENBLAS_NUM_THREADS for the MLX workers (default: as installed)",
+    )
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--json", default=None, help="also write the raw results here")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
@@ -197,7 +241,7 @@ def main() -> None:
     if args.worker:
         kind, model_key, method, batch, steps = args.worker
         if kind == "torch":
-            out = _torch_case(model_key, args.threads, int(steps))
+            out = _torch_case(model_key, int(batch), int(steps))  # batch carries the threads
         else:
             out = _mlx_case(model_key, method, int(batch), int(steps))
         print(json.dumps(out))
@@ -207,52 +251,71 @@ def main() -> None:
     import mlx.core as mx
 
     print(f"mlx {mx.__version__}, {_machine()}, python {platform.python_version()}")
-    torch_ok = _have_pytorch_tcn()
-    if not torch_ok:
-        print("torch / pytorch-tcn not installed: the pytorch-tcn column is skipped")
+    mlx_env = {}
+    if args.blas_threads:
+        mlx_env = {"OPENBLAS_NUM_THREADS": str(args.blas_threads)}
+        print(f"MLX workers: OPENBLAS_NUM_THREADS={args.blas_threads}")
+    torch_threads = sorted({args.threads, 1}, reverse=True)
+    if not _have_pytorch_tcn():
+        torch_threads = []
+        print("torch / pytorch-tcn not installed: the pytorch-tcn rows are skipped")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average at start: {load:.2f}; {steps} timed steps per case\n")
 
     results: dict = {}
+    raw: dict = {}
     for key in args.models:
         for batch in BATCHES:
             for method in MLX_METHODS:
-                r = _run_worker(["mlx", key, method, str(batch), str(steps)])
+                r = _run_worker(["mlx", key, method, str(batch), str(steps)], mlx_env)
+                raw[(key, method, batch)] = _summary(r)
                 results[(key, method, batch)] = _median_us(r)
                 print(
                     f"  {key:6s} b={batch:<2d} {method:30s} {_fmt(results[(key, method, batch)])}"
                 )
-        if torch_ok:
-            r = _run_worker(["torch", key, "pytorch-tcn", "1", str(steps)])
-            results[(key, "pytorch-tcn", 1)] = _median_us(r)
-            print(f"  {key:6s} b=1  {'pytorch-tcn inference=True':30s} {_fmt(_median_us(r))}")
+        for threads in torch_threads:
+            name = f"pytorch-tcn, {threads} thread" + ("s" if threads > 1 else "")
+            r = _run_worker(["torch", key, name, str(threads), str(steps)])
+            raw[(key, name, 1)] = _summary(r)
+            results[(key, name, 1)] = _median_us(r)
+            print(f"  {key:6s} b=1  {name:30s} {_fmt(_median_us(r))}")
 
     # -- the table ---------------------------------------------------------------------------
     lines = [
         "",
-        "| model | method | batch 1: us/step | vs pytorch-tcn | batch 32: us/step "
-        "| batch 32: per stream | per stream / batch-1 step |",
+        "Each cell: median wall time per step (minimum in brackets: the step undisturbed "
+        "by other processes).",
+        "",
+        "| model | method | batch 1 | speed-up vs pytorch-tcn | batch 32 "
+        "| batch 32, per stream | per stream / batch-1 step |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for key in args.models:
-        ref = results.get((key, "pytorch-tcn", 1))
-        for method in (*MLX_METHODS, "pytorch-tcn"):
+        torch_names = [m for (k, m, _) in results if k == key and m.startswith("pytorch")]
+        refs = [results[(key, m, 1)] for m in torch_names if results[(key, m, 1)]]
+        # the faster pytorch-tcn setting (median and minimum separately) is the reference
+        ref = (min(r[0] for r in refs), min(r[1] for r in refs)) if refs else None
+        for method in (*MLX_METHODS, *torch_names):
             b1 = results.get((key, method, 1))
             b32 = results.get((key, method, 32))
-            speedup = f"{ref / b1:.1f}x faster" if ref and b1 and method != "pytorch-tcn" else ""
-            per = b32 / 32 if b32 else None
-            ratio = f"{per / b1:.3f}" if per and b1 else ""
-            label = "pytorch-tcn `inference=True`" if method == "pytorch-tcn" else f"`{method}`"
+            is_torch = method.startswith("pytorch")
+            speedup = "" if is_torch else _ratio(ref, b1, "{:.1f}x")
+            per = tuple(v / 32 for v in b32) if b32 else None
+            label = method.replace("pytorch-tcn", "pytorch-tcn `inference=True`")
+            label = label if is_torch else f"`{method}`"
             lines.append(
                 f"| {MODELS[key]['title']} | {label} | {_fmt(b1)} | {speedup} | {_fmt(b32)} "
-                f"| {_fmt(per)} | {ratio} |"
+                f"| {_fmt(per)} | {_ratio(per, b1, '{:.3f}')} |"
             )
     print("\n".join(lines))
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nload average at end: {load_end:.2f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"|".join(map(str, k)): v for k, v in results.items()}, f, indent=1)
+            meta = {"mlx": mx.__version__, "machine": _machine(), "load": [load, load_end]}
+            cases = {"|".join(map(str, k)): v for k, v in raw.items()}
+            json.dump({"meta": meta, "cases": cases}, f, indent=1)
+            f.write("\n")
 
 
 if __name__ == "__main__":
