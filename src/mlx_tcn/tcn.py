@@ -709,7 +709,10 @@ class TCN(nn.Module):
             state: a state from :meth:`init_state` / :meth:`stream`.
             rows: a row index, a list of row indices, or a boolean mask of length ``batch``.
         """
-        batch = tree_flatten(state)[0][1].shape[0]
+        leaves = tree_flatten(state)
+        if not leaves:  # kernel size 1 everywhere and no SE: a stream has nothing to reset
+            return state
+        batch = leaves[0][1].shape[0]
         if isinstance(rows, mx.array) and rows.dtype == mx.bool_:
             if rows.shape != (batch,):
                 raise ValueError(f"rows mask must have shape ({batch},), got {rows.shape}")
@@ -723,7 +726,7 @@ class TCN(nn.Module):
             for r in index:
                 flags[r] = True
             mask = mx.array(flags)
-        fresh = self.init_state(batch, tree_flatten(state)[0][1].dtype)
+        fresh = self.init_state(batch, leaves[0][1].dtype)
 
         def pick(new: mx.array, old: mx.array) -> mx.array:
             m = mask.reshape((batch,) + (1,) * (old.ndim - 1))
