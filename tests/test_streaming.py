@@ -484,6 +484,17 @@ def test_reset_state_rows(rows):
     np.testing.assert_allclose(np.array(y)[reset], np.array(restarted)[reset], atol=ATOL)
 
 
+def test_stateless_stream_kernel_size_one():
+    """Kernel size 1 everywhere and no SE: the state is empty and streaming still works."""
+    model = small_model(kernel_sizes=1, use_skip_connections=True)
+    state = model.init_state(2)
+    assert tree_flatten(state) == []
+    x = mx.random.normal((2, 5, 3))
+    streamed, state = stream_model(model, x, [2, 3])
+    assert_close(streamed, model(x))
+    assert model.reset_state(state, [0]) == state
+
+
 def test_reset_state_bad_rows():
     model = small_model()
     state = model.init_state(3)
