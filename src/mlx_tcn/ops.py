@@ -41,7 +41,7 @@ import mlx.core as mx
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["conv1d", "exp", "sigmoid", "tanh"]
+__all__ = ["conv1d", "exp", "gelu", "sigmoid", "tanh"]
 
 _FLOATS = (mx.float32, mx.float16, mx.bfloat16)
 
@@ -378,3 +378,55 @@ def tanh(x: mx.array) -> mx.array:
     absolute, not relative (``tanh(1e-6)`` is off by up to 1e-7).
     """
     return _tanh(x) if _fast(x) else mx.tanh(x)
+
+
+# erfc(z) ~ t P(t) exp(-z^2), t = 1 / (1 + p z), z >= 0: Abramowitz & Stegun 7.1.26,
+# absolute error below 1.5e-7.
+_AS_P = 0.3275911
+_AS_A = (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
+_SQRT_HALF = 0.7071067811865476
+_INV_SQRT_2PI = 0.3989422804014327
+
+
+def _gelu_parts(x: mx.array, e: mx.array) -> tuple[mx.array, mx.array]:
+    """``(gelu(x), gelu'(x))`` from ``x`` and ``e = exp(-x^2 / 2)``."""
+    t = 1.0 / (1.0 + _AS_P * _SQRT_HALF * mx.abs(x))
+    poly = _AS_A[0]
+    for a in _AS_A[1:]:
+        poly = poly * t + a
+    half_erfc = 0.5 * t * poly * e  # = Phi(-|x|), the normal CDF
+    cdf = 0.5 + mx.sign(x) * (0.5 - half_erfc)
+    return x * cdf, cdf + x * e * _INV_SQRT_2PI
+
+
+def _gelu_value(x: mx.array, e: mx.array) -> mx.array:
+    return _gelu_parts(x, e)[0]
+
+
+def _gelu_grad(x: mx.array, e: mx.array, cotangent: mx.array) -> mx.array:
+    return cotangent * _gelu_parts(x, e)[1]
+
+
+@mx.custom_function
+def _gelu(x: mx.array) -> mx.array:
+    return _fused(_gelu_value, 2)(x, _exp_f32(-0.5 * x * x))
+
+
+@_gelu.vjp
+def _gelu_vjp(primals, cotangent, output):
+    x = primals  # a single-argument custom_function gets its argument as is
+    return _fused(_gelu_grad, 3)(x, _exp_f32(-0.5 * x * x), cotangent)
+
+
+def gelu(x: mx.array) -> mx.array:
+    """Exact (erf) GELU ``x * Phi(x)``, as ``mlx.nn.gelu``, fast on the CPU for float32.
+
+    Uses ``erfc`` of Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7): max absolute
+    error 4.6e-7 against float64 on ``[-10, 10]`` (``nn.gelu``: 4.7e-7), gradient 3.0e-7
+    (``nn.gelu``: 2.5e-7); the error is
+    absolute, so tiny negative-tail values (``gelu(-5) = -1.4e-6``) are off in relative
+    terms.
+    """
+    if _fast(x):
+        return _gelu(x)
+    return x * (1 + mx.erf(x * _SQRT_HALF)) / 2
