@@ -136,7 +136,7 @@ class TemporalConv1d(StreamingModule):
         convolution with ``dilation > 1`` runs a naive loop; one gather and one GEMM
         serve both (``stride == 1``, ``groups == 1``).
         """
-        batch, _, c_in = padded.shape
+        c_in = padded.shape[-1]
         k, d = self.kernel_size, self.dilation
         w = get_weight(self)  # (out, k, in)
         if k == 1:
@@ -144,10 +144,9 @@ class TemporalConv1d(StreamingModule):
         else:
             cols = mx.concatenate([padded[:, j * d : j * d + steps] for j in range(k)], axis=-1)
             w2 = w.reshape(w.shape[0], k * c_in).T
-        cols = cols.reshape(batch * steps, -1)
         bias = self.get("bias")
-        y = cols @ w2 if bias is None else mx.addmm(bias, cols, w2)
-        return y.reshape(batch, steps, -1)
+        # (batch, steps, k * in) @ (k * in, out): one GEMM of batch * steps rows
+        return cols @ w2 if bias is None else mx.addmm(bias, cols, w2)
 
 
 # Chunks of at most this many steps go through TemporalConv1d._stream_taps (the gathered
