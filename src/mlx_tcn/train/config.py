@@ -56,7 +56,7 @@ class TrainConfig:
     preset: str = "quick"
 
     # --- task and data ---
-    #: one of TASKS
+    #: adding, copy_memory, mnist, pmnist, jsb, nottingham, forecast or classify
     task: str = "adding"
     #: adding: T; copy_memory: blank length T; forecast: window length
     seq_len: int = 200
@@ -92,7 +92,7 @@ class TrainConfig:
     dropout: float = 0.0
     #: causal convolutions (no look-ahead)
     causal: bool = True
-    #: one of NORMS
+    #: weight_norm, batch_norm, layer_norm or none
     use_norm: str = "weight_norm"
     #: block activation (see mlx_tcn.ACTIVATIONS)
     activation: str = "relu"
@@ -108,7 +108,7 @@ class TrainConfig:
     dilation_reset: int | None = None
 
     # --- optimisation ---
-    #: one of OPTIMIZERS
+    #: adam, adamw, rmsprop or sgd
     optimizer: str = "adam"
     #: peak learning rate
     lr: float = 2e-3
@@ -118,7 +118,7 @@ class TrainConfig:
     momentum: float = 0.0
     #: clip the global gradient norm to this value (None: no clipping)
     grad_clip: float | None = None
-    #: learning-rate schedule, one of SCHEDULES
+    #: learning-rate schedule: constant, cosine or exponential (after the warm-up)
     schedule: str = "constant"
     #: linear warm-up steps before the schedule
     warmup_steps: int = 0
