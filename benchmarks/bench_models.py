@@ -108,18 +108,25 @@ def _maxrss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+# CPU seconds (all threads of the process) of the iterations _time_loop timed last.
+_CPU_TIMES: list[float] = []
+
+
 def _time_loop(step, warmup: int, iters: int, budget: float) -> list[float]:
     """Wall times of up to ``iters`` calls after ``warmup`` untimed ones; stops early once
     they add up to ``budget`` seconds (after at least ``MIN_ITERS``, or ``iters`` if fewer)."""
     for _ in range(warmup):
         step()
     times: list[float] = []
+    cpu: list[float] = []
     while len(times) < iters:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         if sum(times) > budget and len(times) >= MIN_ITERS:
             break
+    _CPU_TIMES[:] = cpu
     return times
 
 
@@ -171,7 +178,12 @@ def _torch_case(
                 tcn(x)
 
     times = _time_loop(step, warmup, iters, budget)
-    return {"times": times, "peak_mib": (_maxrss_kib() - rss0) / 1024, "rss_mib": None}
+    return {
+        "times": times,
+        "cpu_times": list(_CPU_TIMES),
+        "peak_mib": (_maxrss_kib() - rss0) / 1024,
+        "rss_mib": None,
+    }
 
 
 def _mlx_case(
@@ -265,6 +277,7 @@ def _mlx_case(
     times = _time_loop(step, warmup, iters, budget)
     return {
         "times": times,
+        "cpu_times": list(_CPU_TIMES),
         "peak_mib": mx.get_peak_memory() / 2**20,
         "rss_mib": (_maxrss_kib() - rss0) / 1024,
     }
@@ -360,9 +373,9 @@ def _git_commit() -> str:
 
 def _table(rows: list[dict], peak: float) -> str:
     lines = [
-        "| model | mode | library | median ms | min ms | ratio to pytorch-tcn | conv GFLOP/s "
-        "| % of GEMM peak | peak memory MiB | n |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | mode | library | median ms | min ms | ratio to pytorch-tcn | CPU ms "
+        "| CPU ratio | conv GFLOP/s | % of GEMM peak | peak memory MiB | n |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         mem = f"{r['peak_mib']:.0f}"
@@ -370,7 +383,8 @@ def _table(rows: list[dict], peak: float) -> str:
             mem += f" (RSS +{r['rss_mib']:.0f})"
         lines.append(
             f"| {MODELS[r['model']].title} | {r['mode']} | {r['backend']} | {r['median_ms']:.1f} "
-            f"| {r['min_ms']:.1f} | {r['ratio']:.2f} | {r['gflops']:.1f} "
+            f"| {r['min_ms']:.1f} | {r['ratio']:.2f} | {r['cpu_ms']:.0f} | {r['cpu_ratio']:.2f} "
+            f"| {r['gflops']:.1f} "
             f"| {100 * r['gflops'] / peak:.0f}% | {mem} | {r['n']} |"
         )
     return "\n".join(lines)
@@ -506,8 +520,9 @@ def main(argv: list[str] | None = None) -> None:
                 }
                 res = _run_job(job, args.threads)
                 med = statistics.median(res["times"]) * 1e3
+                cpu_med = statistics.median(res["cpu_times"]) * 1e3
                 if backend == "pytorch-tcn":
-                    ref = med
+                    ref, ref_cpu = med, cpu_med
                 flops = spec.conv_flops() * (3 if mode == "train" else 1)
                 row = {
                     "model": m,
@@ -515,6 +530,8 @@ def main(argv: list[str] | None = None) -> None:
                     "backend": backend + (" (mx.compile)" if compiled else ""),
                     "median_ms": med,
                     "min_ms": min(res["times"]) * 1e3,
+                    "cpu_ms": cpu_med,
+                    "cpu_ratio": cpu_med / ref_cpu,
                     "ratio": med / ref,
                     "gflops": flops / (med / 1e3) / 1e9,
                     "peak_mib": res["peak_mib"],
@@ -572,7 +589,10 @@ def main(argv: list[str] | None = None) -> None:
         f"(2*B*T*Cin*Cout*k per convolution, 1x1 downsample included, x3 for training). Peak "
         f"memory: `mx.get_peak_memory()` for MLX (RSS high-water growth in brackets), RSS "
         f"high-water growth during the case for pytorch-tcn; each case runs in its own "
-        f"process.\n\n"
+        f"process. CPU ms: median CPU time of the process per iteration (all its threads), "
+        f"and CPU ratio its ratio to pytorch-tcn's; when other jobs share the cores, wall "
+        f"times depend on scheduling and, with one thread per library, the CPU ratio is the "
+        f"steadier comparison (with more threads it also counts busy-waiting).\n\n"
         f"{_table(rows, peak)}\n\n"
         f"![bench_models](img/bench_models.png)\n"
     )
@@ -583,7 +603,7 @@ def main(argv: list[str] | None = None) -> None:
         _chart(
             rows,
             PNG,
-            f"{_cpu_model()}, {args.threads} threads; mlx {v['mlx']}, torch {v['torch']}, "
+            f"{_cpu_model()}, {args.threads} thread(s); mlx {v['mlx']}, torch {v['torch']}, "
             f"pytorch-tcn {v['pytorch-tcn']}",
         )
         print(f"\nwrote {DOC.relative_to(ROOT)} and {PNG.relative_to(ROOT)}")
