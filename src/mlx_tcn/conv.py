@@ -116,8 +116,6 @@ class TemporalConv1d(StreamingModule):
 
     def _forward(self, x: mx.array, state: dict | None) -> tuple[mx.array, dict | None]:
         padded, new_state = self.padder.pad(x, state)
-        if state is not None and self.groups == 1 and x.shape[1] <= _STREAM_TAPS_MAX_STEPS:
-            return self._stream_taps(padded, x.shape[1]), new_state
         y = ops.conv1d(
             padded,
             get_weight(self),
@@ -125,33 +123,9 @@ class TemporalConv1d(StreamingModule):
             stride=self.stride,
             dilation=self.dilation,
             groups=self.groups,
+            inference=state is not None,
         )
         return y, new_state
-
-    def _stream_taps(self, padded: mx.array, steps: int) -> mx.array:
-        """The convolution of a short streamed chunk as one GEMM: the ``k`` taps of every
-        output step side by side, ``(batch * steps, k * in) @ (k * in, out)``.
-
-        A stream step is dispatch-bound at batch 1 and, at larger batches, MLX's CPU
-        convolution with ``dilation > 1`` runs a naive loop; one gather and one GEMM
-        serve both (``stride == 1``, ``groups == 1``).
-        """
-        c_in = padded.shape[-1]
-        k, d = self.kernel_size, self.dilation
-        w = get_weight(self)  # (out, k, in)
-        if k == 1:
-            cols, w2 = padded, w[:, 0, :].T
-        else:
-            cols = mx.concatenate([padded[:, j * d : j * d + steps] for j in range(k)], axis=-1)
-            w2 = w.reshape(w.shape[0], k * c_in).T
-        bias = self.get("bias")
-        # (batch, steps, k * in) @ (k * in, out): one GEMM of batch * steps rows
-        return cols @ w2 if bias is None else mx.addmm(bias, cols, w2)
-
-
-# Chunks of at most this many steps go through TemporalConv1d._stream_taps (the gathered
-# taps are k times the chunk); longer ones through ops.conv1d.
-_STREAM_TAPS_MAX_STEPS = 64
 
 
 class TemporalConvTransposed1d(StreamingModule):
@@ -275,7 +249,7 @@ class TemporalConvTransposed1d(StreamingModule):
         padded, new_state = self.padder.pad(x, state)
         if self._right_inputs:
             padded = mx.pad(padded, [(0, 0), (0, self._right_inputs), (0, 0)])
-        y = ops.conv1d(padded, self._polyphase_weight())
+        y = ops.conv1d(padded, self._polyphase_weight(), inference=state is not None)
         y = y.reshape(batch, -1, self.out_channels)
         if self._left_crop or self._right_inputs:
             y = y[:, self._left_crop : self._left_crop + length * self.stride]

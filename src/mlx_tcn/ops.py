@@ -160,6 +160,27 @@ def _backward(
     return dx.reshape(batch, padded, c_in), mx.stack(dw, axis=1)
 
 
+# Outputs of at most this many steps take _gathered() when inference=True: the gathered
+# taps are k times the chunk, and a stream step of a few frames costs per operation.
+_GATHER_MAX_STEPS = 64
+
+
+def _gathered(x: mx.array, weight: mx.array, bias: mx.array | None, dilation: int) -> mx.array:
+    """One GEMM over the gathered taps: ``(batch, t_out, k * in) @ (k * in, out)``.
+
+    For short outputs (a stream chunk) this beats one GEMM per tap: at batch 1 the cost is
+    the number of operations, and there is no flat-row waste to skip.
+    """
+    c_out, k, c_in = weight.shape
+    t_out = x.shape[1] - dilation * (k - 1)
+    if k == 1:
+        cols = x
+    else:
+        cols = mx.concatenate([x[:, j * dilation : j * dilation + t_out] for j in range(k)], -1)
+    w2 = weight.reshape(c_out, k * c_in).T
+    return cols @ w2 if bias is None else mx.addmm(bias, cols, w2)
+
+
 @cache
 def _gemm_conv(dilation: int, with_bias: bool) -> Callable[..., mx.array]:
     """A ``custom_function`` computing the GEMM convolution with its hand-written VJP."""
@@ -197,6 +218,7 @@ def conv1d(
     stride: int = 1,
     dilation: int = 1,
     groups: int = 1,
+    inference: bool = False,
 ) -> mx.array:
     """Valid (unpadded) 1-D convolution of an ``NLC`` input.
 
@@ -211,6 +233,11 @@ def conv1d(
         stride: step between output positions.
         dilation: spacing between kernel taps.
         groups: number of channel groups.
+        inference: choose the formulation for inference (streaming): plain MLX operations
+            without the hand-written backward, which ``mx.export_function`` can serialise
+            (gradients still flow, through MLX's autodiff), and for outputs of at most
+            ``_GATHER_MAX_STEPS`` steps a single GEMM over the gathered taps, since a short
+            stream chunk is bound by the number of operations, not by arithmetic.
 
     Returns:
         ``(batch, (length - dilation * (kernel_size - 1) - 1) // stride + 1, out_channels)``.
@@ -249,7 +276,12 @@ def conv1d(
     x, weight, *rest = (a.astype(mx.float32) for a in arrays)
     bias = rest[0] if rest else None
     if groups == 1:
-        y = _gemm_conv(dilation, bias is not None)(x, weight, *rest)
+        if not inference:
+            y = _gemm_conv(dilation, bias is not None)(x, weight, *rest)
+        elif x.shape[1] - dilation * (k - 1) <= _GATHER_MAX_STEPS:
+            y = _gathered(x, weight, bias, dilation)
+        else:
+            y = _forward(x, weight, bias, dilation)
     else:
         if weight.shape[0] == groups and weight.shape[2] == 1:
             y = _depthwise(x, weight, dilation)
