@@ -417,6 +417,25 @@ def test_compiled_stream_equals_offline():
         assert_close(a, b)
 
 
+@pytest.mark.parametrize("compile_step", [False, True])
+def test_stream_step_folds_weight_norm_and_equals_offline(compile_step):
+    model = small_model(use_norm="weight_norm", embedding_shapes=[(2,)], dropout=0.1)
+    model.train()  # the step is an eval-mode copy whatever the model's mode
+    x = mx.random.normal((2, 9, 3))
+    e = [mx.random.normal((2, 2))]
+    model.eval()
+    offline = model(x, embeddings=e)
+    model.train()
+    step = model.stream_step(compile=compile_step)
+    streamed, _ = stream_model(model, x, [1, 3, 5], e, step=step)
+    assert_close(streamed, offline)
+    # the model itself is untouched: still weight-normalised and in training mode
+    assert "weight_v" in model.network[0].conv1 and model.training
+    frozen = step.__self__ if not compile_step else None
+    if frozen is not None:
+        assert "weight" in frozen.network[0].conv1 and "weight_v" not in frozen.network[0].conv1
+
+
 @pytest.mark.parametrize("chunk", [1, 80])
 def test_exported_stream_step_equals_offline(tmp_path, chunk):
     """A stream step exported with ``mx.export_function`` (state as flat arrays) and

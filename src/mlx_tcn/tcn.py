@@ -23,7 +23,7 @@ from .buffer import BufferIO
 from .conv import TemporalConv1d
 from .init import get_initializer
 from .modules import ModuleList
-from .parametrizations import weight_norm
+from .parametrizations import is_weight_normed, remove_weight_norm, weight_norm
 from .se import SqueezeExcitation
 
 __all__ = ["TCN", "TemporalBlock"]
@@ -701,6 +701,23 @@ class TCN(nn.Module):
                     f"({batch_size}, {', '.join(map(str, expected[key].shape[1:]))}) for a chunk "
                     f"of batch size {batch_size}"
                 )
+
+    def stream_step(self, compile: bool = True) -> Callable[..., tuple[mx.array, list]]:
+        """A stream step for deployment: ``step(x, state, embeddings=None) -> (y, state)``.
+
+        It runs a frozen copy of the model in eval mode with weight norm folded into plain
+        weights (weight norm costs about a third of a small step otherwise), compiled with
+        ``mx.compile`` unless ``compile=False``. Later changes to this model's parameters do
+        not reach the step: make a new one after training further.
+        """
+        frozen = type(self)(**self._config)
+        frozen.update(tree_map(lambda a: a, self.parameters()))
+        for _, module in frozen.named_modules():
+            if is_weight_normed(module):
+                remove_weight_norm(module)
+        frozen.eval()
+        mx.eval(frozen.parameters())
+        return mx.compile(frozen.stream) if compile else frozen.stream
 
     def reset_state(self, state: list[BlockState], rows: object) -> list[BlockState]:
         """Return ``state`` with the given batch rows reset to a fresh stream.
