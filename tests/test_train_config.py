@@ -11,7 +11,7 @@ def test_defaults_are_the_quick_adding_run():
     cfg = resolve_config()
     assert cfg.task == "adding"
     assert cfg.preset == "quick"
-    assert (cfg.seq_len, cfg.levels, cfg.hidden, cfg.kernel_size) == (200, 4, 24, 8)
+    assert (cfg.seq_len, cfg.levels, cfg.hidden, cfg.kernel_size, cfg.lr) == (50, 3, 24, 8, 4e-3)
     assert cfg.run_dir.as_posix() == "runs/adding"
 
 
