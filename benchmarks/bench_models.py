@@ -203,7 +203,8 @@ def _mlx_case(
     if backend == "mlx seed conv1d":
         import mlx_tcn.ops
 
-        def seed_conv1d(x, weight, bias=None, *, stride=1, dilation=1, groups=1):
+        def seed_conv1d(x, weight, bias=None, *, stride=1, dilation=1, groups=1, **_):
+            # plain mx.conv1d whatever extra options (e.g. inference=) ops.conv1d grows
             y = mx.conv1d(x, weight, stride=stride, dilation=dilation, groups=groups)
             return y if bias is None else y + bias
 
