@@ -9,7 +9,7 @@ import pytest
 
 from mlx_tcn.cli import main
 
-TINY = ["--seq-len", "10", "--levels", "2", "--hidden", "8", "--kernel-size", "3", "--n-train", "128",
+TINY = ["--no-compile", "--seq-len", "10", "--levels", "2", "--hidden", "8", "--kernel-size", "3", "--n-train", "128",
         "--n-val", "32", "--eval-every", "2", "--quiet"]  # fmt: skip
 
 
@@ -77,7 +77,7 @@ def test_config_file_with_cli_override(tmp_path, capsys):
     (tmp_path / "c.toml").write_text(
         'hidden = 6\nlevels = 1\nseq_len = 5\nmax_steps = 1\nruns_dir = "r"\n'
     )
-    assert main(["train", "--config", str(tmp_path / "c.toml"), "--hidden", "7", "--runs-dir",
+    assert main(["train", "--no-compile", "--config", str(tmp_path / "c.toml"), "--hidden", "7", "--runs-dir",
                  str(tmp_path / "r"), "--n-train", "64", "--quiet"]) == 0  # fmt: skip
     saved = json.loads((tmp_path / "r" / "adding" / "train_config.json").read_text())
     assert (saved["hidden"], saved["levels"], saved["seq_len"]) == (7, 1, 5)
@@ -124,7 +124,7 @@ def test_corrupted_and_incompatible_checkpoints(tmp_path, capsys):
 def test_forecast_end_to_end_with_plots(tmp_path, capsys):
     rows = ["load,temp"] + [f"{math.sin(i / 4):.5f},{math.cos(i / 7):.5f}" for i in range(120)]
     (tmp_path / "s.csv").write_text("\n".join(rows) + "\n")
-    argv = ["train", "--task", "forecast", "--data-path", str(tmp_path / "s.csv"), "--target-columns", "load",
+    argv = ["train", "--no-compile", "--task", "forecast", "--data-path", str(tmp_path / "s.csv"), "--target-columns", "load",
             "--seq-len", "12", "--levels", "2", "--hidden", "8", "--epochs", "2", "--runs-dir",
             str(tmp_path / "runs"), "--name", "fc", "--quiet"]  # fmt: skip
     assert main(argv) == 0

@@ -22,7 +22,8 @@ from mlx_tcn.train import (
 from mlx_tcn.train.loop import total_steps
 from mlx_tcn.train.tasks import evaluate_split
 
-TINY = dict(seq_len=10, levels=2, hidden=16, kernel_size=3, n_train=256, n_val=64, batch_size=32,
+# Eager steps: mx.compile would build C++ for every new model of every test (seconds each).
+TINY = dict(compile=False, seq_len=10, levels=2, hidden=16, kernel_size=3, n_train=256, n_val=64, batch_size=32,
             epochs=1, eval_every=1000, log_every=1)  # fmt: skip
 
 
@@ -166,8 +167,9 @@ def test_should_stop_saves_and_returns_interrupted(tmp_path):
     assert state.status == "interrupted" and state.step == 1 and saved[-1] == 1
 
 
-def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
-    values = {**TINY, "epochs": 2, "dropout": 0.1, "runs_dir": str(tmp_path), "plots": False,
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, compiled):
+    values = {**TINY, "compile": compiled, "epochs": 2, "dropout": 0.1, "runs_dir": str(tmp_path), "plots": False,
               "eval_every": 4, "checkpoint_every": 3}  # fmt: skip
     full = run_training(resolve_config({}, {**values, "name": "full"}))
     full_losses = [r["loss"] for r in _records(full.run_dir) if r["event"] == "train"]

@@ -130,8 +130,8 @@ class TrainConfig:
     epochs: int = 1
     #: stop after this many steps (None: run all epochs)
     max_steps: int | None = None
-    #: mx.compile the training step (on a CPU it was not faster, see docs/training.md)
-    compile: bool = False
+    #: mx.compile the training step (not for variable-length data; see docs/training.md)
+    compile: bool = True
 
     # --- evaluation, logging, checkpoints ---
     #: evaluate on the validation split every N steps (and at each epoch end)

@@ -166,7 +166,9 @@ def train(
     state.status = "running"
     emit = callback or (lambda _: None)
     steps = total_steps(cfg, len(task.train))
-    step_fn = build_step(model, optimizer, loss_fn(task.kind), cfg.grad_clip, cfg.compile)
+    # Ragged data (polyphonic music) changes shape every batch: compiling would recompile each time.
+    compile_step = cfg.compile and not task.train.ragged
+    step_fn = build_step(model, optimizer, loss_fn(task.kind), cfg.grad_clip, compile_step)
     model.train()
     window_loss, window_n, window_samples, window_t = 0.0, 0, 0, time.perf_counter()
 
