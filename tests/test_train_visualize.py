@@ -18,7 +18,7 @@ def test_metrics_plot_with_accuracy_panel(tmp_path):
     path = tmp_path / "m.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n\n")
     assert read_metrics(path) == records
-    out = plot_metrics(records, tmp_path / "m.png", title="run")
+    out = plot_metrics(records, tmp_path / "m.png", title="run", baseline=1 / 6)
     assert out.read_bytes()[:8] == PNG
 
 

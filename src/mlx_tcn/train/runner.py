@@ -195,9 +195,8 @@ def _write_plots(
 
     paths = []
     try:
-        paths.append(
-            plot_metrics(records, run_dir / "metrics.png", title=f"{run_dir.name} ({cfg.task})")
-        )
+        title = run_dir.name if run_dir.name == cfg.task else f"{run_dir.name} ({cfg.task})"
+        paths.append(plot_metrics(records, run_dir / "metrics.png", title, task.baseline))
         if cfg.task == "forecast":
             pred, target = predict_split(model, task, task.val)
             names = task.stats.get("target_columns")

@@ -34,13 +34,19 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def plot_metrics(records: Sequence[dict[str, Any]], out_path: str | Path, title: str = "") -> Path:
+def plot_metrics(
+    records: Sequence[dict[str, Any]],
+    out_path: str | Path,
+    title: str = "",
+    baseline: float | None = None,
+) -> Path:
     """Training and validation loss against step, and validation accuracy when present.
 
     Args:
         records: metric dicts as the training loop emits them (``event`` ``"train"``/``"eval"``).
         out_path: PNG file to write.
         title: figure title (e.g. the run name).
+        baseline: loss of a trivial predictor, drawn as a dashed line.
     """
     plt = _pyplot()
     train = [r for r in records if r.get("event") == "train"]
@@ -56,13 +62,15 @@ def plot_metrics(records: Sequence[dict[str, Any]], out_path: str | Path, title:
         ax.plot(
             [r["step"] for r in evals], [r["val_loss"] for r in evals], "o-", label="validation"
         )
+    if baseline is not None:
+        ax.axhline(baseline, color="gray", linestyle="--", linewidth=1, label="trivial predictor")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     losses = [r["loss"] for r in train] + [r["val_loss"] for r in evals]
     if losses and min(losses) > 0 and max(losses) / min(losses) > 20:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    if train or evals:
+    if train or evals or baseline is not None:
         ax.legend()
     if has_acc:
         ax = axes[0, 1]
