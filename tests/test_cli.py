@@ -184,3 +184,26 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
         (tmp_path / "adding" / "checkpoints" / ckpt / "trainer_state.json").read_text()
     )
     assert state["loop"]["status"] == "interrupted" and state["loop"]["step"] >= 10
+
+
+def test_classify_end_to_end(tmp_path, capsys):
+    rng = __import__("numpy").random.default_rng(0)
+    rows = ["label," + ",".join(f"t{i}" for i in range(16))]
+    for n in range(40):
+        up = n % 2
+        values = (rng.normal(size=16) + (2.0 if up else -2.0)).round(3)
+        rows.append(("up," if up else "down,") + ",".join(map(str, values)))
+    (tmp_path / "c.csv").write_text("\n".join(rows) + "\n")
+    argv = ["train", "--no-compile", "--task", "classify", "--data-path", str(tmp_path / "c.csv"),
+            "--target-columns", "label", "--levels", "2", "--hidden", "8", "--kernel-size", "3",
+            "--batch-size", "8", "--epochs", "3", "--runs-dir", str(tmp_path / "runs"), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "val accuracy" in capsys.readouterr().out
+    run = tmp_path / "runs" / "classify"
+    out = tmp_path / "labels.csv"
+    assert (
+        main(["predict", str(run), "--input", str(tmp_path / "c.csv"), "--output", str(out)]) == 0
+    )
+    lines = out.read_text().splitlines()
+    assert lines[0] == "prediction,probability" and len(lines) == 41
+    assert {line.split(",")[0] for line in lines[1:]} <= {"up", "down"}
