@@ -211,7 +211,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "quick": dict(
             seq_len=100,
             memory_length=10,
-            n_train=4000,
+            n_train=32000,
             n_val=500,
             levels=4,
             hidden=10,
@@ -275,7 +275,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             lr=1e-3,
             grad_clip=0.2,
             batch_size=8,
-            epochs=2,
+            epochs=8,
             eval_every=50,
         ),
     },
@@ -283,7 +283,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "classify": {"quick": dict(levels=4, hidden=32, kernel_size=3, epochs=10)},
 }
 PRESETS["pmnist"] = PRESETS["mnist"]
-PRESETS["nottingham"] = PRESETS["jsb"]
+PRESETS["nottingham"] = {
+    "paper": PRESETS["jsb"]["paper"],
+    "quick": {**PRESETS["jsb"]["quick"], "epochs": 1},  # 3x more (and longer) sequences
+}
 
 
 def _field_names() -> set[str]:
