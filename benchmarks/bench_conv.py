@@ -156,51 +156,6 @@ def main(argv: list[str] | None = None) -> None:
             ratio = ms["ops"] / ms["torch"]
             print(f"| {name} | {d} | {label} | " + " | ".join(cells) + f" | {ratio:.2f} |")
             sys.stdout.flush()
-    activations(args.budget)
-
-
-def activations(budget_s: float) -> None:
-    """ms per 2M float32 values: ``ops`` activations, MLX's own, NumPy, torch."""
-    import mlx.core as mx
-    import mlx.nn as nn
-    import numpy as np
-    import torch
-    from scipy.special import erf
-
-    from mlx_tcn import ops
-
-    x = mx.random.normal((2 * 1024 * 1024,)) * 4
-    xn = np.array(x)
-    xt = torch.tensor(xn)
-    numpy_fns = {
-        "exp": np.exp,
-        "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
-        "tanh": np.tanh,
-        "gelu": lambda v: v * (1 + erf(v * np.sqrt(0.5))) / 2,
-    }
-    mlx_fns = {"exp": mx.exp, "sigmoid": mx.sigmoid, "tanh": mx.tanh, "gelu": nn.gelu}
-    torch_fns = {
-        "exp": torch.exp,
-        "sigmoid": torch.sigmoid,
-        "tanh": torch.tanh,
-        "gelu": torch.nn.functional.gelu,
-    }
-    print()
-    print(
-        "| activation (2M float32) | ops ms | mx ms | ops fwd+bwd ms | mx fwd+bwd ms "
-        "| NumPy ms | torch ms |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for name in numpy_fns:
-        cells = []
-        for fn in (getattr(ops, name), mlx_fns[name]):
-            cells.append(best_ms(lambda fn=fn: mx.eval(fn(x)), budget_s))
-        for fn in (getattr(ops, name), mlx_fns[name]):
-            step = mx.value_and_grad(lambda v, fn=fn: (fn(v) * v).sum())
-            cells.append(best_ms(lambda step=step: mx.eval(step(x)), budget_s))
-        cells.append(best_ms(lambda f=numpy_fns[name]: f(xn), budget_s))
-        cells.append(best_ms(lambda f=torch_fns[name]: f(xt), budget_s))
-        print(f"| {name} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
 
 
 if __name__ == "__main__":
