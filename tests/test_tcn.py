@@ -786,6 +786,18 @@ def test_save_load_gives_identical_outputs(config, tmp_path, rng):
         np.testing.assert_array_equal(np.array(v), saved[k])
 
 
+def test_eval_mode_model_exports_with_mx_export_function(tmp_path, rng):
+    """In eval mode the convolutions use plain MLX operations (no hand-written backward,
+    which mx.export_function cannot serialise), so the offline model exports."""
+    model = TCN(3, [5, 5], kernel_sizes=3, causal=True, use_skip_connections=True)
+    model.eval()
+    x = mx.array(rng.standard_normal((2, 100, 3)).astype(np.float32))
+    path = str(tmp_path / "model.mlxfn")
+    mx.export_function(path, lambda v: model(v), x)
+    (y,) = mx.import_function(path)(x)
+    np.testing.assert_allclose(np.array(y), np.array(model(x)), atol=1e-6)
+
+
 def test_streaming_buffers_are_never_saved(tmp_path, rng):
     model = TCN(3, [4, 4], kernel_sizes=3, causal=True, use_se=True)
     names = {k for k, _ in tree_flatten(model.parameters())}

@@ -123,7 +123,7 @@ class TemporalConv1d(StreamingModule):
             stride=self.stride,
             dilation=self.dilation,
             groups=self.groups,
-            inference=state is not None,
+            inference=state is not None or not self.training,
         )
         return y, new_state
 
@@ -249,7 +249,9 @@ class TemporalConvTransposed1d(StreamingModule):
         padded, new_state = self.padder.pad(x, state)
         if self._right_inputs:
             padded = mx.pad(padded, [(0, 0), (0, self._right_inputs), (0, 0)])
-        y = ops.conv1d(padded, self._polyphase_weight(), inference=state is not None)
+        y = ops.conv1d(
+            padded, self._polyphase_weight(), inference=state is not None or not self.training
+        )
         y = y.reshape(batch, -1, self.out_channels)
         if self._left_crop or self._right_inputs:
             y = y[:, self._left_crop : self._left_crop + length * self.stride]
