@@ -207,3 +207,15 @@ def test_classify_end_to_end(tmp_path, capsys):
     lines = out.read_text().splitlines()
     assert lines[0] == "prediction,probability" and len(lines) == 41
     assert {line.split(",")[0] for line in lines[1:]} <= {"up", "down"}
+
+
+def test_diverging_loss_stops_with_a_message_and_keeps_checkpoints(tmp_path, capsys):
+    assert _train(tmp_path, "--lr", "1e30", "--checkpoint-every", "1") == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(
+        "mlx-tcn: training diverged: loss became"
+    ) and "Traceback" not in "".join(err)
+    run = tmp_path / "runs" / "adding"
+    index = json.loads((run / "checkpoints" / "index.json").read_text())
+    assert (run / "checkpoints" / index["latest"] / "model.safetensors").exists()
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["event"] == "diverged"

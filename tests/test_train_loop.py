@@ -150,7 +150,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
         save_checkpoint(tmp_path, model, opt, state, cfg, task.stats, is_best=best)
 
     with pytest.raises(
-        TrainingDiverged, match="loss became nan at step 4 .*last good checkpoint is kept"
+        TrainingDiverged, match="loss became nan at step 4 .*checkpoints written before it are kept"
     ):
         train(model, opt, task, cfg, callback=poison, save=save)
     ckpt = load_checkpoint(tmp_path)

@@ -202,7 +202,7 @@ def train(
             if not math.isfinite(value):
                 raise TrainingDiverged(
                     f"loss became {value} at step {state.step + 1} (epoch {state.epoch + 1}); "
-                    "training stopped, the last good checkpoint is kept (try a lower lr or grad_clip)"
+                    "training stopped; checkpoints written before it are kept (try a lower lr or grad_clip)"
                 )
             state.step += 1
             state.batch_in_epoch += 1
