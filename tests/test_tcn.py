@@ -573,6 +573,12 @@ def test_call_validation():
         model(mx.ones((0, 4, 3)))
 
 
+def test_integer_input_is_a_clear_type_error():
+    model = TCN(2, [3])
+    with pytest.raises(TypeError, match="x must be a floating-point array, got dtype"):
+        model(mx.zeros((1, 5, 2), dtype=mx.int32))
+
+
 def test_in_buffer_validation():
     model = TCN(3, [4], kernel_sizes=2, causal=True)
     x = mx.ones((1, 4, 3))

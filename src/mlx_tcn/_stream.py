@@ -43,6 +43,8 @@ def check_input(x: object, channels: int, name: str = "x") -> None:
             f"{name} has {x.shape[-1]} channels (last axis) but {channels} are expected; "
             f"got shape {tuple(x.shape)} (inputs are channels-last: (batch, length, channels))"
         )
+    if not mx.issubdtype(x.dtype, mx.floating):
+        raise TypeError(f"{name} must be a floating-point array, got dtype {x.dtype}")
     if x.shape[1] < 1 or x.shape[0] < 1:
         raise ValueError(f"{name} must have at least one batch row and one step, got {x.shape}")
 
