@@ -144,7 +144,11 @@ def test_forecast_end_to_end_with_plots(tmp_path, capsys):
 
 def test_info_and_convert_dispatch(capsys, monkeypatch):
     assert main(["info"]) == 0
-    assert "mlx_version" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "mlx_version" in out and "GFLOP/s" in out
+    assert main(["info", "--no-benchmark"]) == 0
+    out = capsys.readouterr().out
+    assert "mlx_version" in out and "GFLOP/s" not in out
     import mlx_tcn.interop
 
     seen = []

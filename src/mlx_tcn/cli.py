@@ -118,8 +118,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="config file (when no checkpoint is given)")
     _add_config_flags(p)
 
-    p = sub.add_parser("info", help="MLX version, device and the BLAS in use")
-    p.add_argument("--benchmark", action="store_true", help="also time a matmul (GFLOP/s)")
+    p = sub.add_parser("info", help="MLX version, device, the BLAS in use and its GFLOP/s")
+    p.add_argument(
+        "--no-benchmark",
+        dest="benchmark",
+        action="store_false",
+        help="skip the quick matmul timing (GFLOP/s)",
+    )
 
     sub.add_parser(
         "convert",
