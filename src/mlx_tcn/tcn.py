@@ -687,7 +687,7 @@ class TCN(nn.Module):
                 f"({len(self.network)}), got {type(state).__name__}"
                 + (f" of length {len(state)}" if isinstance(state, list) else "")
             )
-        expected = dict(tree_flatten(self.init_state(1)))
+        expected = self._state_shapes()
         got = dict(tree_flatten(state))
         if expected.keys() != got.keys():
             raise ValueError(
@@ -695,12 +695,20 @@ class TCN(nn.Module):
                 f"unexpected {sorted(got.keys() - expected.keys())}"
             )
         for key, leaf in got.items():
-            if leaf.shape[1:] != expected[key].shape[1:] or leaf.shape[0] != batch_size:
+            if leaf.shape[1:] != expected[key] or leaf.shape[0] != batch_size:
                 raise ValueError(
                     f"state[{key!r}] has shape {tuple(leaf.shape)}, expected "
-                    f"({batch_size}, {', '.join(map(str, expected[key].shape[1:]))}) for a chunk "
+                    f"({batch_size}, {', '.join(map(str, expected[key]))}) for a chunk "
                     f"of batch size {batch_size}"
                 )
+
+    def _state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per state entry, its shape after the batch axis (fixed by the architecture)."""
+        shapes = getattr(self, "_state_shapes_cache", None)
+        if shapes is None:
+            shapes = {k: tuple(v.shape[1:]) for k, v in tree_flatten(self.init_state(1))}
+            object.__setattr__(self, "_state_shapes_cache", shapes)
+        return shapes
 
     def stream_step(self, compile: bool = True) -> Callable[..., tuple[mx.array, list]]:
         """A stream step for deployment: ``step(x, state, embeddings=None) -> (y, state)``.
