@@ -29,6 +29,22 @@ def check_int(value: object, name: str, minimum: int) -> int:
     return int(value)
 
 
+def check_bool(value: object, name: str) -> bool:
+    """Return ``value`` if it is a bool, else raise naming ``name``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def check_dropout(dropout: object) -> float:
+    """Return ``dropout`` as a float in ``[0, 1)``, else raise."""
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+        raise TypeError(f"dropout must be a float in [0, 1), got {dropout!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    return float(dropout)
+
+
 def check_input(x: object, channels: int, name: str = "x") -> None:
     """Raise unless ``x`` is an ``mx.array`` of shape ``(batch, length, channels)``."""
     if not isinstance(x, mx.array):
