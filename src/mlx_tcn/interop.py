@@ -30,6 +30,7 @@ import mlx.core as mx
 import numpy as np
 from mlx.utils import tree_flatten
 
+from mlx_tcn.activations import ACTIVATIONS
 from mlx_tcn.tcn import TCN
 
 __all__ = ["from_pytorch_tcn", "main_convert", "to_pytorch_tcn"]
@@ -74,17 +75,8 @@ _SHARED = (
     "output_projection",
     "output_activation",
 )
-_PYTORCH_ACTIVATIONS = (
-    "relu",
-    "tanh",
-    "leaky_relu",
-    "sigmoid",
-    "elu",
-    "gelu",
-    "selu",
-    "softmax",
-    "log_softmax",
-)
+# Our activation names are exactly pytorch-tcn's.
+_PYTORCH_ACTIVATIONS = tuple(ACTIVATIONS)
 _HE_TO_KAIMING = {"he_uniform": "kaiming_uniform", "he_normal": "kaiming_normal"}
 _NO_KAIMING_ACTIVATIONS = ("gelu", "elu", "softmax", "log_softmax")
 _WN_NEW = (".parametrizations.weight.original0", ".parametrizations.weight.original1")
