@@ -284,26 +284,31 @@ def _mlx_case(
     }
 
 
-def _gemm_peak(n: int = 2048, reps: int = 5) -> dict:
+def _gemm_peak(threads: int, n: int = 2048, reps: int = 5) -> dict:
+    """The machine's float32 GEMM rate at ``threads``: the better of one ``n^3`` matmul with
+    a ``threads``-thread BLAS and one single-threaded matmul per parallel stream at once."""
     import mlx_tcn  # noqa: F401, I001
-    import mlx.core as mx
+    from mlx_tcn import _backend
 
-    a = mx.random.normal((n, n))
-    b = mx.random.normal((n, n))
-    mx.eval(a, b)
-    for _ in range(2):
-        mx.eval(a @ b)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        mx.eval(a @ b)
-        times.append(time.perf_counter() - t0)
-    return {"gflops": 2 * n**3 / min(times) / 1e9, "n": n}
+    rates = [_backend.matmul_gflops(n, repeat=reps)]
+    set_threads = getattr(
+        _backend._STATE.handle, _backend._STATE.prefix + "openblas_set_num_threads", None
+    )
+    if _backend.parallel_streams() > 1 and set_threads is not None:
+        streams = _backend._STATE.streams
+        set_threads(threads)
+        _backend._STATE.streams = 1
+        try:
+            rates.append(_backend.matmul_gflops(n, repeat=reps))
+        finally:
+            set_threads(1)
+            _backend._STATE.streams = streams
+    return {"gflops": max(rates), "n": n}
 
 
 def _worker(job: dict) -> dict:
     if job["kind"] == "gemm":
-        return _gemm_peak()
+        return _gemm_peak(job["threads"])
     spec = MODELS[job["model"]]
     if job["backend"] == "pytorch-tcn":
         return _torch_case(
@@ -327,7 +332,7 @@ def _worker(job: dict) -> dict:
 
 def _run_job(job: dict, threads: int) -> dict:
     env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MLX_TCN_THREADS"):
         env[var] = str(threads)
     out = subprocess.run(
         [sys.executable, __file__, "--worker", json.dumps(job)],
@@ -495,7 +500,7 @@ def main(argv: list[str] | None = None) -> None:
 
     t_start = time.time()
     load_before = os.getloadavg()[0]
-    peak = _run_job({"kind": "gemm"}, args.threads)["gflops"]
+    peak = _run_job({"kind": "gemm", "threads": args.threads}, args.threads)["gflops"]
     print(f"GEMM peak (MLX sgemm 2048^3, {args.threads} threads): {peak:.1f} GFLOP/s", flush=True)
     rows = []
     for m in models:

@@ -23,6 +23,14 @@ Environment variables (read once, by :func:`setup`):
     selects it instead of the bundled OpenBLAS; it must export the CBLAS
     functions (``cblas_sgemm`` ...) with 32-bit integers, optionally behind a prefix
     such as ``scipy_`` (e.g. ``libmkl_rt.so``, ``libopenblas.so.0``, ``libblis.so``).
+``MLX_TCN_THREADS``
+    How many CPU threads mlx-tcn's models use. MLX runs its CPU operations one at a time on
+    one thread and only the GEMMs inside use more; the elementwise work (activations,
+    padding, residual adds, dropout) stays on one core. So when MLX's GEMMs go to the
+    bundled OpenBLAS, :func:`setup` makes OpenBLAS single-threaded and :class:`mlx_tcn.TCN`
+    instead splits a batch over this many MLX CPU streams, which run in parallel, each
+    with all of its work. Default: the CPUs this process may use, at most 8. ``1`` turns
+    the split off and leaves OpenBLAS's own threading as it was.
 ``MLX_TCN_CACHE_LIMIT``
     MLX's buffer cache limit. MLX's CPU default (32 MiB) makes training steps 15-45%
     slower through page faults, so :func:`setup` raises it to a quarter of RAM, at most
@@ -49,18 +57,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["setup", "info", "format_info", "matmul_gflops", "blas_provider"]
+__all__ = [
+    "setup",
+    "info",
+    "format_info",
+    "matmul_gflops",
+    "blas_provider",
+    "parallel_streams",
+    "cpu_streams",
+]
 
 logger = logging.getLogger(__name__)
 
 ENV_BLAS = "MLX_TCN_BLAS"
 ENV_CACHE = "MLX_TCN_CACHE_LIMIT"
+ENV_THREADS = "MLX_TCN_THREADS"
 _OFF = {"0", "off", "false", "no", "none"}
 _BLAS_PACKAGE = "scipy_openblas32"
 # CBLAS functions MLX's CPU backend calls; each is redirected if the new library has it.
 _CBLAS = ("cblas_sgemm", "cblas_dgemm", "cblas_cgemm")
 _PREFIXES = ("", "scipy_")
 _DEFAULT_CACHE_CAP = 4 << 30
+_DEFAULT_MAX_STREAMS = 8
 
 # ELF relocation types of GOT slots that hold one function address, per e_machine.
 _EM_X86_64, _EM_AARCH64 = 62, 183
@@ -89,6 +107,8 @@ class _State:
     slots: list[_Slot] = field(default_factory=list)
     handle: Any = None  # keeps the loaded library alive
     cache_limit: int | None = None
+    streams: int = 1  # CPU streams a TCN batch is split over (1: no split)
+    stream_objects: list[Any] = field(default_factory=list)
 
 
 _STATE = _State()
@@ -99,7 +119,7 @@ def setup() -> None:
 
     Idempotent and safe: called by ``import mlx_tcn``; every failure becomes one
     ``RuntimeWarning`` and leaves MLX as it was. See the module docstring for the
-    ``MLX_TCN_BLAS`` and ``MLX_TCN_CACHE_LIMIT`` environment variables.
+    ``MLX_TCN_BLAS``, ``MLX_TCN_THREADS`` and ``MLX_TCN_CACHE_LIMIT`` environment variables.
     """
     if _STATE.done:
         return
@@ -113,6 +133,15 @@ def setup() -> None:
         warnings.warn(
             f"mlx_tcn: could not switch MLX to an optimized BLAS ({exc!r}); MLX's CPU matmul "
             f"keeps its slow reference BLAS. Set {ENV_BLAS}=0 to silence this.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    try:
+        _setup_threads()
+    except Exception as exc:
+        warnings.warn(
+            f"mlx_tcn: could not set up parallel CPU streams ({exc!r}); models run on one "
+            f"MLX stream. Set {ENV_THREADS}=1 to silence this.",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -425,6 +454,47 @@ def blas_provider() -> str | None:
     return None
 
 
+# --------------------------------------------------------------------------- threads
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _setup_threads() -> None:
+    choice = os.environ.get(ENV_THREADS, "").strip()
+    if choice:
+        if not choice.isdigit() or int(choice) < 1:
+            raise ValueError(f"{ENV_THREADS} must be a positive integer, got {choice!r}")
+        wanted = int(choice)
+    else:
+        wanted = min(_available_cpus(), _DEFAULT_MAX_STREAMS)
+    # Only with a BLAS whose thread count we own: two streams each running a
+    # multi-threaded GEMM would oversubscribe the cores (OpenBLAS threads busy-wait).
+    set_threads = getattr(_STATE.handle, _STATE.prefix + "openblas_set_num_threads", None)
+    if wanted <= 1 or _STATE.method != "got" or set_threads is None:
+        return
+    set_threads(1)
+    _STATE.streams = wanted
+
+
+def parallel_streams() -> int:
+    """How many CPU streams a :class:`mlx_tcn.TCN` batch may be split over (1: none)."""
+    return _STATE.streams
+
+
+def cpu_streams() -> list[Any]:
+    """The ``parallel_streams()`` MLX CPU streams, created once and reused."""
+    import mlx.core as mx
+
+    while len(_STATE.stream_objects) < _STATE.streams:
+        _STATE.stream_objects.append(mx.new_stream(mx.cpu))
+    return _STATE.stream_objects[: _STATE.streams]
+
+
 # --------------------------------------------------------------------------- cache
 
 
@@ -462,18 +532,36 @@ def _setup_cache() -> None:
 
 
 def matmul_gflops(n: int = 1024, repeat: int = 3) -> float:
-    """Best-of-``repeat`` GFLOP/s of an ``n x n`` float32 ``mx.matmul`` on the default device."""
+    """Best-of-``repeat`` GFLOP/s of ``n x n`` float32 ``mx.matmul`` on the default device.
+
+    With parallel CPU streams (single-threaded BLAS, see ``MLX_TCN_THREADS``) one matmul
+    runs on each stream at once and the figure is their total: the machine's GEMM rate as
+    mlx-tcn's models use it.
+    """
     import mlx.core as mx
 
+    on_cpu = mx.default_device().type == mx.DeviceType.cpu
+    streams = (
+        cpu_streams() if on_cpu and _STATE.streams > 1 else [mx.default_stream(mx.default_device())]
+    )
     a = mx.random.normal((n, n))
     b = mx.random.normal((n, n))
-    mx.eval(a @ b)  # warm up threads and buffers
+    mx.eval(a, b)
+
+    def run() -> None:
+        outs = []
+        for stream in streams:
+            with mx.stream(stream):
+                outs.append(a @ b)
+        mx.eval(outs)
+
+    run()  # warm up threads and buffers
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        mx.eval(a @ b)
+        run()
         best = min(best, time.perf_counter() - start)
-    return 2.0 * n**3 / best / 1e9
+    return 2.0 * n**3 * len(streams) / best / 1e9
 
 
 def _blas_threads() -> int | None:
@@ -493,7 +581,7 @@ def info(benchmark: bool = False) -> dict[str, Any]:
     Returns:
         A plain dict (JSON-serialisable) with keys ``mlx_version``, ``default_device``,
         ``platform``, ``machine``, ``python``, ``blas``, ``blas_path``, ``blas_note``,
-        ``cpu_count``, ``blas_threads``, ``cache_limit`` and, with ``benchmark``,
+        ``cpu_count``, ``blas_threads``, ``parallel_streams``, ``cache_limit`` and, with ``benchmark``,
         ``matmul_gflops``.
     """
     import mlx.core as mx
@@ -521,6 +609,7 @@ def info(benchmark: bool = False) -> dict[str, Any]:
         "blas_note": _STATE.note,
         "cpu_count": os.cpu_count(),
         "blas_threads": _blas_threads(),
+        "parallel_streams": _STATE.streams,
         "cache_limit": _STATE.cache_limit,
     }
     if benchmark:

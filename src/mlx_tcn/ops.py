@@ -8,7 +8,7 @@ On the CPU, :func:`conv1d` does not call ``mx.conv1d`` for ``stride == 1, groups
 MLX's CPU convolution falls back to a naive loop for ``dilation > 1`` (about 1 GFLOP/s)
 and stays under the GEMM rate even for ``dilation == 1``. Instead it runs ``K`` GEMMs,
 one per kernel tap, on row-offset *views* of the input (no im2col copy), accumulated in
-place with ``mx.addmm`` (the bias rides on the first one). Two layouts:
+place with ``mx.addmm``, then the bias in one pass. Two layouts:
 
 * *flat*: the padded input ``(B, Tp, C)`` is one matrix of ``B * Tp`` rows; tap ``j``
   reads the rows shifted by ``j * dilation``. Output row ``b * Tp + t`` is ``(b, t)``;
@@ -115,9 +115,13 @@ def _forward(x: mx.array, weight: mx.array, bias: mx.array | None, dilation: int
         xf = x.reshape(batch * padded, c_in)
         views = [xf[j * dilation : j * dilation + rows] for j in range(k)]
         out_shape = (batch, t_out, c_out)
-    y = views[0] @ taps[0] if bias is None else mx.addmm(bias, views[0], taps[0])
+    y = views[0] @ taps[0]
     for j in range(1, k):
         y = mx.addmm(y, views[j], taps[j])
+    if bias is not None:
+        # a separate add: addmm would first copy the bias broadcast to every row with
+        # MLX's general (strided) copy, which costs about twice this pass
+        y = y + bias
     if out_shape is None:
         return y
     if batch == 1:
@@ -182,8 +186,13 @@ def _gathered(x: mx.array, weight: mx.array, bias: mx.array | None, dilation: in
 
 
 @cache
-def _gemm_conv(dilation: int, with_bias: bool) -> Callable[..., mx.array]:
-    """A ``custom_function`` computing the GEMM convolution with its hand-written VJP."""
+def _gemm_conv(dilation: int, with_bias: bool, stream: mx.Stream) -> Callable[..., mx.array]:
+    """A ``custom_function`` computing the GEMM convolution with its hand-written VJP.
+
+    The backward runs on ``stream``, the forward's: MLX traces a custom VJP under whatever
+    stream is the default when the gradient is taken, which would put every part of a batch
+    split over parallel streams (see :mod:`mlx_tcn._backend`) back on one.
+    """
     if with_bias:
 
         @mx.custom_function
@@ -193,8 +202,9 @@ def _gemm_conv(dilation: int, with_bias: bool) -> Callable[..., mx.array]:
         @conv.vjp
         def conv_vjp(primals, cotangent, output):
             x, weight, bias = primals
-            dx, dw = _backward(x, weight, cotangent, dilation)
-            return dx, dw, cotangent.sum(axis=(0, 1)).astype(bias.dtype)
+            with mx.stream(stream):
+                dx, dw = _backward(x, weight, cotangent, dilation)
+                return dx, dw, cotangent.sum(axis=(0, 1)).astype(bias.dtype)
 
     else:
 
@@ -205,7 +215,8 @@ def _gemm_conv(dilation: int, with_bias: bool) -> Callable[..., mx.array]:
         @conv.vjp
         def conv_vjp(primals, cotangent, output):
             x, weight = primals
-            return _backward(x, weight, cotangent, dilation)
+            with mx.stream(stream):
+                return _backward(x, weight, cotangent, dilation)
 
     return conv
 
@@ -277,7 +288,8 @@ def conv1d(
     bias = rest[0] if rest else None
     if groups == 1:
         if not inference:
-            y = _gemm_conv(dilation, bias is not None)(x, weight, *rest)
+            stream = mx.default_stream(mx.default_device())
+            y = _gemm_conv(dilation, bias is not None, stream)(x, weight, *rest)
         elif x.shape[1] - dilation * (k - 1) <= _GATHER_MAX_STEPS:
             y = _gathered(x, weight, bias, dilation)
         else:

@@ -17,6 +17,7 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten, tree_map
 
+from . import _backend
 from ._stream import check_bool, check_dropout, check_input, check_int, check_state_batch
 from .activations import check_activation, get_activation
 from .block import (
@@ -35,6 +36,23 @@ __all__ = ["TCN", "TemporalBlock"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+
+
+# A part of a split batch has at least this many (row, step) pairs: below it the streams'
+# hand-offs cost more than the parallel work saves.
+_MIN_PART_STEPS = 1024
+
+
+def _batch_parts(batch: int, length: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` rows of the batch per parallel CPU stream (one part: none)."""
+    n = _backend.parallel_streams()
+    if n < 2 or mx.default_device().type != mx.DeviceType.cpu:
+        return [(0, batch)]
+    n = min(n, batch, max(1, batch * length // _MIN_PART_STEPS))
+    if n < 2:
+        return [(0, batch)]
+    edges = [batch * i // n for i in range(n + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
 
 
 class TCN(nn.Module):
@@ -288,6 +306,29 @@ class TCN(nn.Module):
             x = activation_out(x)
         return x, new_state
 
+    def _offline(self, x: mx.array, e: mx.array | None) -> mx.array:
+        """The offline forward; on the CPU a large batch is split over parallel streams.
+
+        MLX runs CPU operations one after another on one thread (only a GEMM inside uses
+        more), so with ``MLX_TCN_THREADS`` streams (see :mod:`mlx_tcn._backend`) each part
+        of the batch runs on its own stream, on its own core, elementwise work included.
+        Every row is computed exactly as unsplit; only the dropout masks are drawn per part.
+        Not split: a training-mode batch norm (its statistics span the whole batch).
+        """
+        eval_mode = not self.training
+        bounds = _batch_parts(x.shape[0], x.shape[1])
+        if len(bounds) < 2 or (
+            self.use_norm == "batch_norm"
+            and any(m.training for _, m in self.named_modules() if isinstance(m, nn.BatchNorm))
+        ):
+            return self._forward(x, e, None, eval_mode)[0]
+        outs = []
+        for stream, (lo, hi) in zip(_backend.cpu_streams(), bounds, strict=False):
+            with mx.stream(stream):
+                part_e = None if e is None else e[lo:hi]
+                outs.append(self._forward(x[lo:hi], part_e, None, eval_mode)[0])
+        return mx.concatenate(outs, axis=0)
+
     def __call__(
         self,
         x: mx.array,
@@ -317,7 +358,7 @@ class TCN(nn.Module):
         if not inference:
             if in_buffer is not None:
                 raise ValueError("in_buffer is only used with inference=True")
-            return self._forward(x, e, None, not self.training)[0]
+            return self._offline(x, e)
         if not self.causal:
             raise ValueError(
                 "inference=True streams chunk by chunk, which needs a causal model; this TCN "

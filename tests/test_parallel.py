@@ -1,0 +1,270 @@
+"""A TCN batch split over parallel CPU streams computes what one stream computes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+import pytest
+from mlx.utils import tree_flatten
+
+from mlx_tcn import TCN, _backend
+from mlx_tcn import tcn as tcn_module
+
+on_cpu = pytest.mark.skipif(
+    mx.default_device().type != mx.DeviceType.cpu, reason="the split is for the CPU device"
+)
+
+
+@pytest.fixture
+def streams(monkeypatch):
+    """Force ``n`` parallel streams whatever this machine's CPU count; record each use."""
+    used: list[list[mx.Stream]] = []
+    real = _backend.cpu_streams
+
+    def recording() -> list[mx.Stream]:
+        out = real()
+        used.append(out)
+        return out
+
+    def force(n: int) -> list[list[mx.Stream]]:
+        monkeypatch.setattr(_backend._STATE, "streams", n)
+        monkeypatch.setattr(_backend, "cpu_streams", recording)
+        return used
+
+    return force
+
+
+def _unsplit(monkeypatch) -> None:
+    monkeypatch.setattr(tcn_module, "_batch_parts", lambda batch, length: [(0, batch)])
+
+
+@pytest.mark.parametrize(
+    ("streams_n", "batch", "length", "expected"),
+    [
+        (1, 8, 1000, [(0, 8)]),  # no parallel streams
+        (2, 1, 5000, [(0, 1)]),  # one row cannot be split
+        (2, 4, 100, [(0, 4)]),  # 400 steps: too little work to pay for the hand-offs
+        (2, 4, 512, [(0, 2), (2, 4)]),
+        (2, 5, 1000, [(0, 2), (2, 5)]),
+        (3, 5, 1000, [(0, 1), (1, 3), (3, 5)]),
+        (8, 3, 1000, [(0, 1), (1, 3)]),  # 3000 steps: two parts of >= 1024
+        (8, 3, 4000, [(0, 1), (1, 2), (2, 3)]),  # at most one part per row
+        (8, 16, 200, [(0, 5), (5, 10), (10, 16)]),  # 3200 steps: three parts of >= 1024
+    ],
+)
+def test_batch_parts(monkeypatch, streams_n, batch, length, expected):
+    monkeypatch.setattr(_backend._STATE, "streams", streams_n)
+    assert tcn_module._batch_parts(batch, length) == expected
+
+
+def test_batch_parts_cover_the_batch_exactly(monkeypatch):
+    monkeypatch.setattr(_backend._STATE, "streams", 4)
+    for batch in range(1, 40):
+        parts = tcn_module._batch_parts(batch, 2048)
+        assert parts[0][0] == 0 and parts[-1][1] == batch
+        assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(parts, parts[1:], strict=False))
+
+
+CONFIGS = [
+    {},
+    {"use_skip_connections": True, "output_projection": 5, "output_activation": "tanh"},
+    {"use_norm": "layer_norm", "activation": "gelu", "use_gate": True},
+    {"use_norm": "batch_norm"},  # eval mode: running statistics, row by row
+    {"use_se": True, "causal": False},
+    {"embedding_shapes": [(4,), (2,)], "embedding_mode": "concat"},
+    {"embedding_shapes": [(3,)], "embedding_mode": "add", "kernel_sizes": 5},
+]
+
+
+def _model_and_input(config: dict, batch: int = 5, length: int = 700):
+    mx.random.seed(1)
+    config.setdefault("dropout", 0.0)  # training mode deterministic unless asked
+    model = TCN(3, [8, 12], kernel_sizes=config.pop("kernel_sizes", 3), **config)
+    mx.eval(model.parameters())
+    x = mx.random.normal((batch, length, 3))
+    embeddings = None
+    if model.embedding_shapes:
+        embeddings = [mx.random.normal((batch, s[0])) for s in model.embedding_shapes[:1]]
+        embeddings += [mx.random.normal((batch, length, s[0])) for s in model.embedding_shapes[1:]]
+    return model, x, embeddings
+
+
+@on_cpu
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: ",".join(map(str, c)) or "default")
+def test_split_forward_equals_one_stream(monkeypatch, streams, config):
+    used = streams(2)
+    model, x, embeddings = _model_and_input(dict(config))
+    model.eval()
+    split = model(x, embeddings)
+    mx.eval(split)
+    assert len(used) == 1 and len(used[0]) == 2  # it did split
+    _unsplit(monkeypatch)
+    whole = model(x, embeddings)
+    assert split.shape == whole.shape
+    np.testing.assert_allclose(np.array(split), np.array(whole), rtol=1e-5, atol=1e-5)
+
+
+@on_cpu
+def test_three_uneven_parts_equal_one_stream(monkeypatch, streams):
+    streams(3)
+    model, x, _ = _model_and_input({}, batch=7, length=600)
+    model.eval()
+    split = np.array(model(x))
+    _unsplit(monkeypatch)
+    np.testing.assert_allclose(split, np.array(model(x)), rtol=1e-5, atol=1e-5)
+
+
+def _loss(model, x):
+    return (model(x) ** 2).mean()
+
+
+@on_cpu
+@pytest.mark.parametrize("config", [{}, {"use_norm": "layer_norm", "use_skip_connections": True}])
+def test_split_gradients_equal_one_stream(monkeypatch, streams, config):
+    used = streams(2)
+    model, x, _ = _model_and_input(dict(config), batch=4, length=640)
+    model.train()
+    loss, grads = nn.value_and_grad(model, _loss)(model, x)
+    mx.eval(loss, grads)
+    assert used
+    _unsplit(monkeypatch)
+    loss1, grads1 = nn.value_and_grad(model, _loss)(model, x)
+    assert abs(loss.item() - loss1.item()) <= 1e-6 * abs(loss1.item())
+    for (name, a), (_, b) in zip(tree_flatten(grads), tree_flatten(grads1), strict=True):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+@on_cpu
+def test_batch_norm_in_training_is_not_split(monkeypatch, streams):
+    # Its statistics span the whole batch: a split would normalise each part on its own.
+    used = streams(2)
+    model, x, _ = _model_and_input({"use_norm": "batch_norm"}, batch=4, length=600)
+    x = x + mx.arange(4).reshape(4, 1, 1) * 3.0  # parts with different statistics
+    model.train()
+    y = np.array(model(x))
+    assert used == []
+    _unsplit(monkeypatch)
+    np.testing.assert_array_equal(y, np.array(model(x)))
+
+
+@on_cpu
+def test_split_training_step_compiles(streams):
+    from functools import partial
+
+    import mlx.optimizers as optim
+
+    streams(2)
+    model, x, _ = _model_and_input({"dropout": 0.1}, batch=4, length=600)
+    model.train()
+    opt = optim.SGD(learning_rate=0.05)
+    state = [model.state, opt.state, mx.random.state]
+
+    @partial(mx.compile, inputs=state, outputs=state)
+    def step(x):
+        loss, grads = nn.value_and_grad(model, _loss)(model, x)
+        opt.update(model, grads)
+        return loss
+
+    losses = [step(x).item() for _ in range(4)]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+@on_cpu
+def test_exported_split_model_runs_in_a_plain_mlx_process(tmp_path, streams):
+    streams(2)
+    model, x, _ = _model_and_input({}, batch=4, length=600)
+    model.eval()
+    path = tmp_path / "tcn.mlxfn"
+    mx.export_function(str(path), lambda x: model(x), x)
+    np.save(tmp_path / "x.npy", np.array(x))
+    code = f"""
+        import json, mlx.core as mx, numpy as np
+        f = mx.import_function({str(path)!r})
+        y = f(mx.array(np.load({str(tmp_path / "x.npy")!r})))[0]
+        print(json.dumps(np.array(y).tolist()))
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLX_TCN_")}
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    got = np.array(json.loads(proc.stdout))
+    np.testing.assert_allclose(got, np.array(model(x)), rtol=1e-5, atol=1e-5)
+
+
+def _setup_in_subprocess(**env: str) -> dict:
+    code = """
+        import json, warnings
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            from mlx_tcn import _backend
+            _backend.setup()
+        d = _backend.info()
+        print(json.dumps({"streams": _backend.parallel_streams(), "blas_threads": d["blas_threads"],
+                          "info_streams": d["parallel_streams"], "blas": d["blas"],
+                          "warnings": [str(w.message) for w in caught]}))
+    """
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MLX_TCN_")}
+    environ.pop("OPENBLAS_NUM_THREADS", None)
+    environ.update(env)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+needs_openblas = pytest.mark.skipif(
+    not (sys.platform == "linux" and _backend._STATE.method == "got"),
+    reason="parallel streams need the bundled OpenBLAS routing (Linux)",
+)
+
+
+@needs_openblas
+def test_threads_env_sets_streams_and_single_threaded_blas():
+    out = _setup_in_subprocess(MLX_TCN_THREADS="3")
+    assert out["streams"] == out["info_streams"] == 3
+    assert out["blas_threads"] == 1 and out["warnings"] == []
+
+
+@needs_openblas
+def test_threads_env_1_keeps_blas_threading():
+    out = _setup_in_subprocess(MLX_TCN_THREADS="1", OPENBLAS_NUM_THREADS="2")
+    assert out["streams"] == 1 and out["blas_threads"] == 2 and out["warnings"] == []
+
+
+@needs_openblas
+def test_default_streams_follow_the_cpu_count():
+    out = _setup_in_subprocess()
+    expected = min(len(os.sched_getaffinity(0)), 8)
+    assert out["streams"] == expected
+    assert out["blas_threads"] == (1 if expected > 1 else out["blas_threads"])
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
+def test_bad_threads_env_warns_and_keeps_one_stream(value):
+    out = _setup_in_subprocess(MLX_TCN_THREADS=value)
+    assert out["streams"] == 1
+    assert len(out["warnings"]) == 1
+    assert "MLX_TCN_THREADS" in out["warnings"][0] and repr(value) in out["warnings"][0]
+
+
+def test_no_split_without_blas_routing():
+    # MLX's own BLAS (or macOS Accelerate) threads itself or not at all: never split there.
+    out = _setup_in_subprocess(MLX_TCN_BLAS="0", MLX_TCN_THREADS="4")
+    assert out["streams"] == 1
