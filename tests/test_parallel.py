@@ -268,3 +268,71 @@ def test_no_split_without_blas_routing():
     # MLX's own BLAS (or macOS Accelerate) threads itself or not at all: never split there.
     out = _setup_in_subprocess(MLX_TCN_BLAS="0", MLX_TCN_THREADS="4")
     assert out["streams"] == 1
+
+
+@pytest.mark.parametrize(
+    ("streams_n", "length", "context", "expected"),
+    [
+        (1, 10000, 10, [(0, 10000)]),
+        (2, 2047, 10, [(0, 2047)]),  # parts would be shorter than 1024 steps
+        (2, 2048, 10, [(0, 1024), (1024, 2048)]),
+        (2, 4000, 1500, [(0, 4000)]),  # parts must be at least twice the context
+        (2, 6000, 1500, [(0, 3000), (3000, 6000)]),
+        (4, 5000, 0, [(0, 1250), (1250, 2500), (2500, 3750), (3750, 5000)]),
+        (4, 3000, 0, [(0, 1500), (1500, 3000)]),
+    ],
+)
+def test_time_parts(monkeypatch, streams_n, length, context, expected):
+    monkeypatch.setattr(_backend._STATE, "streams", streams_n)
+    assert tcn_module._time_parts(length, context) == expected
+
+
+TIME_CONFIGS = [
+    {},
+    {"causal": False},
+    {"causal": False, "kernel_sizes": 4},  # even kernels: unequal left/right padding
+    {"use_skip_connections": True, "use_norm": "layer_norm", "output_projection": 3},
+    {"use_norm": "batch_norm", "activation": "tanh", "use_gate": True},
+    {"embedding_shapes": [(4,), (2,)], "embedding_mode": "concat"},
+    {"embedding_shapes": [(2,)], "dilations": [1, 16], "kernel_sizes": 5},
+]
+
+
+@on_cpu
+@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("config", TIME_CONFIGS, ids=lambda c: ",".join(map(str, c)) or "default")
+def test_time_split_of_one_sequence_equals_one_stream(monkeypatch, streams, config, n):
+    used = streams(n)
+    model, x, embeddings = _model_and_input(dict(config), batch=1, length=3500)
+    model.eval()
+    left, right = model._context()
+    assert left + right > 0 and len(tcn_module._time_parts(3500, left + right)) == n
+    split = model(x, embeddings)
+    mx.eval(split)
+    assert len(used) == 1
+    _unsplit(monkeypatch)
+    monkeypatch.setattr(tcn_module, "_time_parts", lambda length, context: [(0, length)])
+    whole = model(x, embeddings)
+    assert split.shape == whole.shape
+    np.testing.assert_allclose(np.array(split), np.array(whole), rtol=1e-5, atol=1e-5)
+
+
+@on_cpu
+def test_context_is_the_receptive_field():
+    model = TCN(2, [4, 4, 4], kernel_sizes=3, causal=True)
+    assert model._context() == (model.receptive_field - 1, 0)
+    model = TCN(2, [4, 4], kernel_sizes=4, causal=False)  # (k-1)*d = 3, 6 per conv
+    assert model._context() == (1 + 1 + 3 + 3, 2 + 2 + 3 + 3)
+    assert TCN(2, [4], use_se=True)._context() is None
+
+
+@on_cpu
+@pytest.mark.parametrize(
+    ("config", "train"), [({"use_se": True}, False), ({}, True)], ids=["se", "training"]
+)
+def test_no_time_split_with_se_or_in_training(streams, config, train):
+    used = streams(2)
+    model, x, _ = _model_and_input(dict(config), batch=1, length=3500)
+    model.train(train)
+    mx.eval(model(x))
+    assert used == []

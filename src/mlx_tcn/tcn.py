@@ -55,6 +55,22 @@ def _batch_parts(batch: int, length: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:], strict=True))
 
 
+def _time_parts(length: int, context: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` output steps per parallel CPU stream for one long sequence.
+
+    Each part also reads ``context`` extra input steps, so a part is at least twice that
+    long (the overlap costs at most a third of the gain) and ``_MIN_PART_STEPS``.
+    """
+    n = _backend.parallel_streams()
+    if n < 2 or mx.default_device().type != mx.DeviceType.cpu:
+        return [(0, length)]
+    n = min(n, length // max(_MIN_PART_STEPS, 2 * context))
+    if n < 2:
+        return [(0, length)]
+    edges = [length * i // n for i in range(n + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
 class TCN(nn.Module):
     """Temporal Convolutional Network (Bai, Kolter & Koltun, 2018) on ``(batch, length,
     channels)`` inputs.
@@ -307,27 +323,58 @@ class TCN(nn.Module):
         return x, new_state
 
     def _offline(self, x: mx.array, e: mx.array | None) -> mx.array:
-        """The offline forward; on the CPU a large batch is split over parallel streams.
+        """The offline forward; on the CPU the work is split over parallel streams.
 
         MLX runs CPU operations one after another on one thread (only a GEMM inside uses
         more), so with ``MLX_TCN_THREADS`` streams (see :mod:`mlx_tcn._backend`) each part
-        of the batch runs on its own stream, on its own core, elementwise work included.
-        Every row is computed exactly as unsplit; only the dropout masks are drawn per part.
-        Not split: a training-mode batch norm (its statistics span the whole batch).
+        runs on its own stream, on its own core, elementwise work included:
+
+        * a batch of several rows is split by rows. Each row is computed as unsplit; only
+          the dropout masks are drawn per part. Not split: a training-mode batch norm (its
+          statistics span the whole batch).
+        * in eval mode a single long sequence is split by time. Each part reads the input
+          steps its outputs depend on (the receptive field) beyond its edges, and keeps
+          only the outputs that padding at those edges cannot reach, so the result is the
+          unsplit one. Not split: SE blocks (their squeeze reaches every earlier step).
         """
         eval_mode = not self.training
-        bounds = _batch_parts(x.shape[0], x.shape[1])
-        if len(bounds) < 2 or (
-            self.use_norm == "batch_norm"
-            and any(m.training for _, m in self.named_modules() if isinstance(m, nn.BatchNorm))
+        batch, length = x.shape[0], x.shape[1]
+        if self.use_norm == "batch_norm" and any(
+            m.training for _, m in self.named_modules() if isinstance(m, nn.BatchNorm)
         ):
             return self._forward(x, e, None, eval_mode)[0]
+        rows = _batch_parts(batch, length)
+        if len(rows) >= 2:
+            outs = []
+            for stream, (lo, hi) in zip(_backend.cpu_streams(), rows, strict=False):
+                with mx.stream(stream):
+                    part_e = None if e is None else e[lo:hi]
+                    outs.append(self._forward(x[lo:hi], part_e, None, eval_mode)[0])
+            return mx.concatenate(outs, axis=0)
+        context = self._context() if eval_mode else None
+        steps = [(0, length)] if context is None else _time_parts(length, sum(context))
+        if len(steps) < 2:
+            return self._forward(x, e, None, eval_mode)[0]
+        left, right = context
         outs = []
-        for stream, (lo, hi) in zip(_backend.cpu_streams(), bounds, strict=False):
+        for stream, (a, b) in zip(_backend.cpu_streams(), steps, strict=False):
+            lo, hi = max(0, a - left), min(length, b + right)
             with mx.stream(stream):
-                part_e = None if e is None else e[lo:hi]
-                outs.append(self._forward(x[lo:hi], part_e, None, eval_mode)[0])
-        return mx.concatenate(outs, axis=0)
+                part_e = e if e is None or e.shape[1] != length else e[:, lo:hi]
+                y = self._forward(x[:, lo:hi], part_e, None, True)[0]
+                outs.append(y[:, a - lo : b - lo])
+        return mx.concatenate(outs, axis=1)
+
+    def _context(self) -> tuple[int, int] | None:
+        """Input steps ``(before, after)`` an output step reads beyond itself; ``None`` when
+        unbounded (SE blocks)."""
+        if self.use_se:
+            return None
+        convs = [c for block in self.network for c in (block.conv1, block.conv2)]
+        return (
+            sum(c.padder.left_padding for c in convs),
+            sum(c.padder.right_padding for c in convs),
+        )
 
     def __call__(
         self,
