@@ -473,6 +473,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="also time the seed path's mid-size training step (about 100 s per step)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternate the libraries this many times per case and pool the timings (default 3)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; keep the docs")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -490,6 +496,8 @@ def main(argv: list[str] | None = None) -> None:
     for b in backends:
         if b not in BACKENDS:
             parser.error(f"--backends: unknown backend {b!r}, choose from {BACKENDS}")
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     if "pytorch-tcn" not in backends:
         parser.error("--backends must include pytorch-tcn (the reference for the ratios)")
     level = "quick" if args.quick else "default"
@@ -506,29 +514,52 @@ def main(argv: list[str] | None = None) -> None:
     for m in models:
         spec = MODELS[m]
         for mode in modes:
-            ref = None
-            for backend, compiled in variants:
-                if backend == "mlx seed conv1d" and (m, mode) == ("mid", "train"):
-                    if not args.seed_all:
-                        print(f"{spec.title:>15} {mode:>5} {backend:>26}: skipped (--seed-all)")
-                        continue
-                warmup, n = iters[backend]
-                job = {
-                    "kind": "case",
-                    "model": m,
-                    "mode": mode,
-                    "backend": backend,
-                    "threads": args.threads,
-                    "warmup": warmup,
-                    "iters": n,
-                    "budget": budget,
-                    "compile": compiled,
-                }
-                res = _run_job(job, args.threads)
+            cases = [
+                (backend, compiled)
+                for backend, compiled in variants
+                if not (
+                    backend == "mlx seed conv1d"
+                    and (m, mode) == ("mid", "train")
+                    and not args.seed_all
+                )
+            ]
+            if len(cases) < len(variants):
+                print(f"{spec.title:>15} {mode:>5} {'mlx seed conv1d':>26}: skipped (--seed-all)")
+            # Rounds alternate the libraries (in reverse order every other round), so that a
+            # slow spell of a shared machine falls on all of them, not on one.
+            pooled = {
+                case: {"times": [], "cpu_times": [], "peak_mib": 0.0, "rss_mib": 0.0}
+                for case in cases
+            }
+            for r in range(args.rounds):
+                for backend, compiled in cases if r % 2 == 0 else cases[::-1]:
+                    warmup, n = iters[backend]
+                    job = {
+                        "kind": "case",
+                        "model": m,
+                        "mode": mode,
+                        "backend": backend,
+                        "threads": args.threads,
+                        "warmup": warmup,
+                        "iters": max(MIN_ITERS, -(-n // args.rounds)),
+                        "budget": budget / args.rounds,
+                        "compile": compiled,
+                    }
+                    res = _run_job(job, args.threads)
+                    acc = pooled[(backend, compiled)]
+                    acc["times"] += res["times"]
+                    acc["cpu_times"] += res["cpu_times"]
+                    acc["peak_mib"] = max(acc["peak_mib"], res["peak_mib"])
+                    if res["rss_mib"] is None or acc["rss_mib"] is None:
+                        acc["rss_mib"] = None
+                    else:
+                        acc["rss_mib"] = max(acc["rss_mib"], res["rss_mib"])
+            ref = pooled[("pytorch-tcn", False)]
+            ref_med = statistics.median(ref["times"]) * 1e3
+            ref_cpu = statistics.median(ref["cpu_times"]) * 1e3
+            for (backend, compiled), res in pooled.items():
                 med = statistics.median(res["times"]) * 1e3
                 cpu_med = statistics.median(res["cpu_times"]) * 1e3
-                if backend == "pytorch-tcn":
-                    ref, ref_cpu = med, cpu_med
                 flops = spec.conv_flops() * (3 if mode == "train" else 1)
                 row = {
                     "model": m,
@@ -538,7 +569,7 @@ def main(argv: list[str] | None = None) -> None:
                     "min_ms": min(res["times"]) * 1e3,
                     "cpu_ms": cpu_med,
                     "cpu_ratio": cpu_med / ref_cpu,
-                    "ratio": med / ref,
+                    "ratio": med / ref_med,
                     "gflops": flops / (med / 1e3) / 1e9,
                     "peak_mib": res["peak_mib"],
                     "rss_mib": res["rss_mib"],
@@ -578,17 +609,20 @@ def main(argv: list[str] | None = None) -> None:
         f"Command: `{cmd}` ({elapsed:.0f} s), commit `{_git_commit()}`, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {load}.\n\n"
         f"Machine: {machine}. Threads: {args.threads} for both libraries "
-        f"(`torch.set_num_threads({args.threads})`; `OMP_NUM_THREADS`/`OPENBLAS_NUM_THREADS`="
-        f"{args.threads}).\n\n"
+        f"(`torch.set_num_threads({args.threads})`; `OMP_NUM_THREADS`/`OPENBLAS_NUM_THREADS`/"
+        f"`MLX_TCN_THREADS`={args.threads}: mlx-tcn splits each batch over {args.threads} "
+        f"parallel MLX CPU stream(s) with single-threaded OpenBLAS when that is above 1).\n\n"
         f"Versions: mlx {v['mlx']} ({v['device']}), mlx-tcn {v['mlx-tcn']}, torch {v['torch']}, "
         f"pytorch-tcn {v['pytorch-tcn']}, numpy {v['numpy']}. MLX BLAS: {v['blas']}; MLX cache "
         f"limit {v['cache_limit']}.\n\n"
         f"GEMM peak (MLX `float32` matmul 2048^3, best of 5): **{peak:.1f} GFLOP/s**.\n\n"
         f"{specs}\n\n"
-        f"Median of up to {iters['mlx-tcn'][1]} timed iterations (fewer once they add up to "
-        f"{budget:.0f} s, at least {MIN_ITERS}; column n) after {iters['mlx-tcn'][0]} warm-up "
-        f"ones (seed path: {iters['mlx seed conv1d'][1]} after "
-        f"{iters['mlx seed conv1d'][0]}; its mid-size training step, ~100 s, only with "
+        f"Median of the timed iterations of {args.rounds} round(s) that alternate the "
+        f"libraries (each a fresh process: {iters['mlx-tcn'][0]} warm-up iterations, then up "
+        f"to {max(MIN_ITERS, -(-iters['mlx-tcn'][1] // args.rounds))} timed ones, fewer once "
+        f"they add up to {budget / args.rounds:.1f} s, at least {MIN_ITERS}; column n counts "
+        f"all rounds; seed path: {iters['mlx seed conv1d'][1]} after "
+        f"{iters['mlx seed conv1d'][0]}, its mid-size training step, ~100 s, only with "
         f"`--seed-all`); every MLX iteration ends in `mx.eval`. Training = "
         f"forward + backward + Adam update; inference = forward in eval mode "
         f"(`torch.inference_mode()` for pytorch-tcn). GFLOP/s counts convolution FLOPs only "
