@@ -336,3 +336,43 @@ def test_no_time_split_with_se_or_in_training(streams, config, train):
     model.train(train)
     mx.eval(model(x))
     assert used == []
+
+
+@on_cpu
+@pytest.mark.parametrize("length", [700, 1], ids=["rows", "time"])
+def test_weight_norm_is_computed_once_per_call_not_per_part(monkeypatch, streams, length):
+    from mlx_tcn import parametrizations
+
+    used = streams(2)
+    calls = []
+    real = parametrizations.compute_weight
+    monkeypatch.setattr(
+        parametrizations, "compute_weight", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    batch, length = (4, 700) if length == 700 else (1, 4000)
+    model, x, _ = _model_and_input({}, batch=batch, length=length)
+    model.eval()
+    mx.eval(model(x))
+    assert len(used) == 1
+    assert len(calls) == 4  # two blocks, two weight-normalised convolutions each
+    assert all(getattr(m, "_shared_weights", None) is None for m in model.modules())
+
+
+def test_shared_weights_context(monkeypatch):
+    from mlx_tcn import TemporalConv1d, parametrizations
+
+    conv = parametrizations.weight_norm(TemporalConv1d(3, 4, 3))
+    plain = TemporalConv1d(3, 4, 3)
+    with parametrizations.shared_weights([conv, plain]):
+        first = parametrizations.get_weight(conv)
+        assert parametrizations.get_weight(conv) is first
+        np.testing.assert_allclose(
+            np.array(first),
+            np.array(parametrizations.compute_weight(conv.weight_g, conv.weight_v)),
+            rtol=1e-6,
+        )
+        assert parametrizations.get_weight(plain) is plain.weight
+    assert parametrizations.get_weight(conv) is not first
+    with pytest.raises(RuntimeError), parametrizations.shared_weights([conv]):
+        raise RuntimeError("boom")
+    assert conv._shared_weights is None  # cleared on the way out of an error

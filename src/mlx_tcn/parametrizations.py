@@ -10,10 +10,20 @@ legacy ``weight_g`` / ``weight_v``; :mod:`mlx_tcn.interop` maps PyTorch's newer
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
 import mlx.core as mx
 import mlx.nn as nn
 
-__all__ = ["compute_weight", "get_weight", "is_weight_normed", "remove_weight_norm", "weight_norm"]
+__all__ = [
+    "compute_weight",
+    "get_weight",
+    "is_weight_normed",
+    "remove_weight_norm",
+    "shared_weights",
+    "weight_norm",
+]
 
 
 def _norm_axes(ndim: int, dim: int | None) -> tuple[int, ...]:
@@ -35,10 +45,37 @@ def is_weight_normed(module: nn.Module, name: str = "weight") -> bool:
 
 def get_weight(module: nn.Module, name: str = "weight") -> mx.array:
     """The effective weight of ``module``: the plain parameter, or the weight-normalised one."""
+    shared = getattr(module, "_shared_weights", None)
+    if shared is not None and name in shared:
+        return shared[name]
     if f"{name}_v" in module:
         dim = getattr(module, "_weight_norm_dims", {}).get(name, 0)
         return compute_weight(module[f"{name}_g"], module[f"{name}_v"], dim)
     return module[name]
+
+
+@contextmanager
+def shared_weights(modules: Iterable[nn.Module]) -> Iterator[None]:
+    """Compute each weight-normalised weight of ``modules`` once for the whole block.
+
+    Inside, :func:`get_weight` returns that one array, so a forward pass run several times
+    (once per part of a batch split over parallel streams) normalises each weight once, and
+    the gradients of all parts meet in it. The arrays are dropped on exit.
+    """
+    touched = []
+    try:
+        for module in modules:
+            dims = getattr(module, "_weight_norm_dims", None)
+            if not dims or getattr(module, "_shared_weights", None) is not None:
+                continue
+            weights = {name: get_weight(module, name) for name in dims}
+            # object.__setattr__ keeps the arrays out of the module's parameter tree.
+            object.__setattr__(module, "_shared_weights", weights)
+            touched.append(module)
+        yield
+    finally:
+        for module in touched:
+            object.__setattr__(module, "_shared_weights", None)
 
 
 def weight_norm(module: nn.Module, name: str = "weight", dim: int | None = 0) -> nn.Module:

@@ -30,7 +30,7 @@ from .block import (
 from .buffer import BufferIO
 from .init import get_initializer
 from .modules import ModuleList
-from .parametrizations import is_weight_normed, remove_weight_norm
+from .parametrizations import is_weight_normed, remove_weight_norm, shared_weights
 
 __all__ = ["TCN", "TemporalBlock"]
 
@@ -346,10 +346,11 @@ class TCN(nn.Module):
         rows = _batch_parts(batch, length)
         if len(rows) >= 2:
             outs = []
-            for stream, (lo, hi) in zip(_backend.cpu_streams(), rows, strict=False):
-                with mx.stream(stream):
-                    part_e = None if e is None else e[lo:hi]
-                    outs.append(self._forward(x[lo:hi], part_e, None, eval_mode)[0])
+            with shared_weights(self.modules()):  # weight norm once, not once per part
+                for stream, (lo, hi) in zip(_backend.cpu_streams(), rows, strict=False):
+                    with mx.stream(stream):
+                        part_e = None if e is None else e[lo:hi]
+                        outs.append(self._forward(x[lo:hi], part_e, None, eval_mode)[0])
             return mx.concatenate(outs, axis=0)
         context = self._context() if eval_mode else None
         steps = [(0, length)] if context is None else _time_parts(length, sum(context))
@@ -357,12 +358,13 @@ class TCN(nn.Module):
             return self._forward(x, e, None, eval_mode)[0]
         left, right = context
         outs = []
-        for stream, (a, b) in zip(_backend.cpu_streams(), steps, strict=False):
-            lo, hi = max(0, a - left), min(length, b + right)
-            with mx.stream(stream):
-                part_e = e if e is None or e.shape[1] != length else e[:, lo:hi]
-                y = self._forward(x[:, lo:hi], part_e, None, True)[0]
-                outs.append(y[:, a - lo : b - lo])
+        with shared_weights(self.modules()):
+            for stream, (a, b) in zip(_backend.cpu_streams(), steps, strict=False):
+                lo, hi = max(0, a - left), min(length, b + right)
+                with mx.stream(stream):
+                    part_e = e if e is None or e.shape[1] != length else e[:, lo:hi]
+                    y = self._forward(x[:, lo:hi], part_e, None, True)[0]
+                    outs.append(y[:, a - lo : b - lo])
         return mx.concatenate(outs, axis=1)
 
     def _context(self) -> tuple[int, int] | None:
