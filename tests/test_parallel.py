@@ -45,6 +45,7 @@ def _unsplit(monkeypatch) -> None:
     monkeypatch.setattr(tcn_module, "_batch_parts", lambda batch, length: [(0, batch)])
 
 
+@on_cpu
 @pytest.mark.parametrize(
     ("streams_n", "batch", "length", "expected"),
     [
@@ -64,6 +65,7 @@ def test_batch_parts(monkeypatch, streams_n, batch, length, expected):
     assert tcn_module._batch_parts(batch, length) == expected
 
 
+@on_cpu
 def test_batch_parts_cover_the_batch_exactly(monkeypatch):
     monkeypatch.setattr(_backend._STATE, "streams", 4)
     for batch in range(1, 40):
@@ -270,6 +272,7 @@ def test_no_split_without_blas_routing():
     assert out["streams"] == 1
 
 
+@on_cpu
 @pytest.mark.parametrize(
     ("streams_n", "length", "context", "expected"),
     [
