@@ -286,8 +286,7 @@ def test_no_split_without_blas_routing():
     ],
 )
 def test_time_parts(monkeypatch, streams_n, length, context, expected):
-    monkeypatch.setattr(_backend._STATE, "streams", streams_n)
-    assert tcn_module._time_parts(length, context) == expected
+    assert tcn_module._time_parts(length, context, streams_n) == expected
 
 
 TIME_CONFIGS = [
@@ -309,12 +308,12 @@ def test_time_split_of_one_sequence_equals_one_stream(monkeypatch, streams, conf
     model, x, embeddings = _model_and_input(dict(config), batch=1, length=3500)
     model.eval()
     left, right = model._context()
-    assert left + right > 0 and len(tcn_module._time_parts(3500, left + right)) == n
+    assert left + right > 0 and len(tcn_module._time_parts(3500, left + right, n)) == n
     split = model(x, embeddings)
     mx.eval(split)
     assert len(used) == 1
     _unsplit(monkeypatch)
-    monkeypatch.setattr(tcn_module, "_time_parts", lambda length, context: [(0, length)])
+    monkeypatch.setattr(tcn_module, "_time_parts", lambda length, context, n: [(0, length)])
     whole = model(x, embeddings)
     assert split.shape == whole.shape
     np.testing.assert_allclose(np.array(split), np.array(whole), rtol=1e-5, atol=1e-5)
@@ -379,3 +378,51 @@ def test_shared_weights_context(monkeypatch):
     with pytest.raises(RuntimeError), parametrizations.shared_weights([conv]):
         raise RuntimeError("boom")
     assert conv._shared_weights is None  # cleared on the way out of an error
+
+
+def _count_forwards(monkeypatch) -> list[tuple[int, ...]]:
+    shapes: list[tuple[int, ...]] = []
+    real = TCN._forward
+
+    def counting(self, x, *args):
+        shapes.append(tuple(x.shape))
+        return real(self, x, *args)
+
+    monkeypatch.setattr(TCN, "_forward", counting)
+    return shapes
+
+
+@on_cpu
+@pytest.mark.parametrize(
+    ("config", "embedded"),
+    [({}, False), ({"causal": False, "embedding_shapes": [(2,), (3,)]}, True)],
+    ids=["causal", "non-causal-embeddings"],
+)
+def test_rows_and_time_split_together_equal_one_stream(monkeypatch, streams, config, embedded):
+    # Four streams, two rows: each row's part is split by time over two streams.
+    streams(4)
+    model, x, embeddings = _model_and_input(dict(config), batch=2, length=3000)
+    model.eval()
+    shapes = _count_forwards(monkeypatch)
+    split = model(x, embeddings)
+    mx.eval(split)
+    left, right = model._context()
+    assert sorted(shapes) == sorted(
+        [(1, 1500 + right, 3), (1, 1500 + left, 3)] * 2
+    )  # 2 rows x 2 time parts, each with its context
+    shapes.clear()
+    _unsplit(monkeypatch)
+    monkeypatch.setattr(tcn_module, "_time_parts", lambda length, context, n: [(0, length)])
+    whole = model(x, embeddings)
+    assert shapes == [(2, 3000, 3)]
+    np.testing.assert_allclose(np.array(split), np.array(whole), rtol=1e-5, atol=1e-5)
+
+
+@on_cpu
+def test_training_splits_rows_only(monkeypatch, streams):
+    streams(4)
+    model, x, _ = _model_and_input({}, batch=2, length=3000)
+    model.train()
+    shapes = _count_forwards(monkeypatch)
+    mx.eval(model(x))
+    assert shapes == [(1, 3000, 3), (1, 3000, 3)]

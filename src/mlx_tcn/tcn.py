@@ -55,13 +55,12 @@ def _batch_parts(batch: int, length: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:], strict=True))
 
 
-def _time_parts(length: int, context: int) -> list[tuple[int, int]]:
-    """``[(start, stop), ...]`` output steps per parallel CPU stream for one long sequence.
+def _time_parts(length: int, context: int, n: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]``: at most ``n`` parts of a sequence's output steps.
 
     Each part also reads ``context`` extra input steps, so a part is at least twice that
     long (the overlap costs at most a third of the gain) and ``_MIN_PART_STEPS``.
     """
-    n = _backend.parallel_streams()
     if n < 2 or mx.default_device().type != mx.DeviceType.cpu:
         return [(0, length)]
     n = min(n, length // max(_MIN_PART_STEPS, 2 * context))
@@ -332,10 +331,12 @@ class TCN(nn.Module):
         * a batch of several rows is split by rows. Each row is computed as unsplit; only
           the dropout masks are drawn per part. Not split: a training-mode batch norm (its
           statistics span the whole batch).
-        * in eval mode a single long sequence is split by time. Each part reads the input
+        * in eval mode, when there are more streams than parts of the batch (one long
+          sequence, say), each part is also split by time. A time part reads the input
           steps its outputs depend on (the receptive field) beyond its edges, and keeps
           only the outputs that padding at those edges cannot reach, so the result is the
-          unsplit one. Not split: SE blocks (their squeeze reaches every earlier step).
+          unsplit one. Not split by time: SE blocks (their squeeze reaches every earlier
+          step).
         """
         eval_mode = not self.training
         batch, length = x.shape[0], x.shape[1]
@@ -344,28 +345,29 @@ class TCN(nn.Module):
         ):
             return self._forward(x, e, None, eval_mode)[0]
         rows = _batch_parts(batch, length)
-        if len(rows) >= 2:
-            outs = []
-            with shared_weights(self.modules()):  # weight norm once, not once per part
-                for stream, (lo, hi) in zip(_backend.cpu_streams(), rows, strict=False):
-                    with mx.stream(stream):
-                        part_e = None if e is None else e[lo:hi]
-                        outs.append(self._forward(x[lo:hi], part_e, None, eval_mode)[0])
-            return mx.concatenate(outs, axis=0)
         context = self._context() if eval_mode else None
-        steps = [(0, length)] if context is None else _time_parts(length, sum(context))
-        if len(steps) < 2:
+        steps = [(0, length)]
+        spare = _backend.parallel_streams() // len(rows)  # streams per part of the batch
+        if context is not None and spare >= 2:
+            steps = _time_parts(length, sum(context), spare)
+        if len(rows) * len(steps) < 2:
             return self._forward(x, e, None, eval_mode)[0]
-        left, right = context
-        outs = []
-        with shared_weights(self.modules()):
-            for stream, (a, b) in zip(_backend.cpu_streams(), steps, strict=False):
-                lo, hi = max(0, a - left), min(length, b + right)
-                with mx.stream(stream):
-                    part_e = e if e is None or e.shape[1] != length else e[:, lo:hi]
-                    y = self._forward(x[:, lo:hi], part_e, None, True)[0]
-                    outs.append(y[:, a - lo : b - lo])
-        return mx.concatenate(outs, axis=1)
+        left, right = context if context is not None else (0, 0)
+        streams = iter(_backend.cpu_streams())
+        row_outs = []
+        with shared_weights(self.modules()):  # weight norm once, not once per part
+            for lo, hi in rows:
+                outs = []
+                for a, b in steps:
+                    start, stop = max(0, a - left), min(length, b + right)
+                    with mx.stream(next(streams)):
+                        part_e = None
+                        if e is not None:
+                            part_e = e[lo:hi] if e.shape[1] != length else e[lo:hi, start:stop]
+                        y = self._forward(x[lo:hi, start:stop], part_e, None, eval_mode)[0]
+                        outs.append(y if len(steps) == 1 else y[:, a - start : b - start])
+                row_outs.append(outs[0] if len(outs) == 1 else mx.concatenate(outs, axis=1))
+        return row_outs[0] if len(row_outs) == 1 else mx.concatenate(row_outs, axis=0)
 
     def _context(self) -> tuple[int, int] | None:
         """Input steps ``(before, after)`` an output step reads beyond itself; ``None`` when
