@@ -257,3 +257,60 @@ def test_format_info():
         "cache_limit    1.50 GiB",
         "matmul_gflops  88.1 GFLOP/s (1024x1024 float32)",
     ]
+
+
+# --------------------------------------------------------------------------- threads
+
+_THREADS_PROBE = """
+    import json, warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from mlx_tcn import _backend
+        _backend.setup()
+    d = _backend.info()
+    print(json.dumps({
+        "streams": _backend.parallel_streams(),
+        "blas_threads": d["blas_threads"],
+        "info_streams": d["parallel_streams"],
+        "warnings": [str(w.message) for w in caught],
+    }))
+"""
+
+
+def _setup_in_subprocess(**env: str) -> dict:
+    return _run(_THREADS_PROBE, **env)
+
+
+@needs_openblas
+def test_threads_env_sets_streams_and_single_threaded_blas():
+    out = _setup_in_subprocess(MLX_TCN_THREADS="3")
+    assert out["streams"] == out["info_streams"] == 3
+    assert out["blas_threads"] == 1 and out["warnings"] == []
+
+
+@needs_openblas
+def test_threads_env_1_keeps_blas_threading():
+    out = _setup_in_subprocess(MLX_TCN_THREADS="1", OPENBLAS_NUM_THREADS="2")
+    assert out["streams"] == 1 and out["blas_threads"] == 2 and out["warnings"] == []
+
+
+@needs_openblas
+def test_default_streams_follow_the_cpu_count():
+    out = _setup_in_subprocess()
+    expected = min(len(os.sched_getaffinity(0)), 8)
+    assert out["streams"] == expected
+    assert out["blas_threads"] == (1 if expected > 1 else out["blas_threads"])
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
+def test_bad_threads_env_warns_and_keeps_one_stream(value):
+    out = _setup_in_subprocess(MLX_TCN_THREADS=value)
+    assert out["streams"] == 1
+    assert len(out["warnings"]) == 1
+    assert "MLX_TCN_THREADS" in out["warnings"][0] and repr(value) in out["warnings"][0]
+
+
+def test_no_split_without_blas_routing():
+    # MLX's own BLAS (or macOS Accelerate) threads itself or not at all: never split there.
+    out = _setup_in_subprocess(MLX_TCN_BLAS="0", MLX_TCN_THREADS="4")
+    assert out["streams"] == 1

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pytest
 from mlx.utils import tree_flatten
+from test_backend import _run as run_python_json  # a fresh interpreter, one JSON line back
 
 from mlx_tcn import TCN, _backend
 from mlx_tcn import tcn as tcn_module
@@ -42,7 +37,14 @@ def streams(monkeypatch):
 
 
 def _unsplit(monkeypatch) -> None:
+    """Turn both splits off: one stream from here on."""
     monkeypatch.setattr(tcn_module, "_batch_parts", lambda batch, length: [(0, batch)])
+    monkeypatch.setattr(tcn_module, "_time_parts", lambda length, context, n: [(0, length)])
+
+
+def _assert_same(split: mx.array, whole: mx.array) -> None:
+    assert split.shape == whole.shape
+    np.testing.assert_allclose(np.array(split), np.array(whole), rtol=1e-5, atol=1e-5)
 
 
 @on_cpu
@@ -108,9 +110,7 @@ def test_split_forward_equals_one_stream(monkeypatch, streams, config):
     mx.eval(split)
     assert len(used) == 1 and len(used[0]) == 2  # it did split
     _unsplit(monkeypatch)
-    whole = model(x, embeddings)
-    assert split.shape == whole.shape
-    np.testing.assert_allclose(np.array(split), np.array(whole), rtol=1e-5, atol=1e-5)
+    _assert_same(split, model(x, embeddings))
 
 
 @on_cpu
@@ -118,9 +118,10 @@ def test_three_uneven_parts_equal_one_stream(monkeypatch, streams):
     streams(3)
     model, x, _ = _model_and_input({}, batch=7, length=600)
     model.eval()
-    split = np.array(model(x))
+    split = model(x)
+    mx.eval(split)
     _unsplit(monkeypatch)
-    np.testing.assert_allclose(split, np.array(model(x)), rtol=1e-5, atol=1e-5)
+    _assert_same(split, model(x))
 
 
 def _loss(model, x):
@@ -192,84 +193,8 @@ def test_exported_split_model_runs_in_a_plain_mlx_process(tmp_path, streams):
         y = f(mx.array(np.load({str(tmp_path / "x.npy")!r})))[0]
         print(json.dumps(np.array(y).tolist()))
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLX_TCN_")}
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=True,
-    )
-    got = np.array(json.loads(proc.stdout))
-    np.testing.assert_allclose(got, np.array(model(x)), rtol=1e-5, atol=1e-5)
-
-
-def _setup_in_subprocess(**env: str) -> dict:
-    code = """
-        import json, warnings
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            from mlx_tcn import _backend
-            _backend.setup()
-        d = _backend.info()
-        print(json.dumps({"streams": _backend.parallel_streams(), "blas_threads": d["blas_threads"],
-                          "info_streams": d["parallel_streams"], "blas": d["blas"],
-                          "warnings": [str(w.message) for w in caught]}))
-    """
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MLX_TCN_")}
-    environ.pop("OPENBLAS_NUM_THREADS", None)
-    environ.update(env)
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=120,
-        check=True,
-    )
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-needs_openblas = pytest.mark.skipif(
-    not (sys.platform == "linux" and _backend._STATE.method == "got"),
-    reason="parallel streams need the bundled OpenBLAS routing (Linux)",
-)
-
-
-@needs_openblas
-def test_threads_env_sets_streams_and_single_threaded_blas():
-    out = _setup_in_subprocess(MLX_TCN_THREADS="3")
-    assert out["streams"] == out["info_streams"] == 3
-    assert out["blas_threads"] == 1 and out["warnings"] == []
-
-
-@needs_openblas
-def test_threads_env_1_keeps_blas_threading():
-    out = _setup_in_subprocess(MLX_TCN_THREADS="1", OPENBLAS_NUM_THREADS="2")
-    assert out["streams"] == 1 and out["blas_threads"] == 2 and out["warnings"] == []
-
-
-@needs_openblas
-def test_default_streams_follow_the_cpu_count():
-    out = _setup_in_subprocess()
-    expected = min(len(os.sched_getaffinity(0)), 8)
-    assert out["streams"] == expected
-    assert out["blas_threads"] == (1 if expected > 1 else out["blas_threads"])
-
-
-@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
-def test_bad_threads_env_warns_and_keeps_one_stream(value):
-    out = _setup_in_subprocess(MLX_TCN_THREADS=value)
-    assert out["streams"] == 1
-    assert len(out["warnings"]) == 1
-    assert "MLX_TCN_THREADS" in out["warnings"][0] and repr(value) in out["warnings"][0]
-
-
-def test_no_split_without_blas_routing():
-    # MLX's own BLAS (or macOS Accelerate) threads itself or not at all: never split there.
-    out = _setup_in_subprocess(MLX_TCN_BLAS="0", MLX_TCN_THREADS="4")
-    assert out["streams"] == 1
+    got = np.array(run_python_json(code))
+    _assert_same(mx.array(got, dtype=mx.float32), model(x))
 
 
 @on_cpu
@@ -313,10 +238,7 @@ def test_time_split_of_one_sequence_equals_one_stream(monkeypatch, streams, conf
     mx.eval(split)
     assert len(used) == 1
     _unsplit(monkeypatch)
-    monkeypatch.setattr(tcn_module, "_time_parts", lambda length, context, n: [(0, length)])
-    whole = model(x, embeddings)
-    assert split.shape == whole.shape
-    np.testing.assert_allclose(np.array(split), np.array(whole), rtol=1e-5, atol=1e-5)
+    _assert_same(split, model(x, embeddings))
 
 
 @on_cpu
@@ -412,10 +334,9 @@ def test_rows_and_time_split_together_equal_one_stream(monkeypatch, streams, con
     )  # 2 rows x 2 time parts, each with its context
     shapes.clear()
     _unsplit(monkeypatch)
-    monkeypatch.setattr(tcn_module, "_time_parts", lambda length, context, n: [(0, length)])
     whole = model(x, embeddings)
     assert shapes == [(2, 3000, 3)]
-    np.testing.assert_allclose(np.array(split), np.array(whole), rtol=1e-5, atol=1e-5)
+    _assert_same(split, whole)
 
 
 @on_cpu
