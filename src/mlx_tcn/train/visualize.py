@@ -25,6 +25,17 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, out_path: str | Path, title: str) -> Path:
+    """Title, lay out and write ``fig`` as a PNG, then free it."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out_path = Path(out_path)
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+    return out_path
+
+
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """Records of a ``metrics.jsonl`` file (one JSON object per line)."""
     records = []
@@ -79,13 +90,7 @@ def plot_metrics(
         ax.set_xlabel("step")
         ax.set_ylabel("validation accuracy")
         ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    out_path = Path(out_path)
-    fig.savefig(out_path, dpi=100)
-    plt.close(fig)
-    return out_path
+    return _save(plt, fig, out_path, title)
 
 
 def plot_predictions(
@@ -116,10 +121,4 @@ def plot_predictions(
         ax.grid(alpha=0.3)
     axes[0, 0].legend(loc="upper right")
     axes[-1, 0].set_xlabel("window")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    out_path = Path(out_path)
-    fig.savefig(out_path, dpi=100)
-    plt.close(fig)
-    return out_path
+    return _save(plt, fig, out_path, title)
