@@ -45,14 +45,7 @@ _MIN_PART_STEPS = 1024
 
 def _batch_parts(batch: int, length: int) -> list[tuple[int, int]]:
     """``[(start, stop), ...]`` rows of the batch per parallel CPU stream (one part: none)."""
-    n = _backend.parallel_streams()
-    if n < 2 or mx.default_device().type != mx.DeviceType.cpu:
-        return [(0, batch)]
-    n = min(n, batch, max(1, batch * length // _MIN_PART_STEPS))
-    if n < 2:
-        return [(0, batch)]
-    edges = [batch * i // n for i in range(n + 1)]
-    return list(zip(edges[:-1], edges[1:], strict=True))
+    return _even_parts(batch, min(_backend.parallel_streams(), batch * length // _MIN_PART_STEPS))
 
 
 def _time_parts(length: int, context: int, n: int) -> list[tuple[int, int]]:
@@ -61,12 +54,15 @@ def _time_parts(length: int, context: int, n: int) -> list[tuple[int, int]]:
     Each part also reads ``context`` extra input steps, so a part is at least twice that
     long (the overlap costs at most a third of the gain) and ``_MIN_PART_STEPS``.
     """
+    return _even_parts(length, min(n, length // max(_MIN_PART_STEPS, 2 * context)))
+
+
+def _even_parts(total: int, n: int) -> list[tuple[int, int]]:
+    """``total`` split into at most ``n`` near-equal ``(start, stop)`` parts (on the CPU)."""
+    n = min(n, total)
     if n < 2 or mx.default_device().type != mx.DeviceType.cpu:
-        return [(0, length)]
-    n = min(n, length // max(_MIN_PART_STEPS, 2 * context))
-    if n < 2:
-        return [(0, length)]
-    edges = [length * i // n for i in range(n + 1)]
+        return [(0, total)]
+    edges = [total * i // n for i in range(n + 1)]
     return list(zip(edges[:-1], edges[1:], strict=True))
 
 
