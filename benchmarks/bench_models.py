@@ -291,18 +291,15 @@ def _gemm_peak(threads: int, n: int = 2048, reps: int = 5) -> dict:
     from mlx_tcn import _backend
 
     rates = [_backend.matmul_gflops(n, repeat=reps)]
-    set_threads = getattr(
-        _backend._STATE.handle, _backend._STATE.prefix + "openblas_set_num_threads", None
-    )
-    if _backend.parallel_streams() > 1 and set_threads is not None:
-        streams = _backend._STATE.streams
-        set_threads(threads)
-        _backend._STATE.streams = 1
+    runtime = _backend.runtime.STATE
+    if _backend.parallel_streams() > 1 and _backend.blas.set_blas_threads(threads):
+        streams = runtime.streams
+        runtime.streams = 1
         try:
             rates.append(_backend.matmul_gflops(n, repeat=reps))
         finally:
-            set_threads(1)
-            _backend._STATE.streams = streams
+            _backend.blas.set_blas_threads(1)
+            runtime.streams = streams
     return {"gflops": max(rates), "n": n}
 
 

@@ -108,10 +108,10 @@ def test_matmul_float64_and_complex_match_numpy():
 
 
 def test_setup_is_idempotent():
-    before = list(_backend._STATE.slots)
+    before = list(_backend.blas.STATE.slots)
     _backend.setup()
     _backend.setup()
-    assert _backend._STATE.slots == before
+    assert _backend.blas.STATE.slots == before
 
 
 @needs_openblas
@@ -148,12 +148,12 @@ def test_failed_check_restores_the_reference_and_warns_once():
         from mlx_tcn import _backend
         _backend.setup()
         del os.environ["MLX_TCN_BLAS"]
-        _backend._STATE = _backend._State()
+        _backend._done = False  # run setup() again, with a failing check
 
         def broken():
             raise RuntimeError("injected mismatch")
 
-        _backend._check_matmul = broken
+        _backend.blas.check_matmul = broken
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             _backend.setup()
@@ -192,13 +192,13 @@ def test_bad_library_warns_once_and_keeps_reference(value, message):
 
 @linux_only
 def test_elf_reader_finds_mlx_sgemm_slot():
-    objects = _backend._mlx_objects()
+    objects = _backend.got.mlx_objects()
     slots = [
         s
         for path, _ in objects
-        for s in _backend._elf_slot_relocations(path, frozenset(_backend._CBLAS))
+        for s in _backend.elf.slot_relocations(path, frozenset(_backend.blas.CBLAS))
     ]
-    assert {name for _, name in slots} == set(_backend._CBLAS)
+    assert {name for _, name in slots} == set(_backend.blas.CBLAS)
 
 
 @pytest.mark.parametrize(
@@ -212,25 +212,25 @@ def test_elf_reader_finds_mlx_sgemm_slot():
     ],
 )
 def test_parse_size(text, expected):
-    assert _backend._parse_size(text) == expected
+    assert _backend.runtime.parse_size(text) == expected
 
 
 def test_parse_size_rejects_garbage():
     with pytest.raises(ValueError, match="MLX_TCN_CACHE_LIMIT must be a size.*'lots'"):
-        _backend._parse_size("lots")
+        _backend.runtime.parse_size("lots")
 
 
 def test_cache_limit_env():
     out = _run(
         "import json, mlx.core as mx; from mlx_tcn import _backend; _backend.setup();"
-        "print(json.dumps([_backend._STATE.cache_limit, mx.set_cache_limit(0)]))",
+        "print(json.dumps([_backend.runtime.STATE.cache_limit, mx.set_cache_limit(0)]))",
         MLX_TCN_CACHE_LIMIT="96MB",
     )
     assert out == [96 << 20, 96 << 20]
 
 
 def test_default_cache_limit_is_bounded():
-    limit = _backend._default_cache_limit()
+    limit = _backend.runtime.default_cache_limit()
     assert 0 < limit <= 4 << 30
 
 
@@ -314,3 +314,184 @@ def test_no_split_without_blas_routing():
     # MLX's own BLAS (or macOS Accelerate) threads itself or not at all: never split there.
     out = _setup_in_subprocess(MLX_TCN_BLAS="0", MLX_TCN_THREADS="4")
     assert out["streams"] == 1
+
+
+# --------------------------------------------------------------------------- OpenBLAS kernels
+
+_AVX512 = frozenset({"avx2", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"})
+
+
+@pytest.mark.parametrize(
+    ("flags", "requested", "inherited", "core", "reason"),
+    [
+        (_AVX512, "", "", "SkylakeX", "auto: the CPU has AVX-512"),
+        (_AVX512, "auto", "", "SkylakeX", "auto"),
+        (_AVX512 | {"avx512_bf16"}, "", "", "CooperLake", "auto"),
+        (_AVX512 - {"avx512vl"}, "", "", None, "no AVX-512"),  # one flag missing
+        (frozenset({"avx2", "fma"}), "", "", None, "no AVX-512"),
+        (frozenset(), "", "", None, "no AVX-512"),  # not x86, or no /proc/cpuinfo
+        (_AVX512, "native", "", None, "MLX_TCN_BLAS_CORE=native"),
+        (_AVX512, "", "Haswell", None, "OPENBLAS_CORETYPE=Haswell from the environment"),
+        (_AVX512, "Zen", "Haswell", "Zen", "MLX_TCN_BLAS_CORE=Zen"),  # ours wins
+        (frozenset({"avx2"}), "Sandybridge", "", "Sandybridge", "MLX_TCN_BLAS_CORE"),
+        (_AVX512, "skylakex", "", "skylakex", "MLX_TCN_BLAS_CORE=skylakex"),
+    ],
+)
+def test_choose_core(flags, requested, inherited, core, reason):
+    got, why = _backend.blas.choose_core(flags, requested, inherited)
+    assert got == core and reason in why
+
+
+@pytest.mark.parametrize("name", ["SkylakeX", "cooperlake", "SAPPHIRERAPIDS"])
+def test_choose_core_refuses_avx512_kernels_without_avx512(name):
+    # they would kill the process with an illegal instruction at the first GEMM
+    with pytest.raises(ValueError, match=rf"MLX_TCN_BLAS_CORE='{name}'.*lacks.*avx512"):
+        _backend.blas.choose_core(frozenset({"avx2", "fma"}), name, "")
+
+
+def test_core_is_set_only_while_the_library_loads(monkeypatch, tmp_path):
+    # An AVX-512 CPU (Zen 5, say) without running its kernels here: the load sees
+    # OPENBLAS_CORETYPE=SkylakeX, the rest of the process (NumPy's OpenBLAS) does not.
+    seen = []
+    monkeypatch.setattr(_backend.blas, "cpu_flags", lambda: _AVX512)
+    monkeypatch.setattr(
+        _backend.blas.ctypes,
+        "CDLL",
+        lambda *a, **k: seen.append(os.environ.get("OPENBLAS_CORETYPE")),
+    )
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    monkeypatch.delenv("MLX_TCN_BLAS_CORE", raising=False)
+    monkeypatch.setattr(_backend.blas, "STATE", _backend.blas.BlasState())
+    _backend.blas._open_library(tmp_path / "libopenblas.so")
+    assert seen == ["SkylakeX"] and "OPENBLAS_CORETYPE" not in os.environ
+    assert "AVX-512" in _backend.blas.STATE.core_choice
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setenv("MLX_TCN_BLAS_CORE", "Zen")
+    _backend.blas._open_library(tmp_path / "libopenblas.so")
+    assert seen[-1] == "Zen" and os.environ["OPENBLAS_CORETYPE"] == "Haswell"
+
+
+_CORE_PROBE = """
+    import json, os, warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from mlx_tcn import _backend
+        _backend.setup()
+    import mlx.core as mx, numpy as np
+    a = np.random.default_rng(1).standard_normal((300, 200)).astype(np.float32)
+    ok = bool(np.allclose(np.array(mx.array(a) @ mx.array(a).T), a @ a.T, rtol=1e-4, atol=1e-3))
+    print(json.dumps({
+        "core": _backend.info()["blas_core"],
+        "env": os.environ.get("OPENBLAS_CORETYPE"),
+        "warnings": [str(w.message) for w in caught],
+        "ok": ok,
+    }))
+"""
+
+
+@needs_openblas
+def test_core_env_selects_openblas_kernels_and_is_reported():
+    out = _run(_CORE_PROBE, MLX_TCN_BLAS_CORE="Sandybridge")
+    assert out["core"] == "Sandybridge (MLX_TCN_BLAS_CORE=Sandybridge)"
+    assert out["ok"] and out["warnings"] == [] and out["env"] is None
+    out = _run(_CORE_PROBE, OPENBLAS_CORETYPE="Sandybridge")
+    assert out["core"] == "Sandybridge (OPENBLAS_CORETYPE=Sandybridge from the environment)"
+    assert out["ok"] and out["env"] == "Sandybridge"
+
+
+@needs_openblas
+@pytest.mark.skipif(
+    {"avx512f", "avx512bw", "avx512vl"} <= _backend.blas.cpu_flags(), reason="CPU has AVX-512"
+)
+def test_avx512_core_on_a_cpu_without_it_warns_and_keeps_openblas_detection():
+    out = _run(_CORE_PROBE, MLX_TCN_BLAS_CORE="SkylakeX")  # would crash with SIGILL if used
+    assert len(out["warnings"]) == 1 and "lacks" in out["warnings"][0]
+    assert out["ok"] and "SkylakeX" not in out["core"].split()[0]
+
+
+@needs_openblas
+def test_default_core_follows_the_cpu():
+    out = _run(_CORE_PROBE)
+    avx512 = _backend.blas.AVX512_FLAGS <= _backend.blas.cpu_flags()
+    assert out["ok"] and out["warnings"] == []
+    assert out["core"].startswith(
+        ("SkylakeX", "CooperLake")
+        if avx512
+        else (
+            "Haswell",
+            "Zen",
+            "Sandybridge",
+            "Nehalem",
+            "Core2",
+            "Prescott",
+            "Barcelona",
+            "Excavator",
+            "Steamroller",
+            "Piledriver",
+            "Bulldozer",
+        )
+    )
+
+
+# --------------------------------------------------------------------------- ELF parsing
+
+
+def _elf_image(relocs: list[tuple[int, str, int]], machine: int = 62) -> bytes:
+    """A minimal 64-bit ELF shared object: one PT_LOAD over the file, a dynamic section,
+    and a RELA table of ``(slot offset, symbol, relocation type)``."""
+    import struct
+
+    names = sorted({name for _, name, _ in relocs})
+    strtab = b"\0" + b"".join(n.encode() + b"\0" for n in names)
+    name_at = {n: strtab.index(b"\0" + n.encode() + b"\0") + 1 for n in names}
+    symtab = bytes(24) + b"".join(
+        struct.pack("<IBBHQQ", name_at[n], 0x12, 0, 0, 0, 0) for n in names
+    )
+    sym_index = {n: i + 1 for i, n in enumerate(names)}
+    rela = b"".join(
+        struct.pack("<QQq", off, (sym_index[n] << 32) | kind, 0) for off, n, kind in relocs
+    )
+    header_size, phdr_size = 64, 56
+    dyn_at = header_size + 2 * phdr_size
+    body_at = dyn_at + 5 * 16
+    symtab_at, strtab_at = body_at, body_at + len(symtab)
+    rela_at = strtab_at + len(strtab)
+    dynamic = struct.pack("<qQqQqQqQqQ", 6, symtab_at, 5, strtab_at, 7, rela_at, 8, len(rela), 0, 0)
+    size = rela_at + len(rela)
+    ident = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    header = ident + struct.pack(
+        "<HHIQQQIHHHHHH", 3, machine, 1, 0, header_size, 0, 0, 64, phdr_size, 2, 64, 0, 0
+    )
+    load = struct.pack("<IIQQQQQQ", 1, 5, 0, 0, 0, size, size, 4096)
+    dyn = struct.pack("<IIQQQQQQ", 2, 6, dyn_at, dyn_at, dyn_at, 80, 80, 8)
+    return header + load + dyn + dynamic + symtab + strtab + rela
+
+
+def test_elf_parser_finds_slot_relocations_in_bytes():
+    image = _elf_image(
+        [
+            (0x1000, "cblas_sgemm", 6),  # GLOB_DAT
+            (0x1008, "cblas_dgemm", 7),  # JUMP_SLOT
+            (0x1010, "cblas_sgemm", 1),  # R_X86_64_64: not a GOT slot
+            (0x1018, "memcpy", 7),  # not asked for
+        ]
+    )
+    parse = _backend.elf.parse_slot_relocations
+    wanted = frozenset({"cblas_sgemm", "cblas_dgemm"})
+    assert parse(image, "x.so", wanted) == [(0x1000, "cblas_sgemm"), (0x1008, "cblas_dgemm")]
+    assert parse(image, "x.so", frozenset({"cblas_cgemm"})) == []
+    arm = _elf_image([(0x20, "cblas_sgemm", 1026)], machine=183)  # AArch64 JUMP_SLOT
+    assert parse(arm, "a.so", wanted) == [(0x20, "cblas_sgemm")]
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (b"MZ" + bytes(100), "not a 64-bit little-endian ELF"),
+        (b"\x7fELF" + bytes([1, 1]) + bytes(100), "not a 64-bit little-endian ELF"),  # 32-bit
+        (_elf_image([(0, "cblas_sgemm", 6)], machine=3), "unsupported ELF machine 3"),
+    ],
+)
+def test_elf_parser_rejects_other_files(image, message):
+    with pytest.raises(RuntimeError, match=message):
+        _backend.elf.parse_slot_relocations(image, "x.so", frozenset({"cblas_sgemm"}))

@@ -29,7 +29,7 @@ def streams(monkeypatch):
         return out
 
     def force(n: int) -> list[list[mx.Stream]]:
-        monkeypatch.setattr(_backend._STATE, "streams", n)
+        monkeypatch.setattr(_backend.runtime.STATE, "streams", n)
         monkeypatch.setattr(_backend, "cpu_streams", recording)
         return used
 
@@ -63,13 +63,13 @@ def _assert_same(split: mx.array, whole: mx.array) -> None:
     ],
 )
 def test_batch_parts(monkeypatch, streams_n, batch, length, expected):
-    monkeypatch.setattr(_backend._STATE, "streams", streams_n)
+    monkeypatch.setattr(_backend.runtime.STATE, "streams", streams_n)
     assert tcn_module._batch_parts(batch, length) == expected
 
 
 @on_cpu
 def test_batch_parts_cover_the_batch_exactly(monkeypatch):
-    monkeypatch.setattr(_backend._STATE, "streams", 4)
+    monkeypatch.setattr(_backend.runtime.STATE, "streams", 4)
     for batch in range(1, 40):
         parts = tcn_module._batch_parts(batch, 2048)
         assert parts[0][0] == 0 and parts[-1][1] == batch

@@ -1,0 +1,108 @@
+"""MLX runtime settings: the parallel CPU streams (``MLX_TCN_THREADS``) and the buffer
+cache limit (``MLX_TCN_CACHE_LIMIT``)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import blas
+
+__all__ = [
+    "ENV_CACHE",
+    "ENV_THREADS",
+    "STATE",
+    "cpu_streams",
+    "default_cache_limit",
+    "parallel_streams",
+    "parse_size",
+    "setup_cache",
+    "setup_threads",
+]
+
+ENV_CACHE = "MLX_TCN_CACHE_LIMIT"
+ENV_THREADS = "MLX_TCN_THREADS"
+DEFAULT_CACHE_CAP = 4 << 30
+DEFAULT_MAX_STREAMS = 8
+
+
+@dataclass
+class RuntimeState:
+    cache_limit: int | None = None
+    streams: int = 1  # CPU streams a TCN batch is split over (1: no split)
+    stream_objects: list[Any] = field(default_factory=list)
+
+
+STATE = RuntimeState()
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def setup_threads() -> None:
+    """Split models over ``MLX_TCN_THREADS`` CPU streams with a single-threaded BLAS."""
+    choice = os.environ.get(ENV_THREADS, "").strip()
+    if choice:
+        if not choice.isdigit() or int(choice) < 1:
+            raise ValueError(f"{ENV_THREADS} must be a positive integer, got {choice!r}")
+        wanted = int(choice)
+    else:
+        wanted = min(_available_cpus(), DEFAULT_MAX_STREAMS)
+    # Only with a BLAS whose thread count we own: two streams each running a
+    # multi-threaded GEMM would oversubscribe the cores (OpenBLAS threads busy-wait).
+    if wanted <= 1 or not blas.set_blas_threads(1):
+        return
+    STATE.streams = wanted
+
+
+def parallel_streams() -> int:
+    """How many CPU streams a :class:`mlx_tcn.TCN` batch may be split over (1: none)."""
+    return STATE.streams
+
+
+def cpu_streams() -> list[Any]:
+    """The ``parallel_streams()`` MLX CPU streams, created once and reused."""
+    import mlx.core as mx
+
+    while len(STATE.stream_objects) < STATE.streams:
+        STATE.stream_objects.append(mx.new_stream(mx.cpu))
+    return STATE.stream_objects[: STATE.streams]
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size such as ``2GB``, ``512MiB``, ``1.5g`` or ``1000``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*", text.lower())
+    if not match:
+        raise ValueError(f"{ENV_CACHE} must be a size such as 2GB or 512MiB, got {text!r}")
+    scale = 1 << (10 * "bkmgt".index(match.group(2) or "b"))
+    return int(float(match.group(1)) * scale)
+
+
+def default_cache_limit() -> int:
+    """A quarter of RAM, at most 4 GiB."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 30
+    return min(DEFAULT_CACHE_CAP, ram // 4)
+
+
+def setup_cache() -> None:
+    """Raise MLX's buffer cache limit (never lower a larger default, such as Metal's)."""
+    choice = os.environ.get(ENV_CACHE, "").strip()
+    if choice.lower() in blas.OFF:
+        return
+    import mlx.core as mx
+
+    limit = parse_size(choice) if choice else default_cache_limit()
+    previous = mx.set_cache_limit(limit)
+    if not choice and previous > limit:
+        mx.set_cache_limit(previous)
+        limit = previous
+    STATE.cache_limit = limit
