@@ -1,0 +1,49 @@
+"""Every script in examples/ runs as a user would run it, and says what it promises."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+HAS_TORCH = all(importlib.util.find_spec(m) for m in ("torch", "pytorch_tcn"))
+
+# script -> lines its output must contain (each example also asserts its own claims)
+EXPECTED = {
+    "quickstart.py": ["output shape: (16, 100, 1)", "saved and loaded: same outputs"],
+    "streaming.py": [
+        "chunked stream equals offline: True",
+        "reset row equals a fresh stream: True",
+        "inference=True equals offline too",
+    ],
+    "port_pytorch_tcn.py": ["round trip: pytorch-tcn loads the exported weights"],
+    "forecast_csv.py": ["columns: ('pred_demand', 'target_demand')"],
+    "train_from_python.py": ["re-evaluated from step-"],
+}
+
+
+def test_every_example_is_tested():
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("script", sorted(EXPECTED))
+def test_example_runs(script, tmp_path):
+    if script == "port_pytorch_tcn.py" and not HAS_TORCH:
+        pytest.skip("needs torch and pytorch-tcn")
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), str(tmp_path / "out")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for line in EXPECTED[script]:
+        assert line in proc.stdout, proc.stdout
