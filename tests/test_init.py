@@ -424,3 +424,39 @@ def test_get_initializer_matches_pytorch_tcn_gain(name, activation):
     assert ours.std() == pytest.approx(theirs.std(), rel=0.02)
     if name.endswith("uniform"):
         assert np.abs(ours).max() == pytest.approx(np.abs(theirs).max(), rel=1e-3)
+
+
+# --------------------------------------------------------------------------- package top level
+
+_MOVED = [
+    "calculate_gain",
+    "get_initializer",
+    "he_normal",
+    "he_uniform",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "normal",
+    "uniform",
+    "xavier_normal",
+    "xavier_uniform",
+]
+
+
+@pytest.mark.parametrize("name", _MOVED)
+def test_initialisers_live_under_init_and_old_top_level_names_warn(name):
+    import mlx_tcn
+
+    assert name not in mlx_tcn.__all__ and "init" in mlx_tcn.__all__
+    with pytest.warns(DeprecationWarning, match=rf"mlx_tcn\.{name} moved to mlx_tcn\.init\.{name}"):
+        old = getattr(mlx_tcn, name)
+    assert old is getattr(init, name) is getattr(mlx_tcn.init, name)
+
+
+def test_old_from_import_still_works_and_unknown_names_fail():
+    with pytest.warns(DeprecationWarning):
+        from mlx_tcn import xavier_uniform as old
+    assert old is init.xavier_uniform
+    import mlx_tcn
+
+    with pytest.raises(AttributeError, match="no attribute 'xavier'"):
+        mlx_tcn.xavier  # noqa: B018

@@ -182,6 +182,8 @@ def test_components_are_importable_from_the_package():
         "AdaptiveMaxPool1d",
         "weight_norm",
         "remove_weight_norm",
-        "calculate_gain",
     ]:
         assert hasattr(mlx_tcn, name), name
+    # the spec's initialisers live in mlx_tcn/init.py (the old top-level names: test_init.py)
+    for name in ["calculate_gain", "he_uniform", "xavier_uniform", "normal", "uniform"]:
+        assert hasattr(mlx_tcn.init, name), name

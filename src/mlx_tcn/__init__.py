@@ -9,23 +9,12 @@ from . import _backend
 
 _backend.setup()
 
+from . import init  # noqa: E402  (initialisers live in mlx_tcn.init, as in mlx.nn.init)
 from ._stream import load_state, save_state  # noqa: E402
 from .activations import ACTIVATIONS  # noqa: E402
 from .buffer import BufferIO  # noqa: E402
 from .conv import TemporalConv1d, TemporalConvTransposed1d  # noqa: E402
-from .init import (  # noqa: E402
-    INITIALIZERS,
-    calculate_gain,
-    get_initializer,
-    he_normal,
-    he_uniform,
-    kaiming_normal,
-    kaiming_uniform,
-    normal,
-    uniform,
-    xavier_normal,
-    xavier_uniform,
-)
+from .init import INITIALIZERS  # noqa: E402
 from .interop import from_pytorch_tcn, to_pytorch_tcn  # noqa: E402
 from .modules import ModuleList  # noqa: E402
 from .pad import TemporalPad1d  # noqa: E402
@@ -49,20 +38,41 @@ __all__ = [
     "TemporalConv1d",
     "TemporalConvTransposed1d",
     "TemporalPad1d",
-    "calculate_gain",
     "from_pytorch_tcn",
-    "get_initializer",
-    "he_normal",
-    "he_uniform",
-    "kaiming_normal",
-    "kaiming_uniform",
+    "init",
     "load_state",
-    "normal",
     "remove_weight_norm",
     "save_state",
     "to_pytorch_tcn",
-    "uniform",
     "weight_norm",
-    "xavier_normal",
-    "xavier_uniform",
 ]
+
+# Names that were top-level before the initialisers moved under ``mlx_tcn.init`` (as
+# ``mlx.nn`` keeps them under ``nn.init``): still importable, with a DeprecationWarning.
+_MOVED_TO_INIT = frozenset(
+    {
+        "calculate_gain",
+        "get_initializer",
+        "he_normal",
+        "he_uniform",
+        "kaiming_normal",
+        "kaiming_uniform",
+        "normal",
+        "uniform",
+        "xavier_normal",
+        "xavier_uniform",
+    }
+)
+
+
+def __getattr__(name: str):  # PEP 562: only called for names not found above
+    if name in _MOVED_TO_INIT:
+        import warnings
+
+        warnings.warn(
+            f"mlx_tcn.{name} moved to mlx_tcn.init.{name}; the top-level name will be removed",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(init, name)
+    raise AttributeError(f"module 'mlx_tcn' has no attribute {name!r}")
