@@ -152,7 +152,8 @@ class TemporalPad1d(StreamingModule):
         padded = mx.concatenate([buffer.astype(x.dtype), x], axis=1)
         # the state keeps the dtype init_state gave it, so a compiled step is traced once
         kept = padded[:, padded.shape[1] - self.pad_len :]
-        new_state["buffer"] = kept.astype(state["buffer"].dtype)
+        dtype = state["buffer"].dtype
+        new_state["buffer"] = kept if kept.dtype == dtype else kept.astype(dtype)
         return padded, new_state
 
     _forward = pad
