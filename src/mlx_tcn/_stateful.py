@@ -2,8 +2,8 @@
 
 Every streaming level (``TemporalPad1d``, ``TemporalConv1d``, ``TemporalConvTransposed1d``,
 ``TemporalBlock``, ``TCN``) computes one chunk as a pure function of an explicit state:
-``init_state(batch, dtype)`` and ``out, new_state = layer.stream(x, state)``, where ``out`` is
-what the offline call returns. :class:`Stateful` puts the spec's (and pytorch-tcn's) stateful
+``init_state(batch, dtype)`` and ``y, new_state = layer.stream(x, state)``.
+:class:`Stateful` puts the spec's (and pytorch-tcn's) stateful
 API on top of that function, the same way at every level:
 
 * ``layer(x, inference=True)``: the state is kept in the layer; ``reset_buffers()`` forgets

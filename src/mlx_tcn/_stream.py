@@ -103,7 +103,7 @@ def rows_mask(rows: object, batch: int) -> mx.array:
         if isinstance(r, (bool, np.bool_)) or not isinstance(r, numbers.Integral):
             raise TypeError(
                 f"rows must be row indices (ints) or a boolean mask of shape ({batch},), got "
-                f"{rows!r}"
+                f"{rows!r} (a mask is a NumPy or MLX boolean array, not bools in a list)"
             )
         if not -batch <= r < batch:
             raise ValueError(f"rows must be row indices in [0, {batch}), got {rows!r}")

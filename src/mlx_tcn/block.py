@@ -121,7 +121,8 @@ class TemporalBlock(Stateful):
         y = act(out + (x or downsample(x)))             # returns (y, out); out feeds skips
 
     A causal block streams like every streaming level (see :mod:`mlx_tcn._stateful`):
-    ``(y, skip), state = block.stream(x, state)``, or ``block(x, inference=True)`` with the
+    ``y, state = block.stream(x, state)`` (``y, skip, state = block(x, state=state)`` with
+    the skip output), or ``block(x, inference=True)`` with the
     state kept in the block or in a pair of :class:`BufferIO` (``in_buffer=(first, second)``:
     the first convolution's state, then the second's with the SE sums).
 
@@ -304,21 +305,29 @@ class TemporalBlock(Stateful):
         y, skip, new_state = self._forward(x, e, state, True)
         return (y, skip), new_state
 
+    def _checked_step(
+        self, x: mx.array, state: BlockState, embeddings: object
+    ) -> tuple[mx.array, mx.array, BlockState]:
+        self._require_causal(inference=False)
+        check_input(x, self.n_inputs)
+        self._check_state(state, x.shape[0])
+        e = prepare_embeddings(embeddings, self.embedding_shapes, x)
+        return self._forward(x, e, state, True)
+
     def stream(
         self,
         x: mx.array,
         state: BlockState,
         embeddings: list[mx.array] | mx.array | None = None,
-    ) -> tuple[tuple[mx.array, mx.array], BlockState]:
-        """Process the next chunk of a stream: ``(y, skip), state = block.stream(x, state)``.
+    ) -> tuple[mx.array, BlockState]:
+        """Process the next chunk of a stream: ``y, state = block.stream(x, state)``.
 
         Pure, like :meth:`TCN.stream`; computes inference outputs (no dropout, batch-norm
-        running statistics) whatever ``training`` says.
+        running statistics) whatever ``training`` says. ``block(x, state=state)`` also
+        returns the skip output: ``y, skip, state``.
         """
-        self._require_causal(inference=False)
-        check_input(x, self.n_inputs)
-        self._check_state(state, x.shape[0])
-        return self._step(x, prepare_embeddings(embeddings, self.embedding_shapes, x), state)
+        y, _, new_state = self._checked_step(x, state, embeddings)
+        return y, new_state
 
     def __call__(
         self,
@@ -332,14 +341,13 @@ class TemporalBlock(Stateful):
 
         ``inference=True``: ``x`` is the next chunk of the stream kept in the block (or in
         ``in_buffer``, see the class docstring); computed in inference mode. With ``state``
-        (from :meth:`init_state`) the call is :meth:`stream` and returns ``(output, skip,
-        new_state)``.
+        (from :meth:`init_state`) the call is :meth:`stream` with the skip output too and
+        returns ``(output, skip, new_state)``.
         """
         if state is not None:
             if in_buffer is not None:
                 raise ValueError("give state or in_buffer, not both")
-            (y, skip), new_state = self.stream(x, state, embeddings)
-            return y, skip, new_state
+            return self._checked_step(x, state, embeddings)
         check_input(x, self.n_inputs)
         e = prepare_embeddings(embeddings, self.embedding_shapes, x)
         return self._stateful(
