@@ -98,7 +98,7 @@ def test_block_streams_like_offline(cfg, batch, length, chunking, api, seed):
     config, kind = cfg
     mx.random.seed(seed)
     block = TemporalBlock(**config)
-    randomise_batch_norm_block(block, seed)
+    randomise_batch_norm(block, seed)
     block.train()  # streaming computes inference outputs whatever the mode says
     x = mx.random.normal((batch, length, config["n_inputs"]))
     e = block_embeddings(kind, batch, length)
@@ -126,12 +126,6 @@ def test_block_streams_like_offline(cfg, batch, length, chunking, api, seed):
     assert block.training
     assert_close(mx.concatenate(ys, axis=1), y_off)
     assert_close(mx.concatenate(skips, axis=1), skip_off)
-
-
-def randomise_batch_norm_block(block: TemporalBlock, seed: int) -> None:
-    holder = TCN(1, [1])  # borrow randomise_batch_norm's loop over network blocks
-    object.__setattr__(holder, "network", [block])
-    randomise_batch_norm(holder, seed)
 
 
 def test_block_stateful_keeps_the_stream_and_reset_buffers_forgets():

@@ -22,6 +22,7 @@ import mlx_tcn
 from mlx_tcn import (
     TCN,
     BufferIO,
+    TemporalBlock,
     TemporalConv1d,
     TemporalConvTransposed1d,
     TemporalPad1d,
@@ -117,10 +118,10 @@ def stream_model(model: TCN, x: mx.array, sizes: list[int], embeddings=None, ste
     return mx.concatenate(outs, axis=1), state
 
 
-def randomise_batch_norm(model: TCN, seed: int) -> None:
+def randomise_batch_norm(model: TCN | TemporalBlock, seed: int) -> None:
     """Give batch norms non-trivial running statistics and affine parameters."""
     rng = np.random.default_rng(seed)
-    for block in model.network:
+    for block in model.network if isinstance(model, TCN) else [model]:
         for name in ("norm1", "norm2"):
             norm = block.get(name)
             if norm is None or not hasattr(norm, "running_mean"):

@@ -122,9 +122,9 @@ class TemporalBlock(Stateful):
 
     A causal block streams like every streaming level (see :mod:`mlx_tcn._stateful`):
     ``y, state = block.stream(x, state)`` (``y, skip, state = block(x, state=state)`` with
-    the skip output), or ``block(x, inference=True)`` with the
-    state kept in the block or in a pair of :class:`BufferIO` (``in_buffer=(first, second)``:
-    the first convolution's state, then the second's with the SE sums).
+    the skip output), or ``block(x, inference=True)`` with the state kept in the block or in
+    a pair of :class:`BufferIO` (``in_buffer=(first, second)``: the first convolution's
+    state, then the second's with the SE sums).
 
     Args:
         n_inputs: input channels.
