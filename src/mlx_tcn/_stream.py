@@ -1,10 +1,6 @@
-"""Shared machinery of the streaming layers: input checks and the stateful API on top of
-the explicit state.
+"""Checks shared by the layers (arguments, inputs, streaming states) and the state files.
 
-Every streaming layer computes ``y, new_state = layer._forward(x, state)``; ``state=None`` is
-the offline pass. :class:`StreamingModule` builds the public API on that one method:
-``init_state``/``stream`` (explicit state) and ``__call__(x, inference=True, buffer_io=...)``
-(state kept in the layer or in a :class:`~mlx_tcn.BufferIO`).
+The stateful API built on these checks lives in :mod:`mlx_tcn._stateful`.
 """
 
 from __future__ import annotations
@@ -14,9 +10,8 @@ from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
-from mlx.utils import tree_flatten
-
-from .buffer import BufferIO
+import numpy as np
+from mlx.utils import tree_flatten, tree_map_with_path
 
 
 def check_int(value: object, name: str, minimum: int) -> int:
@@ -37,8 +32,9 @@ def check_bool(value: object, name: str) -> bool:
 
 
 def check_dropout(dropout: object) -> float:
-    """Return ``dropout`` as a float in ``[0, 1)``, else raise."""
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+    """Return ``dropout`` as a float in ``[0, 1)`` (NumPy scalars included, as for the
+    integer arguments), else raise."""
+    if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, numbers.Real):
         raise TypeError(f"dropout must be a float in [0, 1), got {dropout!r}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
@@ -65,104 +61,104 @@ def check_input(x: object, channels: int, name: str = "x") -> None:
         raise ValueError(f"{name} must have at least one batch row and one step, got {x.shape}")
 
 
-def stateful_begin(layer: nn.Module, x: mx.array, buffer_io: BufferIO | None):
-    """The state a layer's ``inference=True`` call starts from: from ``buffer_io`` if it
-    holds one, else the layer's own, else a fresh one for ``x``'s batch size."""
-    state = buffer_io.next_in_buffer() if buffer_io is not None else layer._state
-    if state is None:
-        state = layer.init_state(x.shape[0], x.dtype)
-        if buffer_io is not None:
-            buffer_io.append_internal_buffer(state)
-    check_state_batch(state, x.shape[0])
-    return state
-
-
-def stateful_end(layer: nn.Module, new_state, buffer_io: BufferIO | None) -> None:
-    """Store the state an ``inference=True`` call ends with."""
-    if buffer_io is not None:
-        buffer_io.append_out_buffer(new_state)
-    else:
-        # object.__setattr__ keeps the stream out of the module's parameter tree: it is never
-        # trained and never saved with the weights.
-        object.__setattr__(layer, "_state", new_state)
-
-
-def check_state_batch(state, batch_size: int) -> None:
-    """Raise unless every array in ``state`` has ``batch_size`` rows."""
-    for key, leaf in tree_flatten(state):
-        if leaf.shape[0] != batch_size:
+def check_state(
+    state: object, expected: dict[str, tuple[int, ...]], batch_size: int, what: str
+) -> None:
+    """Raise unless ``state`` has the arrays of ``expected`` (key -> shape after the batch
+    axis), each with ``batch_size`` rows. ``what`` names the owner ("model", "layer")."""
+    got = dict(tree_flatten(state))
+    if expected.keys() != got.keys():
+        raise ValueError(
+            f"state does not fit this {what}: missing {sorted(expected.keys() - got.keys())}, "
+            f"unexpected {sorted(got.keys() - expected.keys())} (use init_state() of the same "
+            f"{what})"
+        )
+    for key, leaf in got.items():
+        if not isinstance(leaf, mx.array):
+            raise TypeError(f"state[{key!r}] must be an mlx.core.array, got {leaf!r}")
+        want = (batch_size, *expected[key])
+        if tuple(leaf.shape) == want:
+            continue
+        problem = f"state[{key!r}] has shape {tuple(leaf.shape)}, expected {want}"
+        if leaf.ndim == len(want) and leaf.shape[1:] == expected[key]:
             raise ValueError(
                 f"the chunk has batch size {batch_size} but the stream's state has "
-                f"{leaf.shape[0]} (at {key!r}); start a new stream (reset_buffers() or "
-                f"init_state({batch_size})) to change the batch size"
+                f"{leaf.shape[0]}: {problem} for a chunk of batch size {batch_size}; start a "
+                f"new stream (reset_buffers() or init_state({batch_size})) to change the batch size"
             )
+        raise ValueError(f"{problem} for a chunk of batch size {batch_size}")
 
 
-class StreamingModule(nn.Module):
-    """Base of layers with one input that can stream (pads and convolutions)."""
+def rows_mask(rows: object, batch: int) -> mx.array:
+    """The rows a ``reset_state`` call names, as a boolean mask of shape ``(batch,)``.
 
-    in_channels: int
-    causal: bool
-
-    def __init__(self) -> None:
-        super().__init__()
-        object.__setattr__(self, "_state", None)
-
-    def _forward(self, x: mx.array, state: Any) -> tuple[mx.array, Any]:
-        raise NotImplementedError
-
-    def init_state(self, batch_size: int, dtype: mx.Dtype = mx.float32) -> Any:
-        """The state of a fresh stream of ``batch_size`` rows."""
-        raise NotImplementedError
-
-    def stream(self, x: mx.array, state: Any) -> tuple[mx.array, Any]:
-        """Process the next chunk ``x`` of a stream; returns ``(y, new_state)``.
-
-        No hidden mutation: wrap it in ``mx.compile`` or export it as it is.
-        """
-        if not self.causal:
-            raise ValueError(f"streaming needs a causal layer; this {type(self).__name__} is not")
-        check_input(x, self.in_channels)
-        check_state_batch(state, x.shape[0])
-        return self._forward(x, state)
-
-    def __call__(
-        self, x: mx.array, inference: bool = False, buffer_io: BufferIO | None = None
-    ) -> mx.array:
-        """Offline pass, or with ``inference=True`` the next chunk of the stream kept in this
-        layer (or in ``buffer_io``)."""
-        check_input(x, self.in_channels)
-        if not inference:
-            return self._forward(x, None)[0]
-        if not self.causal:
-            raise ValueError(
-                f"inference=True streams, which needs a causal layer; this "
-                f"{type(self).__name__} is not causal"
+    ``rows`` is a row index (Python or NumPy integer), a list or tuple of them, a 0-d or 1-d
+    integer array (NumPy or MLX), or a boolean mask of shape ``(batch,)`` (NumPy or MLX).
+    """
+    if isinstance(rows, (np.ndarray, mx.array)):
+        return _array_rows_mask(rows, batch)
+    index = list(rows) if isinstance(rows, (list, tuple)) else [rows]
+    flags = np.zeros(batch, dtype=bool)
+    for r in index:
+        if isinstance(r, (bool, np.bool_)) or not isinstance(r, numbers.Integral):
+            raise TypeError(
+                f"rows must be row indices (ints) or a boolean mask of shape ({batch},), got "
+                f"{rows!r} (a mask is a NumPy or MLX boolean array, not bools in a list)"
             )
-        state = stateful_begin(self, x, buffer_io)
-        y, new_state = self._forward(x, state)
-        stateful_end(self, new_state, buffer_io)
-        return y
+        if not -batch <= r < batch:
+            raise ValueError(f"rows must be row indices in [0, {batch}), got {rows!r}")
+        flags[int(r)] = True
+    return mx.array(flags)
 
-    def reset_buffer(self) -> None:
-        """Forget the stream kept in this layer."""
-        object.__setattr__(self, "_state", None)
+
+def _array_rows_mask(rows: np.ndarray | mx.array, batch: int) -> mx.array:
+    kind = rows.dtype
+    if isinstance(rows, mx.array):
+        is_bool, is_int = kind == mx.bool_, mx.issubdtype(kind, mx.integer)
+    else:
+        is_bool, is_int = kind == np.bool_, np.issubdtype(kind, np.integer)
+    if not (is_bool or is_int):
+        raise TypeError(
+            f"rows must be integer row indices or a boolean mask of shape ({batch},), got an "
+            f"array of dtype {kind}: {rows!r}"
+        )
+    if is_bool:
+        if tuple(rows.shape) != (batch,):
+            raise ValueError(f"rows mask must have shape ({batch},), got {tuple(rows.shape)}")
+        return mx.array(np.array(rows))
+    if rows.ndim > 1:
+        raise ValueError(
+            f"rows must be a 0-d or 1-d array of row indices, got shape {tuple(rows.shape)}"
+        )
+    return rows_mask(np.array(rows).reshape(-1).tolist(), batch)
+
+
+def promoted_dtype(dtype: mx.Dtype, *modules: nn.Module | None) -> mx.Dtype:
+    """The dtype of activations of ``dtype`` after layers with the parameters of
+    ``modules``: what a stream state past those layers holds, so that its dtype never
+    changes between chunks."""
+    for module in modules:
+        if module is None:
+            continue
+        for _, p in tree_flatten(module.parameters()):
+            if mx.issubdtype(p.dtype, mx.floating):
+                dtype = mx.result_type(dtype, p.dtype)
+    return dtype
 
 
 def save_state(path: str, state: Any) -> None:
     """Save a streaming state (any pytree of arrays, e.g. from ``TCN.init_state``) to a
-    ``.safetensors`` file."""
-    flat = tree_flatten(state)
-    if not flat:
-        raise ValueError("state holds no arrays; nothing to save")
-    mx.save_safetensors(str(path), dict(flat))
+    ``.safetensors`` file.
+
+    The empty state of a model that has nothing to remember (kernel size 1, no SE) is saved
+    as a file with no arrays, and loads back as ``like``.
+    """
+    mx.save_safetensors(str(path), dict(tree_flatten(state)))
 
 
 def load_state(path: str, like: Any) -> Any:
     """Load a state saved with :func:`save_state` into the structure of ``like`` (e.g.
     ``model.init_state(batch)``), checking that every array is there with the same shape."""
-    from mlx.utils import tree_map_with_path
-
     loaded = mx.load(str(path))
     expected = dict(tree_flatten(like))
     missing = sorted(expected.keys() - loaded.keys())

@@ -8,8 +8,10 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
-from ._stream import check_bool, check_dropout, check_input, check_int, check_state_batch
+from ._stateful import Stateful
+from ._stream import check_bool, check_dropout, check_input, check_int, promoted_dtype
 from .activations import check_activation, get_activation, glu
+from .buffer import BufferIO
 from .conv import TemporalConv1d
 from .init import get_initializer
 from .parametrizations import weight_norm
@@ -108,7 +110,7 @@ def prepare_embeddings(
     return parts[0] if len(parts) == 1 else mx.concatenate(parts, axis=-1)
 
 
-class TemporalBlock(nn.Module):
+class TemporalBlock(Stateful):
     """Residual block of two dilated convolutions, as in pytorch-tcn 1.2.3.
 
     On ``(batch, length, channels)``::
@@ -117,6 +119,12 @@ class TemporalBlock(nn.Module):
         out = dropout(act2(norm2(conv2(out))))
         out = se(out)                                   # when use_se
         y = act(out + (x or downsample(x)))             # returns (y, out); out feeds skips
+
+    A causal block streams like every streaming level (see :mod:`mlx_tcn._stateful`):
+    ``y, state = block.stream(x, state)`` (``y, skip, state = block(x, state=state)`` with
+    the skip output), or ``block(x, inference=True)`` with the state kept in the block or in
+    a pair of :class:`BufferIO` (``in_buffer=(first, second)``: the first convolution's
+    state, then the second's with the SE sums).
 
     Args:
         n_inputs: input channels.
@@ -213,15 +221,41 @@ class TemporalBlock(nn.Module):
         """Input steps that can influence one output step of this block (SE aside)."""
         return self.conv1.receptive_field + self.conv2.receptive_field - 1
 
+    _kind = "block"
+
     def init_state(self, batch_size: int, dtype: mx.Dtype = mx.float32) -> BlockState:
-        """State of a fresh stream: the two convolutions' buffers (and SE running sums)."""
+        """State of a fresh stream of inputs of ``dtype``: the two convolutions' buffers (and
+        SE running sums). Each buffer has the dtype of what its convolution reads (``dtype``
+        promoted by the weights before it), so it keeps its dtype from chunk to chunk."""
+        self._require_causal(inference=False)
+        check_int(batch_size, "batch_size", 1)
+        inner = promoted_dtype(
+            dtype,
+            self.conv1,
+            self.get("norm1"),
+            self.get("embedding_projection_1"),
+            self.get("embedding_projection_2"),
+        )
         state = {
             "conv1": self.conv1.init_state(batch_size, dtype),
-            "conv2": self.conv2.init_state(batch_size, dtype),
+            "conv2": self.conv2.init_state(batch_size, inner),
         }
         if self.use_se:
             state["se"] = self.se.init_state(batch_size, dtype)
         return state
+
+    def _stages(self, state: BlockState) -> list[Any]:
+        # pytorch-tcn's order: the first convolution, then the second (here with SE's sums)
+        return [state["conv1"], {k: v for k, v in state.items() if k != "conv1"}]
+
+    def _join(self, stages: list[Any]) -> BlockState:
+        return {"conv1": stages[0], **stages[1]}
+
+    def _stage_count(self) -> int:
+        return 2
+
+    def _stage_help(self) -> str:
+        return "2 BufferIO for a TemporalBlock (one per convolution)"
 
     def _norm(self, name: str, x: mx.array, eval_mode: bool) -> mx.array:
         norm = self.get(name)
@@ -265,24 +299,61 @@ class TemporalBlock(nn.Module):
         res = x if self.downsample is None else self.downsample(x)
         return self.activation_final(out + res), out, new_state
 
+    def _step(
+        self, x: mx.array, e: mx.array | None, state: BlockState
+    ) -> tuple[tuple[mx.array, mx.array], BlockState]:
+        y, skip, new_state = self._forward(x, e, state, True)
+        return (y, skip), new_state
+
+    def _checked_step(
+        self, x: mx.array, state: BlockState, embeddings: object
+    ) -> tuple[mx.array, mx.array, BlockState]:
+        self._require_causal(inference=False)
+        check_input(x, self.n_inputs)
+        self._check_state(state, x.shape[0])
+        e = prepare_embeddings(embeddings, self.embedding_shapes, x)
+        return self._forward(x, e, state, True)
+
+    def stream(
+        self,
+        x: mx.array,
+        state: BlockState,
+        embeddings: list[mx.array] | mx.array | None = None,
+    ) -> tuple[mx.array, BlockState]:
+        """Process the next chunk of a stream: ``y, state = block.stream(x, state)``.
+
+        Pure, like :meth:`TCN.stream`; computes inference outputs (no dropout, batch-norm
+        running statistics) whatever ``training`` says. ``block(x, state=state)`` also
+        returns the skip output: ``y, skip, state``.
+        """
+        y, _, new_state = self._checked_step(x, state, embeddings)
+        return y, new_state
+
     def __call__(
         self,
         x: mx.array,
         embeddings: list[mx.array] | None = None,
         inference: bool = False,
         state: BlockState | None = None,
-    ) -> tuple[mx.array, mx.array]:
+        in_buffer: BufferIO | list[BufferIO] | tuple[BufferIO, ...] | None = None,
+    ) -> tuple[mx.array, ...]:
         """Returns ``(output, skip)``; ``skip`` is the residual branch before the addition.
 
-        With ``state`` (from :meth:`init_state`) the call is one chunk of a stream and returns
-        ``(output, skip, new_state)``. ``inference=True`` disables dropout and uses batch-norm
-        running statistics.
+        ``inference=True``: ``x`` is the next chunk of the stream kept in the block (or in
+        ``in_buffer``, see the class docstring); computed in inference mode. With ``state``
+        (from :meth:`init_state`) the call is :meth:`stream` with the skip output too and
+        returns ``(output, skip, new_state)``.
         """
+        if state is not None:
+            if in_buffer is not None:
+                raise ValueError("give state or in_buffer, not both")
+            return self._checked_step(x, state, embeddings)
         check_input(x, self.n_inputs)
         e = prepare_embeddings(embeddings, self.embedding_shapes, x)
-        eval_mode = inference or not self.training
-        if state is not None:
-            check_state_batch(state, x.shape[0])
-            return self._forward(x, e, state, eval_mode)
-        y, skip, _ = self._forward(x, e, None, eval_mode)
-        return y, skip
+        return self._stateful(
+            x,
+            inference,
+            in_buffer,
+            offline=lambda: self._forward(x, e, None, not self.training)[:2],
+            step=lambda st: self._step(x, e, st),
+        )

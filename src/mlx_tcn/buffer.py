@@ -20,11 +20,13 @@ class BufferIO:
     "start fresh") and hands back its new state with :meth:`append_out_buffer`. :meth:`step`
     turns the states written by one call into the states read by the next.
 
-    Two ways to use it with :class:`mlx_tcn.TCN`:
+    Two ways to use it with :class:`mlx_tcn.TCN` (and every other level that streams):
 
-    * the spec's way: one ``BufferIO()`` per streaming stage (two per ``TemporalBlock``),
-      passed as a list to ``model(x, inference=True, in_buffer=buffers)``. The model steps
-      each of them after the call, so the same list continues the stream on the next call.
+    * the spec's way: one ``BufferIO()`` per streaming stage (two per ``TemporalBlock``: its
+      first convolution, then the second), passed as a list to
+      ``model(x, inference=True, in_buffer=buffers)``. The model steps each distinct
+      ``BufferIO`` of the list once after the call, so the same list continues the stream on
+      the next call (also a list that repeats one ``BufferIO``).
     * pytorch-tcn's way: a single ``BufferIO`` shared by all stages in order; the caller calls
       :meth:`step` between chunks.
 

@@ -7,7 +7,8 @@ import math
 import mlx.core as mx
 
 from . import ops
-from ._stream import StreamingModule, check_int
+from ._stateful import StreamingModule
+from ._stream import check_int
 from .pad import PADDING_MODES, TemporalPad1d
 from .parametrizations import get_weight
 

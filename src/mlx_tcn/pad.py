@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import mlx.core as mx
 
-from ._stream import StreamingModule, check_int
+from ._stateful import StreamingModule
+from ._stream import check_int
 
 __all__ = ["PADDING_MODES", "TemporalPad1d"]
 
@@ -149,7 +150,10 @@ class TemporalPad1d(StreamingModule):
             buffer = mx.where(fresh > 0, mx.broadcast_to(x[:, :1], buffer.shape), buffer)
             new_state["fresh"] = mx.zeros_like(fresh)
         padded = mx.concatenate([buffer.astype(x.dtype), x], axis=1)
-        new_state["buffer"] = padded[:, padded.shape[1] - self.pad_len :]
+        # the state keeps the dtype init_state gave it, so a compiled step is traced once
+        kept = padded[:, padded.shape[1] - self.pad_len :]
+        dtype = state["buffer"].dtype
+        new_state["buffer"] = kept if kept.dtype == dtype else kept.astype(dtype)
         return padded, new_state
 
     _forward = pad

@@ -18,7 +18,8 @@ import numpy as np
 from mlx.utils import tree_flatten, tree_map
 
 from . import _backend
-from ._stream import check_bool, check_dropout, check_input, check_int, check_state_batch
+from ._stateful import Stateful
+from ._stream import check_bool, check_dropout, check_input, check_int, promoted_dtype
 from .activations import check_activation, get_activation
 from .block import (
     NORMS,
@@ -66,7 +67,7 @@ def _even_parts(total: int, n: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:], strict=True))
 
 
-class TCN(nn.Module):
+class TCN(Stateful):
     """Temporal Convolutional Network (Bai, Kolter & Koltun, 2018) on ``(batch, length,
     channels)`` inputs.
 
@@ -81,6 +82,9 @@ class TCN(nn.Module):
       ``y, state = model.stream(chunk, state)``, exact at any batch size and chunk length;
     * the stateful API: ``model(chunk, inference=True)`` with the stream kept in the model
       (``reset_buffers()`` starts a new one) or in ``in_buffer`` (:class:`BufferIO` objects).
+
+    Streaming computes inference outputs (no dropout, batch-norm running statistics)
+    whatever ``model.training`` says, and leaves ``training`` as it is.
 
     Args:
         num_inputs: input channels.
@@ -177,6 +181,7 @@ class TCN(nn.Module):
         if output_projection is not None:
             output_projection = check_int(output_projection, "output_projection", 1)
         shapes = check_embedding_shapes(embedding_shapes)
+        dropout = check_dropout(dropout)  # a plain float in config.json, also from NumPy
 
         self._config = {
             "num_inputs": num_inputs,
@@ -204,7 +209,7 @@ class TCN(nn.Module):
         self.kernel_sizes = kernels
         self.dilations = dil
         self.causal = check_bool(causal, "causal")
-        self.dropout = check_dropout(dropout)
+        self.dropout = dropout
         self.use_norm = use_norm
         self.use_skip_connections = use_skip_connections
         self.use_se = use_se
@@ -244,7 +249,6 @@ class TCN(nn.Module):
             self.projection_out = nn.Linear(channels[-1], output_projection)
         if output_activation is not None:
             self.activation_out = get_activation(output_activation, "output_activation")
-        object.__setattr__(self, "_stream_state", None)
 
     @staticmethod
     def _int_list(values: object, name: str, length: int | None = None) -> list[int]:
@@ -402,74 +406,61 @@ class TCN(nn.Module):
         """
         check_input(x, self.num_inputs)
         e = prepare_embeddings(embeddings, self.embedding_shapes, x)
-        if not inference:
-            if in_buffer is not None:
-                raise ValueError("in_buffer is only used with inference=True")
-            return self._offline(x, e)
-        if not self.causal:
+        return self._stateful(
+            x,
+            inference,
+            in_buffer,
+            offline=lambda: self._offline(x, e),
+            step=lambda state: self._forward(x, e, state, True),
+        )
+
+    # -- the BufferIO stages: two per block, in the order pytorch-tcn reads them ---------------
+
+    _kind = "model"
+
+    def _stages(self, state: list[BlockState]) -> list[Any]:
+        return [
+            stage
+            for block, s in zip(self.network, state, strict=True)
+            for stage in block._stages(s)
+        ]
+
+    def _join(self, stages: list[Any]) -> list[BlockState]:
+        return [block._join(stages[2 * i : 2 * i + 2]) for i, block in enumerate(self.network)]
+
+    def _stage_count(self) -> int:
+        return 2 * len(self.network)
+
+    def _stage_help(self) -> str:
+        return f"2 BufferIO per block, {self._stage_count()} for this model"
+
+    def _require_causal(self, inference: bool) -> None:
+        if self.causal:
+            return
+        if inference:
             raise ValueError(
                 "inference=True streams chunk by chunk, which needs a causal model; this TCN "
                 "was built with causal=False (call it without inference=True)"
             )
-        if in_buffer is None:
-            state = self._stream_state
-            if state is None:
-                state = self.init_state(x.shape[0], x.dtype)
-            check_state_batch(state, x.shape[0])
-            y, state = self._forward(x, e, state, True)
-            object.__setattr__(self, "_stream_state", state)
-            return y
-        return self._call_with_buffers(x, e, in_buffer)
-
-    def _call_with_buffers(self, x: mx.array, e, in_buffer) -> mx.array:
-        # Stage 2*i holds block i's first convolution, stage 2*i+1 the rest of its state.
-        n = len(self.network)
-        if isinstance(in_buffer, BufferIO):
-            ios = [in_buffer] * (2 * n)
-        elif isinstance(in_buffer, (list, tuple)) and all(
-            isinstance(b, BufferIO) for b in in_buffer
-        ):
-            if len(in_buffer) != 2 * n:
-                raise ValueError(
-                    f"in_buffer needs 2 BufferIO per block, {2 * n} for this model, got "
-                    f"{len(in_buffer)}"
-                )
-            ios = list(in_buffer)
-        else:
-            raise TypeError(
-                f"in_buffer must be a BufferIO or a list of BufferIO, got {in_buffer!r}"
-            )
-        fresh = self.init_state(x.shape[0], x.dtype)
-        state = []
-        for i in range(n):
-            first = ios[2 * i].next_in_buffer()
-            rest = ios[2 * i + 1].next_in_buffer()
-            if first is None:
-                first = fresh[i]["conv1"]
-                ios[2 * i].append_internal_buffer(first)
-            if rest is None:
-                rest = {k: v for k, v in fresh[i].items() if k != "conv1"}
-                ios[2 * i + 1].append_internal_buffer(rest)
-            state.append({"conv1": first, **rest})
-        check_state_batch(state, x.shape[0])
-        y, new_state = self._forward(x, e, state, True)
-        for i, s in enumerate(new_state):
-            ios[2 * i].append_out_buffer(s["conv1"])
-            ios[2 * i + 1].append_out_buffer({k: v for k, v in s.items() if k != "conv1"})
-        if ios[0] is not ios[-1] or n == 0:
-            for io in ios:
-                io.step()
-        return y
+        raise ValueError("streaming needs a causal model; this TCN has causal=False")
 
     # -- explicit streaming ----------------------------------------------------------------
 
     def init_state(self, batch_size: int, dtype: mx.Dtype = mx.float32) -> list[BlockState]:
-        """The state of a fresh stream of ``batch_size`` rows: per block, the last
-        ``(k-1)*d`` input frames of each convolution (and SE running sums)."""
-        if not self.causal:
-            raise ValueError("streaming needs a causal model; this TCN has causal=False")
+        """The state of a fresh stream of ``batch_size`` rows of inputs of ``dtype``: per
+        block, the last ``(k-1)*d`` input frames of each convolution (and SE running sums).
+
+        Each buffer has the dtype of what its convolution reads (``dtype`` promoted by the
+        weights before it: a bfloat16 stream through float32 weights holds float32 buffers
+        after the first convolution), so the state keeps its dtypes from chunk to chunk.
+        """
+        self._require_causal(inference=False)
         check_int(batch_size, "batch_size", 1)
-        return [block.init_state(batch_size, dtype) for block in self.network]
+        state = []
+        for block in self.network:
+            state.append(block.init_state(batch_size, dtype))
+            dtype = promoted_dtype(dtype, block)
+        return state
 
     def stream(
         self,
@@ -482,15 +473,10 @@ class TCN(nn.Module):
         ``x`` is ``(batch, steps, num_inputs)`` with any ``steps >= 1``; ``y`` holds the
         outputs for exactly those steps, equal to the offline outputs of the whole sequence
         at those positions. Pure: nothing in the model changes, so the method can be wrapped
-        in ``mx.compile`` or exported with ``mx.export_function``.
+        in ``mx.compile`` or exported with ``mx.export_function``. It computes inference
+        outputs (no dropout, batch-norm running statistics) whatever ``model.training`` says.
         """
-        if not self.causal:
-            raise ValueError("streaming needs a causal model; this TCN has causal=False")
-        if self.training and (self.dropout > 0 or self.use_norm == "batch_norm"):
-            raise ValueError(
-                f"stream() computes inference outputs, but the model is in training mode with "
-                f"dropout={self.dropout} and use_norm={self.use_norm!r}; call model.eval() first"
-            )
+        self._require_causal(inference=False)
         check_input(x, self.num_inputs)
         self._check_state(state, x.shape[0])
         e = prepare_embeddings(embeddings, self.embedding_shapes, x)
@@ -503,28 +489,7 @@ class TCN(nn.Module):
                 f"({len(self.network)}), got {type(state).__name__}"
                 + (f" of length {len(state)}" if isinstance(state, list) else "")
             )
-        expected = self._state_shapes()
-        got = dict(tree_flatten(state))
-        if expected.keys() != got.keys():
-            raise ValueError(
-                f"state does not fit this model: missing {sorted(expected.keys() - got.keys())}, "
-                f"unexpected {sorted(got.keys() - expected.keys())}"
-            )
-        for key, leaf in got.items():
-            if leaf.shape[1:] != expected[key] or leaf.shape[0] != batch_size:
-                raise ValueError(
-                    f"state[{key!r}] has shape {tuple(leaf.shape)}, expected "
-                    f"({batch_size}, {', '.join(map(str, expected[key]))}) for a chunk "
-                    f"of batch size {batch_size}"
-                )
-
-    def _state_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Per state entry, its shape after the batch axis (fixed by the architecture)."""
-        shapes = getattr(self, "_state_shapes_cache", None)
-        if shapes is None:
-            shapes = {k: tuple(v.shape[1:]) for k, v in tree_flatten(self.init_state(1))}
-            object.__setattr__(self, "_state_shapes_cache", shapes)
-        return shapes
+        super()._check_state(state, batch_size)
 
     def stream_step(self, compile: bool = True) -> Callable[..., tuple[mx.array, list]]:
         """A stream step for deployment: ``step(x, state, embeddings=None) -> (y, state)``.
@@ -542,45 +507,6 @@ class TCN(nn.Module):
         frozen.eval()
         mx.eval(frozen.parameters())
         return mx.compile(frozen.stream) if compile else frozen.stream
-
-    def reset_state(self, state: list[BlockState], rows: object) -> list[BlockState]:
-        """Return ``state`` with the given batch rows reset to a fresh stream.
-
-        Args:
-            state: a state from :meth:`init_state` / :meth:`stream`.
-            rows: a row index, a list of row indices, or a boolean mask of length ``batch``.
-        """
-        leaves = tree_flatten(state)
-        if not leaves:  # kernel size 1 everywhere and no SE: a stream has nothing to reset
-            return state
-        batch = leaves[0][1].shape[0]
-        if isinstance(rows, mx.array) and rows.dtype == mx.bool_:
-            if rows.shape != (batch,):
-                raise ValueError(f"rows mask must have shape ({batch},), got {rows.shape}")
-            mask = rows
-        else:
-            index = [rows] if isinstance(rows, int) else list(rows)
-            for r in index:
-                if isinstance(r, bool) or not isinstance(r, int) or not -batch <= r < batch:
-                    raise ValueError(f"rows must be row indices in [0, {batch}), got {rows!r}")
-            flags = [False] * batch
-            for r in index:
-                flags[r] = True
-            mask = mx.array(flags)
-        fresh = self.init_state(batch, leaves[0][1].dtype)
-
-        def pick(new: mx.array, old: mx.array) -> mx.array:
-            m = mask.reshape((batch,) + (1,) * (old.ndim - 1))
-            return mx.where(m, new.astype(old.dtype), old)
-
-        return tree_map(pick, fresh, state)
-
-    def reset_buffers(self) -> None:
-        """Forget the stream kept by ``inference=True`` calls (in the model and its layers)."""
-        object.__setattr__(self, "_stream_state", None)
-        for _, module in self.named_modules():
-            if hasattr(module, "reset_buffer"):
-                module.reset_buffer()
 
     # -- save / load --------------------------------------------------------------------------
 

@@ -1,0 +1,225 @@
+"""The stateful API, written once for every level that streams.
+
+Every streaming level (``TemporalPad1d``, ``TemporalConv1d``, ``TemporalConvTransposed1d``,
+``TemporalBlock``, ``TCN``) computes one chunk as a pure function of an explicit state:
+``init_state(batch, dtype)`` and ``y, new_state = layer.stream(x, state)``.
+:class:`Stateful` puts the spec's (and pytorch-tcn's) stateful
+API on top of that function, the same way at every level:
+
+* ``layer(x, inference=True)``: the state is kept in the layer; ``reset_buffers()`` forgets
+  it (and the states kept in the layer's sublayers);
+* ``layer(x, inference=True, in_buffer=...)``: the state lives in :class:`BufferIO` objects,
+  one per stage (one per convolution: ``2 * len(network)`` for a TCN, 2 for a block, 1 for a
+  layer). A list or tuple of them is stepped by the layer after the call, each distinct
+  ``BufferIO`` once (so a list that repeats one ``BufferIO`` streams exactly too); a single
+  ``BufferIO`` is shared by all stages and stepped by the caller, as in pytorch-tcn.
+
+A stream always computes inference outputs (no dropout, batch-norm running statistics),
+whatever ``training`` says, and never changes ``training``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_flatten, tree_map
+
+from ._stream import check_input, check_state, rows_mask
+from .buffer import BufferIO
+
+__all__ = ["Stateful", "StreamingModule"]
+
+Step = Callable[[Any], tuple[Any, Any]]
+
+
+class Stateful(nn.Module):
+    """Base of every level that streams; see the module docstring."""
+
+    causal: bool
+    # what the error messages call this level
+    _kind = "layer"
+
+    def __init__(self) -> None:
+        super().__init__()
+        # object.__setattr__ keeps the stream out of the module's parameter tree: it is never
+        # trained and never saved with the weights.
+        object.__setattr__(self, "_state", None)
+
+    def init_state(self, batch_size: int, dtype: mx.Dtype = mx.float32) -> Any:
+        """The state of a fresh stream of ``batch_size`` rows."""
+        raise NotImplementedError
+
+    # -- how the state is cut into BufferIO stages (one per convolution) ------------------
+
+    def _stages(self, state: Any) -> list[Any]:
+        return [state]
+
+    def _join(self, stages: list[Any]) -> Any:
+        return stages[0]
+
+    def _stage_count(self) -> int:
+        return 1
+
+    def _stage_help(self) -> str:
+        return f"1 BufferIO for this {type(self).__name__}"
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def _require_causal(self, inference: bool) -> None:
+        if self.causal:
+            return
+        name = type(self).__name__
+        if inference:
+            raise ValueError(
+                f"inference=True streams, which needs a causal {self._kind}; this {name} is "
+                f"not causal (causal=False; call it without inference=True)"
+            )
+        raise ValueError(f"streaming needs a causal {self._kind}; this {name} is not causal")
+
+    def _check_state(self, state: object, batch_size: int) -> None:
+        shapes = getattr(self, "_state_shapes_cache", None)
+        if shapes is None:
+            shapes = {k: tuple(v.shape[1:]) for k, v in tree_flatten(self.init_state(1))}
+            object.__setattr__(self, "_state_shapes_cache", shapes)
+        check_state(state, shapes, batch_size, self._kind)
+
+    # -- the stateful API -----------------------------------------------------------------
+
+    def _stateful(
+        self,
+        x: mx.array,
+        inference: bool,
+        in_buffer: BufferIO | list[BufferIO] | tuple[BufferIO, ...] | None,
+        offline: Callable[[], Any],
+        step: Step,
+    ) -> Any:
+        """``offline()`` without ``inference``; else ``step(state)`` on the stream's state,
+        read from this layer or ``in_buffer`` and written back there."""
+        if not inference:
+            if in_buffer is not None:
+                raise ValueError("in_buffer is only used with inference=True")
+            return offline()
+        self._require_causal(inference=True)
+        ios, owned = self._buffers(in_buffer)
+        state = self._begin(x, ios)
+        out, new_state = step(state)
+        if ios is None:
+            object.__setattr__(self, "_state", new_state)
+            return out
+        for io, stage in zip(ios, self._stages(new_state), strict=True):
+            io.append_out_buffer(stage)
+        if owned:
+            for io in {id(io): io for io in ios}.values():
+                io.step()
+        return out
+
+    def _buffers(self, in_buffer: object) -> tuple[list[BufferIO] | None, bool]:
+        """One ``BufferIO`` per stage, and whether this call steps them."""
+        if in_buffer is None:
+            return None, False
+        n = self._stage_count()
+        if isinstance(in_buffer, BufferIO):
+            return [in_buffer] * n, False
+        if isinstance(in_buffer, (list, tuple)) and all(isinstance(b, BufferIO) for b in in_buffer):
+            if len(in_buffer) != n:
+                raise ValueError(f"in_buffer needs {self._stage_help()}, got {len(in_buffer)}")
+            return list(in_buffer), True
+        raise TypeError(f"in_buffer must be a BufferIO or a list of BufferIO, got {in_buffer!r}")
+
+    def _begin(self, x: mx.array, ios: list[BufferIO] | None) -> Any:
+        """The state the chunk ``x`` starts from: from ``ios`` or this layer, else fresh."""
+        batch = x.shape[0]
+        if ios is None:
+            state = self._state
+            if state is None:
+                state = self.init_state(batch, x.dtype)
+        else:
+            stages = [io.next_in_buffer() for io in ios]
+            if any(stage is None for stage in stages):
+                fresh = self._stages(self.init_state(batch, x.dtype))
+                for i, io in enumerate(ios):
+                    if stages[i] is None:
+                        stages[i] = fresh[i]
+                        io.append_internal_buffer(fresh[i])
+            state = self._join(stages)
+        self._check_state(state, batch)
+        return state
+
+    def reset_buffers(self) -> None:
+        """Forget the streams kept by ``inference=True`` calls, here and in every sublayer
+        (states in ``BufferIO`` objects are the caller's)."""
+        for _, module in self.named_modules():
+            if isinstance(module, Stateful):
+                object.__setattr__(module, "_state", None)
+
+    def reset_buffer(self) -> None:
+        """pytorch-tcn's name for :meth:`reset_buffers` on a single layer."""
+        self.reset_buffers()
+
+    # -- batched serving ------------------------------------------------------------------
+
+    def reset_state(self, state: Any, rows: object) -> Any:
+        """Return ``state`` with the given batch rows reset to a fresh stream; the other
+        rows are left bit-identical.
+
+        Args:
+            state: a state from :meth:`init_state` / :meth:`stream`.
+            rows: a row index (Python or NumPy integer), a list or tuple of them, a 0-d or
+                1-d integer array (NumPy or MLX), or a boolean mask of shape ``(batch,)``.
+        """
+        leaves = tree_flatten(state)
+        if not leaves:  # kernel size 1 everywhere and no SE: a stream has nothing to reset
+            return state
+        batch = leaves[0][1].shape[0]
+        mask = rows_mask(rows, batch)
+        fresh = self.init_state(batch, leaves[0][1].dtype)
+
+        def pick(new: mx.array, old: mx.array) -> mx.array:
+            m = mask.reshape((batch,) + (1,) * (old.ndim - 1))
+            return mx.where(m, new.astype(old.dtype), old)
+
+        return tree_map(pick, fresh, state)
+
+
+class StreamingModule(Stateful):
+    """Base of the layers with one input that stream (pads and convolutions)."""
+
+    in_channels: int
+
+    def _forward(self, x: mx.array, state: Any) -> tuple[mx.array, Any]:
+        raise NotImplementedError
+
+    def stream(self, x: mx.array, state: Any) -> tuple[mx.array, Any]:
+        """Process the next chunk ``x`` of a stream; returns ``(y, new_state)``.
+
+        No hidden mutation: wrap it in ``mx.compile`` or export it as it is.
+        """
+        self._require_causal(inference=False)
+        check_input(x, self.in_channels)
+        self._check_state(state, x.shape[0])
+        return self._forward(x, state)
+
+    def __call__(
+        self,
+        x: mx.array,
+        inference: bool = False,
+        buffer_io: BufferIO | None = None,
+        in_buffer: BufferIO | list[BufferIO] | None = None,
+    ) -> mx.array:
+        """Offline pass, or with ``inference=True`` the next chunk of the stream kept in this
+        layer or in ``in_buffer`` (``buffer_io`` is pytorch-tcn's name for a single one)."""
+        check_input(x, self.in_channels)
+        if buffer_io is not None:
+            if in_buffer is not None:
+                raise ValueError("give in_buffer or buffer_io, not both")
+            in_buffer = buffer_io
+        return self._stateful(
+            x,
+            inference,
+            in_buffer,
+            offline=lambda: self._forward(x, None)[0],
+            step=lambda state: self._forward(x, state),
+        )
