@@ -199,3 +199,12 @@ def test_resume_refuses_incompatible_changes(tmp_path, parts):
     with pytest.raises(CheckpointError, match=r"cannot resume .*trained with hidden=4 \(asked 8\)"):
         resume_config(ck, {}, {"hidden": 8})
     assert resume_config(ck, {}, {"epochs": 3}).epochs == 3  # allowed: run longer
+
+
+def test_resume_compares_values_as_the_config_types_them(tmp_path, parts):
+    # A column position in a TOML file is an int; the command line gives the string "0".
+    _, model, opt = parts
+    values = {**VALUES, "task": "forecast", "data_path": "s.csv", "target_columns": ["0"]}
+    save_checkpoint(tmp_path, model, opt, LoopState(step=1), resolve_config({}, values), {})
+    ck = load_checkpoint(tmp_path)
+    assert resume_config(ck, {"target_columns": [0], "lr": 4e-3}, {}).target_columns == ["0"]

@@ -72,7 +72,8 @@ def resume_config(
     checkpoint incompatible (model, data, optimiser)."""
     saved = ckpt.cfg.to_dict()
     wanted = {**file_values, **cli_values}
-    resolve_config(wanted)  # unknown keys and bad values fail here, before anything else
+    checked = resolve_config(wanted).to_dict()  # unknown keys and bad values fail here
+    wanted = {k: checked[k] for k in wanted}  # as typed there: lr=1 is 1.0, a column 0 is "0"
     changed = {
         k: v for k, v in wanted.items() if k in saved and saved[k] != v and k not in RESUMABLE_KEYS
     }
