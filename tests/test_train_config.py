@@ -168,10 +168,11 @@ def test_type_errors_name_where_the_value_came_from():
 def test_numbers_are_accepted_in_every_form_a_user_has_them():
     np = pytest.importorskip("numpy")
     cfg = resolve_config({"lr": 1, "dropout": np.float32(0.25), "hidden": np.int64(5),
-                          "grad_clip": 2, "target_columns": [0, "b"]})  # fmt: skip
+                          "grad_clip": 2, "target_columns": [0, "b"], "causal": np.bool_(False)})  # fmt: skip
     assert type(cfg.lr) is float and cfg.lr == 1.0  # an int where a float goes
     assert type(cfg.dropout) is float and cfg.dropout == 0.25
     assert type(cfg.hidden) is int and cfg.hidden == 5
     assert type(cfg.grad_clip) is float
     assert cfg.target_columns == ["0", "b"]  # positions as the command line gives them
+    assert cfg.causal is False
     json.dumps(cfg.to_dict())  # still saveable as train_config.json

@@ -384,9 +384,12 @@ def _typed(name: str, value: Any, hint: Any, where: str = "") -> Any:
             return None
         hint = next(a for a in args if a is not type(None))
     ok: Any = None
+    is_bool = isinstance(value, bool) or (  # NumPy's bool (np.bool_ before NumPy 2)
+        type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+    )
     if hint is bool:
-        ok = value if isinstance(value, bool) else None
-    elif isinstance(value, bool) or type(value).__name__ == "bool_":
+        ok = bool(value) if is_bool else None
+    elif is_bool:
         ok = None  # True is an int in Python, but never a count or a rate
     elif hint is int and isinstance(value, numbers.Integral):
         ok = int(value)
