@@ -176,3 +176,12 @@ def test_numbers_are_accepted_in_every_form_a_user_has_them():
     assert cfg.target_columns == ["0", "b"]  # positions as the command line gives them
     assert cfg.causal is False
     json.dumps(cfg.to_dict())  # still saveable as train_config.json
+
+
+def test_yaml_without_pyyaml_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    (tmp_path / "c.yaml").write_text("hidden: 3\n")
+    with pytest.raises(ValueError, match=r'needs pyyaml: pip install "mlx-tcn\[data\]"'):
+        load_config_file(tmp_path / "c.yaml")

@@ -300,7 +300,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         try:
             import yaml
         except ImportError:
-            raise ValueError(f"YAML config {path} needs pyyaml: pip install pyyaml") from None
+            raise ValueError(
+                f'YAML config {path} needs pyyaml: pip install "mlx-tcn[data]" (or: pip install pyyaml)'
+            ) from None
 
         def parse(text: str) -> Any:
             return yaml.safe_load(text) or {}
