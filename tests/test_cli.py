@@ -223,3 +223,129 @@ def test_diverging_loss_stops_with_a_message_and_keeps_checkpoints(tmp_path, cap
     index = json.loads((run / "checkpoints" / "index.json").read_text())
     assert (run / "checkpoints" / index["latest"] / "model.safetensors").exists()
     assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["event"] == "diverged"
+
+
+def _snapshot(folder):
+    """Every file under ``folder`` with its bytes and modification time."""
+    return {
+        p.relative_to(folder): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_two_runs_with_one_name_starting_together_get_their_own_folders(tmp_path, monkeypatch):
+    # Before: the first run took runs/adding and, until it wrote its first file, the second saw
+    # an empty folder and wrote into it too. Here the second run starts exactly in that window.
+    from mlx_tcn.train import runner
+
+    real_build_task, started = runner.build_task, []
+
+    def build_task(cfg, **kw):
+        if not started:
+            started.append(True)
+            assert _train(tmp_path, "--max-steps", "2") == 0  # the other process's whole run
+        return real_build_task(cfg, **kw)
+
+    monkeypatch.setattr(runner, "build_task", build_task)
+    assert _train(tmp_path, "--max-steps", "3") == 0
+    runs = tmp_path / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == ["adding", "adding-2"]
+    for name, steps in (("adding", 2), ("adding-2", 3)):
+        events = [
+            json.loads(line) for line in (runs / name / "metrics.jsonl").read_text().splitlines()
+        ]
+        assert [e["event"] for e in events].count("end") == 1 and events[-1]["step"] == steps
+        assert json.loads((runs / name / "train_config.json").read_text())["max_steps"] == steps
+
+
+@pytest.mark.parametrize("damage", ["model.safetensors", "config.json", "index"])
+@pytest.mark.parametrize("command", ["evaluate", "predict", "resume"])
+def test_a_damaged_latest_checkpoint_is_refused_and_nothing_is_written(
+    tmp_path, capsys, command, damage
+):
+    # Before: every command fell back to the previous checkpoint with a warning and exit 0;
+    # predict wrote its CSV and --resume trained on from the older state.
+    assert (
+        _train(tmp_path, "--max-steps", "4", "--checkpoint-every", "2", "--eval-every", "100") == 0
+    )
+    run = tmp_path / "runs" / "adding"
+    latest = run / "checkpoints" / "step-00000004"
+    if damage == "index":
+        (run / "checkpoints" / "index.json").write_text('{"latest": "step-00000007"}')
+    else:
+        (latest / damage).unlink()
+    before = _snapshot(run)
+    capsys.readouterr()
+    argv = {"evaluate": ["evaluate", str(run), "--which", "latest"],
+            "predict": ["predict", str(run), "--which", "latest"],
+            "resume": ["train", "--resume", str(run), "--max-steps", "6", "--quiet"]}[command]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mlx-tcn: error: ") and "Traceback" not in err[0]
+    assert (
+        "step-00000007, which does not exist" if damage == "index" else f"{damage} is missing"
+    ) in err[0]
+    usable = "step-00000004" if damage == "index" else "step-00000002"
+    assert f"pass its folder instead, e.g. {run / 'checkpoints' / usable}" in err[0]
+    assert _snapshot(run) == before
+
+
+def test_a_failed_resume_changes_nothing_on_disk(tmp_path, capsys):
+    # Before: train_config.json was rewritten (epochs=3) before the optimiser state failed to load.
+    assert _train(tmp_path, "--max-steps", "2") == 0
+    run = tmp_path / "runs" / "adding"
+    index = json.loads((run / "checkpoints" / "index.json").read_text())
+    opt = run / "checkpoints" / index["latest"] / "optimizer.safetensors"
+    opt.write_bytes(opt.read_bytes()[:50])  # truncated
+    before = _snapshot(run)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--max-steps", "none"]) == 1
+    _one_line_error(capsys, "optimizer.safetensors could not be loaded")
+    assert _snapshot(run) == before
+
+
+def test_polyphonic_task_without_scipy_says_what_to_install(tmp_path, capsys, monkeypatch):
+    # Before: a traceback ending in "No module named 'scipy'" after `pip install .`, and an
+    # empty run folder left behind.
+    (tmp_path / "JSB_Chorales.mat").write_bytes(b"MATLAB 5.0 MAT-file")
+    monkeypatch.setitem(sys.modules, "scipy", None)  # what `import scipy` sees when missing
+    monkeypatch.setitem(sys.modules, "scipy.io", None)
+    argv = ["train", "--task", "jsb", "--data-path", str(tmp_path / "JSB_Chorales.mat"),
+            "--runs-dir", str(tmp_path / "runs"), "--quiet"]  # fmt: skip
+    assert main(argv) == 1
+    _one_line_error(capsys, 'needs scipy, which is not installed: pip install "mlx-tcn[data]"')
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_non_utf8_csv_is_named_with_the_fix(tmp_path, capsys):
+    # Before: "'utf-8' codec can't decode byte 0xe9 in position 9: ..." without the file.
+    (tmp_path / "s.csv").write_bytes("temp,caf\xe9\n".encode("latin-1") + b"1,2\n" * 40)
+    argv = ["train", "--task", "forecast", "--data-path", str(tmp_path / "s.csv"),
+            "--runs-dir", str(tmp_path / "runs"), "--quiet"]  # fmt: skip
+    assert main(argv) == 1
+    _one_line_error(capsys, f"data file {tmp_path / 's.csv'} is not UTF-8 text (byte 0xe9")
+    capsys.readouterr()
+    (tmp_path / "c.toml").write_bytes("name = 'caf\xe9'\n".encode("latin-1"))
+    assert main(["train", "--config", str(tmp_path / "c.toml")]) == 1
+    _one_line_error(capsys, f"config file {tmp_path / 'c.toml'} is not UTF-8 text")
+
+
+def test_a_config_value_of_the_wrong_type_names_the_setting(tmp_path, capsys):
+    # Before: "'>' not supported between instances of 'str' and 'int'".
+    (tmp_path / "c.toml").write_text('lr = "fast"\n')
+    assert main(["train", "--config", str(tmp_path / "c.toml")]) == 1
+    _one_line_error(capsys, "lr in the config file must be a number, got 'fast' (str)")
+
+
+def test_an_unexpected_error_is_one_line_and_verbose_shows_the_traceback(capsys, monkeypatch):
+    import mlx_tcn.cli as cli
+
+    def broken(args):
+        raise RuntimeError("[matmul] something deep\ninside MLX")
+
+    monkeypatch.setattr(cli, "_cmd_summary", broken)
+    assert main(["summary"]) == 1
+    _one_line_error(capsys, "RuntimeError: [matmul] something deep inside MLX (-v shows")
+    with pytest.raises(RuntimeError):
+        main(["-v", "summary"])

@@ -108,11 +108,50 @@ def test_crash_while_writing_keeps_previous_checkpoint_loadable(tmp_path, parts,
     assert load_checkpoint(tmp_path).loop.step == 3
 
 
-def test_stale_index_falls_back_to_newest_complete_checkpoint(tmp_path, parts):
+def _damage(root, damage):
+    """Break a run's latest checkpoint (step 2) in one of the ways a crash or a user can."""
+    if damage == "index points nowhere":
+        (root / "index.json").write_text('{"latest": "step-00000009"}')
+    elif damage == "index unreadable":
+        (root / "index.json").write_text("{broken")
+    elif damage == "index missing":
+        (root / "index.json").unlink()
+    else:
+        (root / "step-00000002" / damage).unlink()
+
+
+DAMAGES = ["model.safetensors", "config.json", "trainer_state.json", "train_config.json",
+           "data_stats.json", "index points nowhere", "index unreadable", "index missing"]  # fmt: skip
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_latest_checkpoint_is_refused_not_replaced(tmp_path, parts, damage):
+    # Before: the loader fell back to step 1 with a log warning, and evaluate/predict/resume
+    # went on with it. The user must choose; the message names the problem and the way out.
     cfg, model, opt = parts
-    save_checkpoint(tmp_path, model, opt, LoopState(step=1), cfg, {})
-    (tmp_path / "checkpoints" / "index.json").write_text("{broken")
-    assert find_checkpoint(tmp_path).name == "step-00000001"
+    for step in (1, 2):
+        save_checkpoint(tmp_path, model, opt, LoopState(step=step), cfg, {})
+    root = tmp_path / "checkpoints"
+    _damage(root, damage)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path)
+    msg = str(info.value)
+    if damage.endswith((".json", ".safetensors")):
+        assert f"step-00000002 is damaged: {damage} is missing" in msg
+        usable = "step-00000001"
+    else:
+        assert "index.json" in msg
+        usable = "step-00000002"  # complete; only the index is wrong
+    assert f"pass its folder instead, e.g. {root / usable}" in msg and "\n" not in msg
+    assert load_checkpoint(root / usable).path == root / usable  # the way out works
+
+
+def test_a_damaged_checkpoint_folder_given_directly_is_refused(tmp_path, parts):
+    cfg, model, opt = parts
+    path = save_checkpoint(tmp_path, model, opt, LoopState(step=1), cfg, {})
+    (path / "data_stats.json").unlink()  # before: loaded with no normalisation statistics
+    with pytest.raises(CheckpointError, match="data_stats.json is missing; no other complete"):
+        load_checkpoint(path)
 
 
 def test_missing_checkpoint(tmp_path):
@@ -160,3 +199,12 @@ def test_resume_refuses_incompatible_changes(tmp_path, parts):
     with pytest.raises(CheckpointError, match=r"cannot resume .*trained with hidden=4 \(asked 8\)"):
         resume_config(ck, {}, {"hidden": 8})
     assert resume_config(ck, {}, {"epochs": 3}).epochs == 3  # allowed: run longer
+
+
+def test_resume_compares_values_as_the_config_types_them(tmp_path, parts):
+    # A column position in a TOML file is an int; the command line gives the string "0".
+    _, model, opt = parts
+    values = {**VALUES, "task": "forecast", "data_path": "s.csv", "target_columns": ["0"]}
+    save_checkpoint(tmp_path, model, opt, LoopState(step=1), resolve_config({}, values), {})
+    ck = load_checkpoint(tmp_path)
+    assert resume_config(ck, {"target_columns": [0], "lr": 4e-3}, {}).target_columns == ["0"]

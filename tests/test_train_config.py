@@ -63,12 +63,13 @@ def test_unknown_keys_are_errors():
         ({"schedule": "wiggly"}, "schedule must be one of"),
         ({"use_norm": "group_norm"}, "use_norm must be one of"),
         ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
-        ({"levels": 2.5}, "levels must be a positive integer"),
         ({"n_train": -1}, "n_train must be a non-negative integer"),
         ({"max_steps": 0}, "max_steps must be a positive integer or None"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
         ({"val_fraction": 0.0}, r"val_fraction must be in \(0, 1\)"),
         ({"lr": 0.0}, "lr must be positive"),
+        ({"lr": float("nan")}, "lr in the config file must be finite, got nan"),
+        ({"weight_decay": -0.1}, "weight_decay must be non-negative"),
         ({"grad_clip": -1.0}, "grad_clip must be positive or None"),
         ({"decay_rate": 2.0}, "decay_rate must be in"),
         ({"task": "mnist"}, "task 'mnist' needs data_path"),
@@ -124,3 +125,63 @@ def test_every_field_has_a_comment():
 
     comments = field_comments()
     assert [f.name for f in config_fields() if not comments.get(f.name)] == []
+
+
+def test_training_config_is_the_spec_name_of_the_same_class():
+    import mlx_tcn.train
+    from mlx_tcn.train.config import TrainingConfig
+
+    assert TrainingConfig is TrainConfig and mlx_tcn.train.TrainingConfig is TrainConfig
+    assert "TrainingConfig" in mlx_tcn.train.__all__
+    assert isinstance(resolve_config(), mlx_tcn.train.TrainingConfig)
+
+
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [
+        ({"lr": "fast"}, r"lr in the config file must be a number, got 'fast' \(str\)"),
+        ({"levels": 2.5}, r"levels in the config file must be an integer, got 2.5 \(float\)"),
+        ({"levels": "3"}, "levels in the config file must be an integer, got '3'"),
+        ({"epochs": True}, "epochs in the config file must be an integer, got True"),
+        ({"max_steps": "none"}, "max_steps in the config file must be an integer or None"),
+        ({"grad_clip": [1]}, r"grad_clip in the config file must be a number or None, got \[1\]"),
+        ({"causal": "yes"}, "causal in the config file must be true or false, got 'yes'"),
+        ({"causal": 1}, "causal in the config file must be true or false, got 1"),
+        ({"task": 3}, "task in the config file must be a string, got 3"),
+        ({"target_columns": "load"}, "target_columns in the config file must be a list of"),
+        ({"input_columns": [1.5]}, "input_columns in the config file must be a list of"),
+        ({"data_path": 7}, "data_path in the config file must be a string or None"),
+    ],
+)
+def test_every_setting_is_type_checked_naming_it_and_the_value(values, match):
+    # Before: lr = "fast" failed deep inside with "'>' not supported between ... 'str' and
+    # 'int'"; levels = "3" went on to a failure far from the config.
+    with pytest.raises(TypeError, match=match):
+        resolve_config(values)
+
+
+def test_type_errors_name_where_the_value_came_from():
+    with pytest.raises(TypeError, match="hidden on the command line must be an integer"):
+        resolve_config({}, {"hidden": "8"})
+
+
+def test_numbers_are_accepted_in_every_form_a_user_has_them():
+    np = pytest.importorskip("numpy")
+    cfg = resolve_config({"lr": 1, "dropout": np.float32(0.25), "hidden": np.int64(5),
+                          "grad_clip": 2, "target_columns": [0, "b"], "causal": np.bool_(False)})  # fmt: skip
+    assert type(cfg.lr) is float and cfg.lr == 1.0  # an int where a float goes
+    assert type(cfg.dropout) is float and cfg.dropout == 0.25
+    assert type(cfg.hidden) is int and cfg.hidden == 5
+    assert type(cfg.grad_clip) is float
+    assert cfg.target_columns == ["0", "b"]  # positions as the command line gives them
+    assert cfg.causal is False
+    json.dumps(cfg.to_dict())  # still saveable as train_config.json
+
+
+def test_yaml_without_pyyaml_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    (tmp_path / "c.yaml").write_text("hidden: 3\n")
+    with pytest.raises(ValueError, match=r'needs pyyaml: pip install "mlx-tcn\[data\]"'):
+        load_config_file(tmp_path / "c.yaml")

@@ -230,6 +230,22 @@ def test_load_table_errors(tmp_path, name, content, match):
         load_table(tmp_path / name)
 
 
+def test_load_table_names_a_file_that_is_not_utf8(tmp_path):
+    # Before: "'utf-8' codec can't decode byte 0xe9 in position 7 ..." without the file name.
+    (tmp_path / "a.csv").write_bytes("t,v\n1,\xe9\n".encode("latin-1"))
+    with pytest.raises(
+        ValueError,
+        match=r"data file .*a.csv is not UTF-8 text \(byte 0xe9 at offset 6\); save it as UTF-8",
+    ):
+        load_table(tmp_path / "a.csv")
+
+
+def test_load_table_reads_utf8_with_a_byte_order_mark(tmp_path):
+    # Spreadsheet exports start with a BOM; it must not become part of the first column name.
+    (tmp_path / "a.csv").write_bytes("\ufeffcafé,v\n1,2\n".encode())
+    assert load_table(tmp_path / "a.csv")[0] == ["café", "v"]
+
+
 def test_load_table_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="data file not found"):
         load_table(tmp_path / "x.csv")

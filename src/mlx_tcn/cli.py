@@ -209,6 +209,19 @@ class _Progress:
             self.bar = None
 
 
+def _once(message: str) -> Any:
+    """A callback that prints ``message`` at the run's first event, i.e. once the run has
+    really started (a resume that fails while loading prints only its error)."""
+    done: list[bool] = []
+
+    def callback(event: dict[str, Any]) -> None:
+        if not done:
+            done.append(True)
+            print(message, file=sys.stderr)
+
+    return callback
+
+
 def _task_label(cfg: Any) -> str:
     if cfg.task in ("adding", "forecast", "classify"):
         return f"{cfg.task} (T={cfg.seq_len})" if cfg.task != "classify" else cfg.task
@@ -227,10 +240,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     file_values, cli_values = _config_from_args(args)
     resume = None
+    callbacks: list[Any] = []
     if args.resume:
         resume = load_checkpoint(args.resume, "latest")
         cfg = resume_config(resume, file_values, cli_values)
-        print(f"resuming {resume.path} at step {resume.loop.step}", file=sys.stderr)
+        callbacks.append(_once(f"resuming {resume.path} at step {resume.loop.step}"))
     else:
         cfg = resolve_config(file_values, cli_values)
 
@@ -248,9 +262,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, on_sigint)
     progress = _Progress(args.quiet)
     try:
-        result = run_training(
-            cfg, resume=resume, callbacks=[progress], should_stop=lambda: stop["requested"]
-        )
+        result = run_training(cfg, resume=resume, callbacks=[*callbacks, progress],
+                              should_stop=lambda: stop["requested"])  # fmt: skip
     finally:
         progress.close()
         signal.signal(signal.SIGINT, previous)
@@ -380,7 +393,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         pred = denormalize_targets(pred, stats)
     out = Path(args.output) if args.output else ckpt.path.parent.parent / "predictions.csv"
     _write_predictions(out, kind, pred, targets, stats, ckpt.cfg)
-    print(f"wrote {len(pred):,} predictions to {out}")
+    print(f"wrote {len(pred):,} predictions of {ckpt.path} to {out}")
     if args.plot:
         if kind != "regression_last":
             raise CLIError("--plot draws forecasts; this run is not a regression/forecasting run")
@@ -536,10 +549,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "summary": _cmd_summary, "info": _cmd_info}[args.command]  # fmt: skip
         return handler(args)
     except TrainingDiverged as err:
-        print(f"mlx-tcn: training diverged: {err}", file=sys.stderr)
+        print(f"mlx-tcn: training diverged: {_one_line(err)}", file=sys.stderr)
         return 3
-    except (CLIError, CheckpointError, ValueError, TypeError, FileNotFoundError) as err:
-        print(f"mlx-tcn: error: {err}", file=sys.stderr)
+    except (CLIError, CheckpointError, ValueError, TypeError, FileNotFoundError,
+            ImportError) as err:  # fmt: skip
+        print(f"mlx-tcn: error: {_one_line(err)}", file=sys.stderr)
         return 1
     except OSError as err:
         print(
@@ -550,3 +564,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mlx-tcn: aborted", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug or an MLX error: still one line, the traceback with -v
+        if verbose:
+            raise
+        print(
+            f"mlx-tcn: error: {type(err).__name__}: {_one_line(err)} (-v shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(err: BaseException) -> str:
+    """The message of ``err`` on one line (MLX and safetensors errors span several)."""
+    return " ".join(line.strip() for line in str(err).splitlines() if line.strip())

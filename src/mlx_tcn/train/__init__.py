@@ -1,12 +1,20 @@
 """Training pipeline: config, data and tasks, model factory, loop, checkpoints, plots.
 
-The public entry points are :class:`TrainConfig` / :func:`resolve_config`, :func:`build_task`,
+The public entry points are :class:`TrainConfig` (also importable as ``TrainingConfig``,
+the name the original README uses) / :func:`resolve_config`, :func:`build_task`,
 :func:`build_model`, :func:`train` (the loop) and :func:`run_training` (a whole run with its
 folder, checkpoints, metrics log and plots). ``mlx-tcn train`` is a thin layer over them.
 """
 
 from .checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
-from .config import PRESETS, TASKS, TrainConfig, load_config_file, resolve_config
+from .config import (
+    PRESETS,
+    TASKS,
+    TrainConfig,
+    TrainingConfig,
+    load_config_file,
+    resolve_config,
+)
 from .loop import LoopState, TrainingDiverged, build_step, make_optimizer, train
 from .model import build_model
 from .runner import RunResult, run_training
@@ -20,6 +28,7 @@ __all__ = [
     "RunResult",
     "TaskData",
     "TrainConfig",
+    "TrainingConfig",
     "TrainingDiverged",
     "build_model",
     "build_step",

@@ -20,7 +20,6 @@ checkpoint intact and ``index.json`` pointing to a complete folder.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -44,16 +43,22 @@ __all__ = [
     "save_checkpoint",
 ]
 
-logger = logging.getLogger(__name__)
 
-REQUIRED = ("config.json", "model.safetensors", "trainer_state.json", "train_config.json")
+REQUIRED = (
+    "config.json",
+    "model.safetensors",
+    "trainer_state.json",
+    "train_config.json",
+    "data_stats.json",
+)
 
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, incomplete, corrupted or does not fit the configuration."""
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Replace ``path`` with ``data`` as JSON; a crash leaves the old file or the new one."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
     os.replace(tmp, path)
@@ -77,11 +82,18 @@ def save_checkpoint(
     stats: dict[str, Any],
     *,
     is_best: bool = False,
+    metrics_records: int | None = None,
 ) -> Path:
     """Write a checkpoint of step ``state.step`` and point ``index.json`` at it.
 
     Writing the same step again (e.g. the final save right after an evaluation) only replaces
     ``trainer_state.json``. Keeps ``cfg.keep_checkpoints`` recent checkpoints plus the best.
+
+    Args:
+        metrics_records: how many lines of the run's ``metrics.jsonl`` this state accounts
+            for; a resume keeps exactly those and drops later ones, which the resumed run
+            logs again (so a kill between a logged evaluation and its checkpoint does not
+            leave that evaluation twice in the log).
 
     Returns:
         The checkpoint folder.
@@ -91,8 +103,10 @@ def save_checkpoint(
     name = f"step-{state.step:08d}"
     final = ckpt_root / name
     trainer = {"loop": state.to_dict(), "random_key": _random_key()}
+    if metrics_records is not None:
+        trainer["metrics_records"] = metrics_records
     if final.is_dir() and all((final / f).is_file() for f in REQUIRED):
-        _write_json_atomic(final / "trainer_state.json", trainer)
+        write_json_atomic(final / "trainer_state.json", trainer)
     else:
         tmp = ckpt_root / f".tmp-{name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -109,7 +123,7 @@ def save_checkpoint(
     index["latest"] = name
     if is_best:
         index["best"] = name
-    _write_json_atomic(ckpt_root / "index.json", index)
+    write_json_atomic(ckpt_root / "index.json", index)
     _prune(ckpt_root, cfg.keep_checkpoints, {index.get("latest"), index.get("best")})
     return final
 
@@ -132,28 +146,97 @@ def _prune(ckpt_root: Path, keep: int, protected: set[str | None]) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
+def _missing(folder: Path) -> list[str]:
+    return [f for f in REQUIRED if not (folder / f).is_file()]
+
+
+def _complete(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob("step-*") if p.is_dir() and not _missing(p))
+
+
+def _damaged(problem: str, root: Path, avoid: Path | None = None) -> CheckpointError:
+    """An error that says what is wrong and which checkpoint folders could be passed instead.
+
+    A damaged checkpoint is never replaced by another one silently: which one to use instead
+    is the user's choice.
+    """
+    others = [p for p in _complete(root) if p != avoid]
+    if others:
+        hint = f"to use another checkpoint, pass its folder instead, e.g. {others[-1]}"
+        if len(others) > 1:
+            hint += f" (complete ones: {', '.join(p.name for p in others)})"
+    else:
+        hint = "no other complete checkpoint is left"
+    return CheckpointError(f"{problem}; {hint}")
+
+
 def find_checkpoint(path: str | Path, which: str = "latest") -> Path:
     """Resolve a run folder, its ``checkpoints`` folder or a checkpoint folder.
 
     Args:
         path: any of the three.
-        which: ``"latest"`` or ``"best"`` (falls back to latest when no best is recorded).
+        which: ``"latest"`` or ``"best"`` (the latest when the run never evaluated, so has no
+            best).
+
+    Raises:
+        CheckpointError: the path does not exist, ``index.json`` is missing or unreadable, or
+            the checkpoint it names is missing a file. Another checkpoint is never used in its
+            place; the message lists the complete ones, whose folders can be passed instead.
     """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
-    if (path / "model.safetensors").exists() or (path / "config.json").exists():
-        return path
+    if (
+        path.name.startswith("step-")
+        or (path / "config.json").exists()
+        or (path / "model.safetensors").exists()
+    ):
+        return _checked(path)
     root = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    if not (root / "index.json").exists():
+        if not _complete(root):
+            raise CheckpointError(f"no complete checkpoint in {root}")
+        raise _damaged(f"{root / 'index.json'} is missing", root)
     index = _read_index(root)
     name = index.get(which) or index.get("latest")
-    if name and all((root / name / f).is_file() for f in REQUIRED):
-        return root / name
-    complete = sorted(p for p in root.glob("step-*") if all((p / f).is_file() for f in REQUIRED))
-    if not complete:
-        raise CheckpointError(f"no complete checkpoint in {root}")
-    logger.warning("checkpoint index in %s is missing or stale; using %s", root, complete[-1].name)
-    return complete[-1]
+    if not isinstance(name, str) or not name.startswith("step-") or Path(name).name != name:
+        raise _damaged(f"{root / 'index.json'} is corrupted (no {which!r} checkpoint)", root)
+    if not (root / name).is_dir():
+        raise _damaged(f"{root / 'index.json'} names {name}, which does not exist", root)
+    return _checked(root / name)
+
+
+def _checked(folder: Path) -> Path:
+    """``folder`` if it holds every file of a checkpoint, else the error naming the first gap."""
+    missing = _missing(folder)
+    if missing:
+        problem = f"checkpoint {folder} is damaged: {missing[0]} is missing"
+        raise _damaged(problem, folder.parent, folder)
+    return folder
+
+
+def rewind_to(ckpt: Path, best_step: int | None) -> list[str]:
+    """Make checkpoint folder ``ckpt`` the run's latest, for a resume from an older one.
+
+    The checkpoints after it belong to a history the resumed run replaces: left in place they
+    would be mistaken for its own (same step names, ``index.json``'s best, pruning by name).
+    The index is rewritten first, so a crash in between leaves it pointing at ``ckpt``.
+
+    Returns:
+        The names of the removed folders (none when ``ckpt`` already is the latest).
+    """
+    root = ckpt.parent
+    later = sorted(p for p in root.glob("step-*") if p.is_dir() and p.name > ckpt.name)
+    if not later and _read_index(root).get("latest") == ckpt.name:
+        return []
+    index = {"latest": ckpt.name}
+    best = f"step-{best_step:08d}" if best_step is not None else None
+    if best and best <= ckpt.name and not _missing(root / best):
+        index["best"] = best
+    write_json_atomic(root / "index.json", index)
+    for p in later:
+        shutil.rmtree(p, ignore_errors=True)
+    return [p.name for p in later]
 
 
 @dataclass
@@ -166,6 +249,7 @@ class Checkpoint:
     loop: LoopState
     stats: dict[str, Any] = field(default_factory=dict)
     random_key: list[int] | None = None
+    metrics_records: int | None = None  # lines of metrics.jsonl this state accounts for
 
 
 def _read_json(path: Path) -> Any:
@@ -200,19 +284,23 @@ def load_checkpoint(path: str | Path, which: str = "latest") -> Checkpoint:
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CheckpointError(f"model in {ckpt} could not be loaded: {msg}") from None
     trainer = _read_json(ckpt / "trainer_state.json")
-    stats = _read_json(ckpt / "data_stats.json") if (ckpt / "data_stats.json").exists() else {}
+    stats = _read_json(ckpt / "data_stats.json")
     try:
         loop = LoopState.from_dict(trainer["loop"])
     except (KeyError, TypeError) as err:
         raise CheckpointError(f"{ckpt / 'trainer_state.json'} is corrupted: {err}") from None
-    return Checkpoint(ckpt, model, cfg, loop, stats, trainer.get("random_key"))
+    return Checkpoint(ckpt, model, cfg, loop, stats, trainer.get("random_key"),
+                      trainer.get("metrics_records"))  # fmt: skip
 
 
 def load_optimizer_state(ckpt: Path, optimizer: optim.Optimizer) -> None:
     """Restore the optimiser state saved in checkpoint folder ``ckpt``."""
     file = ckpt / "optimizer.safetensors"
+    if not file.is_file():
+        raise _damaged(f"checkpoint {ckpt} is damaged: {file.name} is missing", ckpt.parent, ckpt)
     try:
         flat = mx.load(str(file))
     except Exception as err:
-        raise CheckpointError(f"optimizer state {file} could not be loaded: {err}") from None
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"optimizer state {file} could not be loaded: {msg}") from None
     optimizer.state = tree_unflatten(list(flat.items()))

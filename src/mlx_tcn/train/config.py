@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
+import os
 import sys
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._io import read_utf8
+
 __all__ = [
     "PRESETS",
     "TASKS",
     "TrainConfig",
+    "TrainingConfig",
     "load_config_file",
     "resolve_config",
 ]
@@ -159,6 +167,10 @@ class TrainConfig:
         return Path(self.runs_dir) / (self.name or self.task)
 
 
+#: The name the original project's README gives the training config; the same class.
+TrainingConfig = TrainConfig
+
+
 # Per-task settings. "paper": the architecture and optimiser of Bai et al. 2018 (Table 2 and
 # the reference code's defaults); "quick": small enough to finish in about a minute on a CPU.
 # Each task's "quick" preset is its "paper" preset with the changes that make it run in about
@@ -274,7 +286,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     suffix = path.suffix.lower()
-    text = path.read_text()
+    text = read_utf8(path, "config file")
     parse: Callable[[str], Any]
     if suffix == ".toml":
         if sys.version_info < (3, 11):
@@ -288,7 +300,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         try:
             import yaml
         except ImportError:
-            raise ValueError(f"YAML config {path} needs pyyaml: pip install pyyaml") from None
+            raise ValueError(
+                f'YAML config {path} needs pyyaml: pip install "mlx-tcn[data]" (or: pip install pyyaml)'
+            ) from None
 
         def parse(text: str) -> Any:
             return yaml.safe_load(text) or {}
@@ -327,6 +341,8 @@ def resolve_config(
     cli_values = dict(cli_values or {})
     _check_keys(file_values, "config file")
     _check_keys(cli_values, "command line")
+    file_values = _typed_values(file_values, "in the config file")
+    cli_values = _typed_values(cli_values, "on the command line")
     top = {**file_values, **cli_values}
     defaults = TrainConfig()
     task = top.get("task", defaults.task)
@@ -344,8 +360,70 @@ def resolve_config(
     return cfg
 
 
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _describe(hint: Any) -> str:
+    """``int | None`` -> "an integer or None", for error messages."""
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if optional else hint
+    words = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    text = words.get(base, "a list of column names or positions")
+    return f"{text} or None" if optional else text
+
+
+def _typed(name: str, value: Any, hint: Any, where: str = "") -> Any:
+    """``value`` as the type of field ``name`` (an int where a float goes becomes a float,
+    NumPy scalars become Python ones), or a ``TypeError`` naming the setting and the value.
+
+    Uses only the :mod:`numbers` ABCs, so NumPy is not imported here.
+    """
+    full, args = hint, typing.get_args(hint)
+    if type(None) in args:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    ok: Any = None
+    is_bool = isinstance(value, bool) or (  # NumPy's bool (np.bool_ before NumPy 2)
+        type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+    )
+    if hint is bool:
+        ok = bool(value) if is_bool else None
+    elif is_bool:
+        ok = None  # True is an int in Python, but never a count or a rate
+    elif hint is int and isinstance(value, numbers.Integral):
+        ok = int(value)
+    elif hint is float and isinstance(value, numbers.Real):
+        ok = float(value)
+    elif hint is str and isinstance(value, (str, os.PathLike)):
+        ok = os.fspath(value)
+    elif typing.get_origin(hint) is list or isinstance(hint, types.GenericAlias):
+        if isinstance(value, (list, tuple)) and all(
+            isinstance(v, (str, numbers.Integral)) and not isinstance(v, bool) for v in value
+        ):
+            ok = [v if isinstance(v, str) else str(int(v)) for v in value]
+    place = f" {where}" if where else ""
+    if ok is None:
+        raise TypeError(
+            f"{name}{place} must be {_describe(full)}, got {value!r} ({type(value).__name__})"
+        )
+    if isinstance(ok, float) and not math.isfinite(ok):
+        raise ValueError(f"{name}{place} must be finite, got {value!r}")
+    return ok
+
+
+def _typed_values(values: dict[str, Any], where: str) -> dict[str, Any]:
+    hints = _field_types()
+    return {k: _typed(k, v, hints[k], where) for k, v in values.items()}
+
+
 def validate_config(cfg: TrainConfig) -> None:
-    """Raise ``ValueError`` naming the first field with an invalid value."""
+    """Raise ``TypeError`` or ``ValueError`` naming the first field with an invalid value."""
+    hints = _field_types()
+    for f in dataclasses.fields(cfg):
+        _typed(f.name, getattr(cfg, f.name), hints[f.name])
     choices = {
         "task": TASKS,
         "optimizer": OPTIMIZERS,
@@ -361,17 +439,18 @@ def validate_config(cfg: TrainConfig) -> None:
                 "kernel_size", "batch_size", "epochs", "eval_every", "log_every",
                 "checkpoint_every", "keep_checkpoints"]  # fmt: skip
     for name in positive:
-        value = getattr(cfg, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be a positive integer, got {getattr(cfg, name)!r}")
     for name in ("n_train", "n_val", "warmup_steps"):
-        value = getattr(cfg, name)
-        if not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {getattr(cfg, name)!r}")
     for name in ("max_steps", "patience", "eval_batches", "dilation_reset"):
         value = getattr(cfg, name)
-        if value is not None and (not isinstance(value, int) or value < 1):
+        if value is not None and value < 1:
             raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    for name in ("weight_decay", "momentum"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"{name} must be non-negative, got {getattr(cfg, name)!r}")
     if not 0.0 <= cfg.dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout!r}")
     if not 0.0 < cfg.val_fraction < 1.0:
@@ -391,7 +470,7 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ValueError(f"name must be a plain folder name, got {cfg.name!r}")
     for name in ("input_columns", "target_columns"):
         value = getattr(cfg, name)
-        if value is not None and (not isinstance(value, list) or not value):
+        if value is not None and not value:
             raise ValueError(f"{name} must be a non-empty list or None, got {value!r}")
 
 

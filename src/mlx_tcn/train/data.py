@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
+
+from ._io import read_utf8
 
 __all__ = [
     "MNIST_MEAN",
@@ -255,8 +258,13 @@ def load_polyphonic(path: str | Path) -> dict[str, Split]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"polyphonic data file not found: {path}")
-    from scipy.io import loadmat
-
+    try:
+        from scipy.io import loadmat
+    except ImportError:
+        raise ImportError(
+            f"reading {path.name} (a MATLAB .mat file) needs scipy, which is not installed: "
+            'pip install "mlx-tcn[data]" (or: pip install scipy)'
+        ) from None
     try:
         mat = loadmat(str(path))
     except Exception as err:
@@ -288,8 +296,7 @@ def load_table(path: str | Path) -> tuple[list[str], np.ndarray]:
         raise FileNotFoundError(f"data file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with path.open(newline="") as f:
-            rows = list(csv.reader(f))
+        rows = list(csv.reader(io.StringIO(read_utf8(path, "data file", newline=""), newline="")))
         if len(rows) < 2:
             raise ValueError(f"{path} needs a header row and at least one data row")
         header = [h.strip() for h in rows[0]]

@@ -53,6 +53,7 @@ class LoopState:
     best_metric: float | None = None  # best validation loss so far
     best_step: int | None = None  # step at which it was reached
     bad_evals: int = 0  # evaluations since the last improvement (early stopping)
+    last_eval_step: int | None = None  # step of the latest evaluation (none is repeated)
     status: str = "running"  # running | completed | early_stopped | max_steps | interrupted
 
     def to_dict(self) -> dict[str, Any]:
@@ -172,10 +173,8 @@ def train(
     model.train()
     window_loss, window_n, window_samples, window_t = 0.0, 0, 0, time.perf_counter()
 
-    last_eval = [-1]
-
     def evaluate() -> bool:
-        last_eval[0] = state.step
+        state.last_eval_step = state.step
         batches = iterate_batches(task.val, cfg.batch_size, shuffle=False, drop_last=False)
         metrics = evaluate_split(model, task.kind, batches, cfg.eval_batches)
         improved = state.best_metric is None or metrics["loss"] < state.best_metric
@@ -232,11 +231,11 @@ def train(
         else:
             state.epoch += 1
             state.batch_in_epoch = 0
-            if state.step % cfg.eval_every != 0 and evaluate():
+            if state.last_eval_step != state.step and evaluate():
                 state.status = "early_stopped"
     if state.status == "running":
         state.status = "completed"
-    if state.status in ("max_steps", "early_stopped") and last_eval[0] != state.step:
+    if state.status in ("max_steps", "early_stopped") and state.last_eval_step != state.step:
         evaluate()  # the final numbers should describe the final weights
     if save is not None:
         save(state, False)

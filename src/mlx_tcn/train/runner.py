@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,12 +16,15 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
+from ._io import read_utf8
 from .checkpoint import (
     Checkpoint,
     CheckpointError,
     load_optimizer_state,
     restore_random_state,
+    rewind_to,
     save_checkpoint,
+    write_json_atomic,
 )
 from .config import TrainConfig, resolve_config
 from .data import iterate_batches
@@ -28,7 +32,14 @@ from .loop import LoopState, TrainingDiverged, make_optimizer, total_steps, trai
 from .model import build_model, model_kwargs
 from .tasks import TaskData, build_task, denormalize_targets, head
 
-__all__ = ["RESUMABLE_KEYS", "RunResult", "predict_split", "resume_config", "run_training"]
+__all__ = [
+    "RESUMABLE_KEYS",
+    "RunResult",
+    "claim_run_dir",
+    "predict_split",
+    "resume_config",
+    "run_training",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +72,8 @@ def resume_config(
     checkpoint incompatible (model, data, optimiser)."""
     saved = ckpt.cfg.to_dict()
     wanted = {**file_values, **cli_values}
-    resolve_config(wanted)  # unknown keys and bad values fail here, before anything else
+    checked = resolve_config(wanted).to_dict()  # unknown keys and bad values fail here
+    wanted = {k: checked[k] for k in wanted}  # as typed there: lr=1 is 1.0, a column 0 is "0"
     changed = {
         k: v for k, v in wanted.items() if k in saved and saved[k] != v and k not in RESUMABLE_KEYS
     }
@@ -72,16 +84,41 @@ def resume_config(
     return resolve_config({**saved, "preset": "none"})
 
 
-def _new_run_dir(cfg: TrainConfig) -> Path:
-    """``runs/<name>``; an existing run is never overwritten (``<name>-2``, ``-3``, ... instead)."""
-    base = cfg.run_dir
-    path, n = base, 1
-    while path.exists() and any(path.iterdir()):
+def claim_run_dir(base: Path, config: dict[str, Any]) -> Path:
+    """Create the folder of a new run: ``base``, or ``base-2``, ``base-3``, ... when taken.
+
+    Safe against concurrent runs with the same name: a folder is only ours once we have
+    created its ``train_config.json`` exclusively (``open(..., "x")``), so two processes
+    never share a folder. An existing empty folder is claimed the same way; an existing run
+    is never written into.
+
+    Returns:
+        The claimed folder, holding ``train_config.json`` with ``config``.
+    """
+    base.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(config, indent=2, sort_keys=True)
+    n = 1
+    while True:
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        if _claim(path, text):
+            if path != base:
+                logger.info("run folder %s exists; writing to %s", base, path)
+            return path
         n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    if path != base:
-        logger.info("run folder %s exists; writing to %s", base, path)
-    return path
+
+
+def _claim(path: Path, config_text: str) -> bool:
+    try:
+        path.mkdir()
+    except FileExistsError:
+        if not path.is_dir() or any(path.iterdir()):
+            return False
+    try:
+        with (path / "train_config.json").open("x") as f:
+            f.write(config_text)
+    except FileExistsError:  # another run claimed it between our mkdir and here
+        return False
+    return True
 
 
 def _check_model_fits(ckpt: Checkpoint, cfg: TrainConfig, task: TaskData) -> None:
@@ -107,8 +144,8 @@ def run_training(
     with ``cfg.plots``, ``metrics.png`` (and ``predictions.png`` for forecasting).
     """
     start = time.perf_counter()
-    run_dir = resume.path.parent.parent if resume else _new_run_dir(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # Everything that can fail on bad data or a damaged checkpoint happens before the first
+    # write: a failing command leaves the disk as it was.
     mx.random.seed(cfg.seed)
     task = build_task(cfg, stats=resume.stats if resume else None)
     if resume:
@@ -116,25 +153,31 @@ def run_training(
         model, state = resume.model, resume.loop
     else:
         model, state = build_model(cfg, task.num_inputs, task.num_outputs), LoopState()
-    (run_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
     optimizer = make_optimizer(cfg, total_steps(cfg, len(task.train)))
     optimizer.init(model.trainable_parameters())
     if resume:
         load_optimizer_state(resume.path, optimizer)
         if resume.random_key is not None:
             restore_random_state(resume.random_key)
+        run_dir = resume.path.parent.parent
+        records = _read_records(run_dir / "metrics.jsonl", resume)
+        write_json_atomic(run_dir / "train_config.json", cfg.to_dict())
+        dropped = rewind_to(resume.path, state.best_step)
+        if dropped:
+            logger.warning("resuming from %s: removed the later checkpoints %s",
+                           resume.path.name, ", ".join(dropped))  # fmt: skip
+    else:
+        run_dir, records = claim_run_dir(cfg.run_dir, cfg.to_dict()), []
 
     metrics_path = run_dir / "metrics.jsonl"
-    records = _read_records(metrics_path, upto_step=state.step)
+    _write_records(metrics_path, records)
     result = RunResult(run_dir, cfg, state, 0.0, baseline=task.baseline)
     from mlx.utils import tree_flatten
 
     result.num_params = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
     result.receptive_field = model.receptive_field
 
-    with metrics_path.open("w") as log:
-        for r in records:
-            log.write(json.dumps(r) + "\n")
+    with metrics_path.open("a") as log:
 
         def record(event: dict[str, Any]) -> None:
             if event["event"] != "step":
@@ -146,7 +189,8 @@ def run_training(
                 cb(event)
 
         def save(st: LoopState, is_best: bool) -> None:
-            save_checkpoint(run_dir, model, optimizer, st, cfg, task.stats, is_best=is_best)
+            save_checkpoint(run_dir, model, optimizer, st, cfg, task.stats, is_best=is_best,
+                            metrics_records=len(records))  # fmt: skip
 
         try:
             result.state = train(model, optimizer, task, cfg, state, callback=record, save=save,
@@ -161,19 +205,34 @@ def run_training(
     return result
 
 
-def _read_records(path: Path, upto_step: int) -> list[dict[str, Any]]:
-    """Earlier records of a resumed run, without those logged after its checkpoint."""
+def _read_records(path: Path, resume: Checkpoint) -> list[dict[str, Any]]:
+    """The records of a resumed run that its checkpoint accounts for.
+
+    Later ones (an evaluation logged just before a kill, the ``end`` record) are dropped: the
+    resumed run logs them again, so none appears twice. Checkpoints written before the count
+    was saved fall back to the records up to the checkpoint's step.
+    """
     if not path.exists():
         return []
     out = []
-    for line in path.read_text().splitlines():
+    for line in read_utf8(path, "metrics log").splitlines():
         try:
             r = json.loads(line)
         except ValueError:
             continue  # a line cut short by a crash
-        if r.get("step", 0) <= upto_step and r.get("event") not in ("end", "diverged"):
+        if isinstance(r, dict):
             out.append(r)
-    return out
+    if resume.metrics_records is not None:
+        return out[: resume.metrics_records]
+    return [r for r in out if r.get("step", 0) <= resume.loop.step
+            and r.get("event") not in ("end", "diverged")]  # fmt: skip
+
+
+def _write_records(path: Path, records: list[dict[str, Any]]) -> None:
+    """Start the metrics log with ``records``, replacing the file atomically."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    os.replace(tmp, path)
 
 
 def predict_split(
