@@ -175,3 +175,7 @@ def test_resuming_from_an_older_checkpoint_replaces_the_later_history(tmp_path, 
         {"step-00000006", "step-00000007", f"step-{best:08d}"}
     )
     assert load_checkpoint(cfg.run_dir).loop.step == 7
+    # the replaced history is moved aside, not deleted: no work is lost
+    aside = root / "superseded-1"
+    assert (aside / "step-00000007" / "optimizer.safetensors").is_file()
+    assert not (aside / "step-00000007" / "model.safetensors").exists()  # damaged as it was

@@ -215,28 +215,41 @@ def _checked(folder: Path) -> Path:
     return folder
 
 
-def rewind_to(ckpt: Path, best_step: int | None) -> list[str]:
+def rewind_to(ckpt: Path, best_step: int | None) -> tuple[list[str], Path | None]:
     """Make checkpoint folder ``ckpt`` the run's latest, for a resume from an older one.
 
     The checkpoints after it belong to a history the resumed run replaces: left in place they
     would be mistaken for its own (same step names, ``index.json``'s best, pruning by name).
-    The index is rewritten first, so a crash in between leaves it pointing at ``ckpt``.
+    They are moved, not deleted, into ``checkpoints/superseded-N/`` (which nothing reads), so
+    no work is lost. The index is rewritten first, so a crash in between leaves it pointing
+    at ``ckpt``.
 
     Returns:
-        The names of the removed folders (none when ``ckpt`` already is the latest).
+        The names of the moved folders and where they went (``[], None`` when ``ckpt``
+        already is the latest).
     """
     root = ckpt.parent
     later = sorted(p for p in root.glob("step-*") if p.is_dir() and p.name > ckpt.name)
     if not later and _read_index(root).get("latest") == ckpt.name:
-        return []
+        return [], None
     index = {"latest": ckpt.name}
     best = f"step-{best_step:08d}" if best_step is not None else None
     if best and best <= ckpt.name and not _missing(root / best):
         index["best"] = best
     write_json_atomic(root / "index.json", index)
+    if not later:
+        return [], None
+    n = 1
+    while True:  # a fresh folder, even when an earlier resume left superseded-1
+        aside = root / f"superseded-{n}"
+        try:
+            aside.mkdir()
+            break
+        except FileExistsError:
+            n += 1
     for p in later:
-        shutil.rmtree(p, ignore_errors=True)
-    return [p.name for p in later]
+        os.replace(p, aside / p.name)
+    return [p.name for p in later], aside
 
 
 @dataclass

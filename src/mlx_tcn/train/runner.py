@@ -162,10 +162,10 @@ def run_training(
         run_dir = resume.path.parent.parent
         records = _read_records(run_dir / "metrics.jsonl", resume)
         write_json_atomic(run_dir / "train_config.json", cfg.to_dict())
-        dropped = rewind_to(resume.path, state.best_step)
-        if dropped:
-            logger.warning("resuming from %s: removed the later checkpoints %s",
-                           resume.path.name, ", ".join(dropped))  # fmt: skip
+        moved, aside = rewind_to(resume.path, state.best_step)
+        if moved:
+            logger.warning("resuming from %s: moved the later checkpoints %s to %s",
+                           resume.path.name, ", ".join(moved), aside)  # fmt: skip
     else:
         run_dir, records = claim_run_dir(cfg.run_dir, cfg.to_dict()), []
 
