@@ -504,8 +504,11 @@ INVALID = [
     (
         dict(embedding_shapes=[(16, 2, 3)]),
         ValueError,
-        r"must be \(features,\) or \(features, time_steps\)",
+        r"must be \(features,\), \(features, None\) or \(features, time_steps\)",
     ),
+    (dict(embedding_shapes=[(16, 0)]), ValueError, r"entry \(16, 0\) must be >= 1, got 0"),
+    (dict(embedding_shapes=[(None,)]), TypeError, r"entry \(None,\) must be an int"),
+    (dict(embedding_shapes=[(4, "T")]), TypeError, r"entry \(4, 'T'\) must be an int"),
     (dict(embedding_shapes=[(0,)]), ValueError, "embedding_shapes entry .* must be >= 1, got 0"),
     (dict(embedding_shapes=[]), TypeError, "embedding_shapes must be a non-empty list"),
     (dict(embedding_shapes="16"), TypeError, "embedding_shapes must be a non-empty list"),

@@ -112,12 +112,8 @@ def pytorch_kwargs_to_config(kwargs: Mapping[str, Any]) -> dict[str, Any]:
         config["dilations"] = [int(d) for d in pt["dilations"]]
         config["dilation_reset"] = None
     config["kernel_sizes"] = int(pt["kernel_size"])
-    if pt["embedding_shapes"] is not None:
-        config["embedding_shapes"] = [
-            tuple(int(s) for s in shape) for shape in pt["embedding_shapes"]
-        ]
-    else:
-        config["embedding_shapes"] = None
+    # (C,), (C, None) and (C, T) are kept as given; TCN checks them.
+    config["embedding_shapes"] = pt["embedding_shapes"]
     return config
 
 
@@ -360,8 +356,11 @@ def to_pytorch_tcn(model: TCN) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 
     Raises:
         ValueError: for features pytorch-tcn lacks: SE blocks, activations that are not
-            pytorch-tcn names (callables included), per-block kernel sizes.
+            pytorch-tcn names (callables included), per-block kernel sizes, weight norm
+            removed from some convolutions only (a model folded everywhere exports as
+            ``use_norm=None``).
     """
+    model._check_describable()  # weight norm on some convolutions only: no pytorch-tcn kwargs
     kwargs = config_to_pytorch_kwargs(model.config)
     state_dict: dict[str, np.ndarray] = {}
     for name, value in tree_flatten(model.parameters()):

@@ -30,7 +30,7 @@ from .block import (
 from .buffer import BufferIO
 from .init import get_initializer
 from .modules import ModuleList
-from .parametrizations import is_weight_normed, remove_weight_norm, shared_weights
+from .parametrizations import fold_weight_norm, folded_copy, is_weight_normed, shared_weights
 
 __all__ = ["TCN", "TemporalBlock"]
 
@@ -97,7 +97,9 @@ class TCN(nn.Module):
         kernel_initializer: ``xavier_uniform``, ``xavier_normal``, ``kaiming_uniform``,
             ``kaiming_normal``, ``he_uniform``, ``he_normal``, ``normal`` or ``uniform``.
         use_skip_connections: sum the blocks' outputs (projected to the last width).
-        embedding_shapes: ``[(features,), ...]`` of conditioning inputs fed to every block.
+        embedding_shapes: conditioning inputs fed to every block, pytorch-tcn's forms:
+            ``(features,)``, ``(features, None)`` (time-aligned, any length) or
+            ``(features, time_steps)`` (offline calls must give that many steps).
         embedding_mode: ``'add'`` or ``'concat'``.
         use_gate: gated activations (GLU) after each block's first convolution.
         use_se: squeeze-and-excitation in each block (causal running mean when causal).
@@ -271,8 +273,51 @@ class TCN(nn.Module):
 
     @property
     def config(self) -> dict[str, Any]:
-        """The constructor arguments; ``TCN(**model.config)`` builds the same architecture."""
-        return {k: (list(v) if isinstance(v, list) else v) for k, v in self._config.items()}
+        """The constructor arguments; ``TCN(**model.config)`` builds the same architecture.
+
+        ``use_norm`` follows the convolutions: ``None`` once weight norm has been removed from
+        all of them (:meth:`remove_weight_norm`, or :func:`mlx_tcn.remove_weight_norm` on
+        each), ``'weight_norm'`` when all of them are weight-normalised.
+        """
+        config = {k: (list(v) if isinstance(v, list) else v) for k, v in self._config.items()}
+        normed, plain = self._weight_norm_split()
+        if config["use_norm"] in ("weight_norm", None) and not (normed and plain):
+            config["use_norm"] = "weight_norm" if normed else None
+        return config
+
+    def _weight_norm_split(self) -> tuple[list[str], list[str]]:
+        """Names of the blocks' convolutions with and without weight norm."""
+        normed, plain = [], []
+        for i, block in enumerate(self.network):
+            for name in ("conv1", "conv2"):
+                (normed if is_weight_normed(block[name]) else plain).append(f"network.{i}.{name}")
+        return normed, plain
+
+    def _check_describable(self) -> None:
+        """Raise ValueError if :attr:`config` cannot rebuild this model's parameters.
+
+        That is a model with weight norm on some of its convolutions only (or on any, with
+        ``use_norm='batch_norm'``/``'layer_norm'``): :meth:`save` and
+        :func:`mlx_tcn.to_pytorch_tcn` refuse it, because no constructor call builds it.
+        """
+        normed, plain = self._weight_norm_split()
+        use_norm = self._config["use_norm"]
+        if normed and (plain or use_norm not in ("weight_norm", None)):
+            raise ValueError(
+                f"weight norm is on {normed} but not on {plain} (use_norm={use_norm!r}); no "
+                f"TCN configuration describes that: call model.remove_weight_norm() to fold "
+                f"it everywhere (outputs do not change), or weight-normalise every convolution"
+            )
+
+    def remove_weight_norm(self) -> TCN:
+        """Fold weight norm into plain weights in every layer, in place; returns the model.
+
+        Outputs are unchanged; afterwards :attr:`config` says ``use_norm=None``, so
+        :meth:`save` / :meth:`load` and :func:`mlx_tcn.to_pytorch_tcn` describe the folded
+        model. Per layer, :func:`mlx_tcn.remove_weight_norm` (as with PyTorch) does the same.
+        """
+        fold_weight_norm(self)
+        return self
 
     @property
     def out_channels(self) -> int:
@@ -401,7 +446,7 @@ class TCN(nn.Module):
             ``(batch, length, out_channels)``.
         """
         check_input(x, self.num_inputs)
-        e = prepare_embeddings(embeddings, self.embedding_shapes, x)
+        e = prepare_embeddings(embeddings, self.embedding_shapes, x, whole=not inference)
         if not inference:
             if in_buffer is not None:
                 raise ValueError("in_buffer is only used with inference=True")
@@ -529,16 +574,14 @@ class TCN(nn.Module):
     def stream_step(self, compile: bool = True) -> Callable[..., tuple[mx.array, list]]:
         """A stream step for deployment: ``step(x, state, embeddings=None) -> (y, state)``.
 
-        It runs a frozen copy of the model in eval mode with weight norm folded into plain
-        weights (weight norm costs about a third of a small step otherwise), compiled with
+        It runs a frozen copy of the model (made from its arrays, without a constructor call
+        or a random draw, so it also works for subclasses) in eval mode with weight norm
+        folded into plain weights (weight norm costs about a third of a small step
+        otherwise), compiled with
         ``mx.compile`` unless ``compile=False``. Later changes to this model's parameters do
         not reach the step: make a new one after training further.
         """
-        frozen = type(self)(**self._config)
-        frozen.update(tree_map(lambda a: a, self.parameters()))
-        for _, module in frozen.named_modules():
-            if is_weight_normed(module):
-                remove_weight_norm(module)
+        frozen = folded_copy(self)  # from this model's own arrays; draws no random numbers
         frozen.eval()
         mx.eval(frozen.parameters())
         return mx.compile(frozen.stream) if compile else frozen.stream
@@ -587,6 +630,7 @@ class TCN(nn.Module):
     def save(self, path: str | os.PathLike) -> None:
         """Write ``path/config.json`` and ``path/model.safetensors`` (weights and batch-norm
         statistics; never streaming state)."""
+        self._check_describable()
         config = self.config
         for key in ("activation", "output_activation"):
             if config[key] is not None and not isinstance(config[key], str):
