@@ -659,8 +659,8 @@ class TCN(nn.Module):
             if not f.is_file():
                 raise FileNotFoundError(f"{f} not found: not a saved mlx-tcn model directory")
         try:
-            config = json.loads(config_file.read_text())
-        except json.JSONDecodeError as err:
+            config = json.loads(config_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ValueError(f"{config_file} is not valid JSON: {err}") from None
         if not isinstance(config, dict):
             raise ValueError(f"{config_file} must hold a JSON object, got {type(config).__name__}")
@@ -671,7 +671,9 @@ class TCN(nn.Module):
         try:
             model.load_weights(str(weights_file), strict=True)
         except Exception as err:
-            raise ValueError(f"{weights_file} does not fit {config_file}: {err}") from None
+            raise ValueError(
+                f"{weights_file} does not fit {config_file} (or is damaged): {err}"
+            ) from None
         mx.eval(model.parameters())
         model.eval()  # ready for inference; call model.train() to train on
         return model
