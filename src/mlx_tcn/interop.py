@@ -172,9 +172,16 @@ def _to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def _first_line(err: BaseException) -> str:
-    """The first non-empty line of an exception's message, or its type's name."""
+def _error_detail(err: BaseException) -> str:
+    """One line saying why a file could not be parsed.
+
+    torch's weights-only unpickler reports garbage and foreign pickles alike in a long
+    message whose useful part starts with "Unsupported"; other errors say it first.
+    """
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    unsupported = [line[line.index("Unsupported") :] for line in lines if "Unsupported" in line]
+    if unsupported:
+        return f"not a torch.save file of tensors ({unsupported[0].split('. ')[0]})"
     return lines[0] if lines else type(err).__name__
 
 
@@ -182,19 +189,18 @@ def _read_file(path: Path, read: Any, what: str) -> Any:
     """``read(path)``, with any failure to parse the file as one ValueError naming it.
 
     MLX and torch raise RuntimeError, EOFError, UnpicklingError, UnicodeDecodeError, ... on
-    damaged files; callers need one clear error that names the file, not a traceback.
+    damaged files; callers need one clear error that names the file, not a traceback. The
+    message keeps torch's ``weights_only=True`` when that is why a pickle was refused.
     """
     if not path.is_file():
         raise FileNotFoundError(f"{what} file {str(path)!r} not found")
     try:
         return read(path)
     except Exception as err:  # noqa: BLE001 - every parse failure means "not such a file"
-        if "weights_only" in str(err):  # torch refused a pickle of arbitrary objects
-            raise ValueError(
-                f"{what} file {str(path)!r} holds more than tensors, and it is read with "
-                f"torch.load(weights_only=True) for safety: save model.state_dict() instead"
-            ) from None
-        raise ValueError(f"cannot read {what} file {str(path)!r}: {_first_line(err)}") from None
+        detail = _error_detail(err)
+        if "Unsupported global" in detail:  # a pickle of other objects than tensors
+            detail += "; it is read with torch.load(weights_only=True): save model.state_dict()"
+        raise ValueError(f"cannot read {what} file {str(path)!r}: {detail}") from None
 
 
 def _torch_load(path: Path) -> Any:
