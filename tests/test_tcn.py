@@ -909,7 +909,9 @@ def test_weight_norm_added_to_every_convolution_is_described_by_the_config(tmp_p
     assert "network.0.conv1.weight_g" in dict(tree_flatten(TCN.load(tmp_path / "m").parameters()))
     bn = TCN(3, [4], use_norm="batch_norm")
     weight_norm(bn.network[0].conv1)
-    with pytest.raises(ValueError, match="use_norm='batch_norm'"):
+    weight_norm(bn.network[0].conv2)
+    assert bn.config["use_norm"] == "batch_norm"
+    with pytest.raises(ValueError, match="conv2'\\] of a use_norm='batch_norm' model"):
         bn.save(tmp_path / "bn")
 
 
@@ -963,6 +965,12 @@ def test_embedding_shape_forms_are_kept_by_config_and_save(shapes, tmp_path, rng
     np.testing.assert_array_equal(
         np.array(loaded(x, embeddings=e)), np.array(model(x, embeddings=e))
     )
+
+
+def test_embedding_shapes_from_numpy():
+    model = TCN(3, [4], embedding_shapes=[np.int64(3), (np.int64(2), None), np.array([4, 7])])
+    assert model.embedding_shapes == [(3,), (2, None), (4, 7)]
+    assert TCN(3, [4], embedding_shapes=np.array([[2, 5]])).embedding_shapes == [(2, 5)]
 
 
 def test_time_steps_of_an_embedding_shape_are_checked_offline_only(rng):

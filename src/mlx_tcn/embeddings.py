@@ -9,9 +9,11 @@ pytorch-tcn; the form is kept as given so that a converted or saved model gives 
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import mlx.core as mx
+import numpy as np
 
 from ._stream import check_int
 
@@ -23,7 +25,9 @@ EmbeddingShape = tuple[int] | tuple[int, int | None]
 
 def _check_shape(shape: object, shapes: object) -> EmbeddingShape:
     """One entry of ``embedding_shapes`` as a tuple, validated."""
-    if isinstance(shape, int) and not isinstance(shape, bool):
+    if isinstance(shape, np.ndarray):
+        shape = shape.tolist()
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
         shape = (shape,)
     if (
         isinstance(shape, (str, bytes))
@@ -47,6 +51,8 @@ def check_embedding_shapes(shapes: object) -> list[EmbeddingShape] | None:
     anything pytorch-tcn would not describe."""
     if shapes is None:
         return None
+    if isinstance(shapes, np.ndarray) and shapes.ndim >= 1:
+        shapes = list(shapes)
     if isinstance(shapes, (str, bytes)) or not isinstance(shapes, Sequence) or not shapes:
         raise TypeError(
             f"embedding_shapes must be a non-empty list of tuples such as [(16,), (8, None)], "

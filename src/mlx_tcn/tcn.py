@@ -303,10 +303,11 @@ class TCN(nn.Module):
         normed, plain = self._weight_norm_split()
         use_norm = self._config["use_norm"]
         if normed and (plain or use_norm not in ("weight_norm", None)):
+            where = f"but not on {plain}" if plain else f"of a use_norm={use_norm!r} model"
             raise ValueError(
-                f"weight norm is on {normed} but not on {plain} (use_norm={use_norm!r}); no "
-                f"TCN configuration describes that: call model.remove_weight_norm() to fold "
-                f"it everywhere (outputs do not change), or weight-normalise every convolution"
+                f"weight norm is on {normed} {where}; no TCN configuration describes that: "
+                f"call model.remove_weight_norm() to fold it everywhere (outputs do not change)"
+                + (", or weight-normalise every convolution" if plain else "")
             )
 
     def remove_weight_norm(self) -> TCN:
