@@ -10,7 +10,10 @@ import argparse
 import importlib.util
 import itertools
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import mlx.core as mx
@@ -18,6 +21,7 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten, tree_unflatten
 
+import mlx_tcn
 from mlx_tcn import remove_weight_norm
 from mlx_tcn.interop import from_pytorch_tcn, main_convert, pytorch_kwargs_to_config, to_pytorch_tcn
 from mlx_tcn.tcn import TCN
@@ -619,3 +623,19 @@ def test_convert_cli_to_pytorch_writes_both_files_or_neither(tmp_path, caplog):
     ]
     assert main_convert(argv) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_convert_command_on_garbage_prints_one_line_without_traceback(tmp_path):
+    ckpt = _garbage_files(tmp_path)["noise.safetensors"]
+    config = tmp_path / "kwargs.json"
+    config.write_text(json.dumps({"num_inputs": 3, "num_channels": [4]}))
+    out = tmp_path / "out"
+    argv = ["convert", "from-pytorch", str(ckpt), "--config", str(config), "-o", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(Path(mlx_tcn.__file__).parents[1])}  # this package
+    done = subprocess.run(
+        [sys.executable, "-m", "mlx_tcn", *argv], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "cannot read state dict file" in done.stderr
+    assert not out.exists()
