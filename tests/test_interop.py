@@ -639,3 +639,31 @@ def test_convert_command_on_garbage_prints_one_line_without_traceback(tmp_path):
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     assert "cannot read state dict file" in done.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("fold", ["all", "some"])
+def test_live_checkpoint_with_weight_norm_removed_in_torch(fold, tmp_path):
+    """pytorch-tcn users remove weight norm per convolution in torch before saving, and keep
+    use_norm='weight_norm' in their arguments: the checkpoint still converts, exactly."""
+    pytest.importorskip("torch")
+    pytest.importorskip("pytorch_tcn")
+    from torch.nn.utils import parametrize
+
+    ref = _load_fixture_script()
+    kwargs = {"num_inputs": 3, "num_channels": [4, 5], "kernel_size": 3}
+    net = ref.make_torch_tcn(kwargs, 2)
+    x, _ = ref.make_inputs(3, [], 2, 9, 2)
+    expected = ref.torch_offline(net, x, [])
+    convs = [block.conv1 for block in net.network] + [block.conv2 for block in net.network]
+    for conv in convs if fold == "all" else convs[:1]:
+        parametrize.remove_parametrizations(conv, "weight")
+    model = from_pytorch_tcn(net.state_dict(), **kwargs)
+    assert_close(_offline(model, x, []), expected)
+    if fold == "all":
+        assert model.config["use_norm"] is None
+        model.save(tmp_path / "m")
+        assert_close(_offline(TCN.load(tmp_path / "m"), x, []), expected)
+    else:
+        with pytest.raises(ValueError, match=r"but not on \['network.0.conv1'\]"):
+            model.save(tmp_path / "m")
+        assert_close(_offline(model.remove_weight_norm(), x, []), expected)

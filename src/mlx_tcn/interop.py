@@ -31,6 +31,7 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from mlx_tcn.activations import ACTIVATIONS
+from mlx_tcn.parametrizations import is_weight_normed, remove_weight_norm
 from mlx_tcn.tcn import TCN
 
 __all__ = ["from_pytorch_tcn", "main_convert", "to_pytorch_tcn"]
@@ -339,6 +340,22 @@ def _fit_state_dict(model: TCN, state_dict: Mapping[str, Any]) -> list[tuple[str
     return weights
 
 
+def _follow_removed_weight_norm(model: TCN, state_dict: Mapping[str, Any]) -> None:
+    """Fold weight norm in the convolutions that the checkpoint holds as plain weights.
+
+    pytorch-tcn users remove weight norm in torch (``remove_parametrizations`` or the legacy
+    ``remove_weight_norm``, per convolution) before saving, while their constructor
+    arguments still say ``use_norm='weight_norm'``; the model then matches the checkpoint
+    (``use_norm=None`` in its config when every convolution was folded).
+    """
+    for i, block in enumerate(model.network):
+        for name in ("conv1", "conv2"):
+            prefix = f"network.{i}.{name}"
+            has_norm = any(prefix + suffix in state_dict for suffix in _WN_NEW + _WN_OLD)
+            if is_weight_normed(block[name]) and prefix + ".weight" in state_dict and not has_norm:
+                remove_weight_norm(block[name])
+
+
 def from_pytorch_tcn(state_dict: Mapping[str, Any] | str | os.PathLike, **kwargs: Any) -> TCN:
     """Build an mlx-tcn :class:`~mlx_tcn.TCN` from a pytorch-tcn checkpoint.
 
@@ -354,6 +371,8 @@ def from_pytorch_tcn(state_dict: Mapping[str, Any] | str | os.PathLike, **kwargs
     Returns:
         The model in eval mode, with every weight loaded. Its output for an input ``x`` of
         shape (batch, length, channels) equals pytorch-tcn's (transposed when it used 'NCL').
+        Convolutions whose weight norm was removed in torch before saving (plain ``weight``
+        in the state dict) come without weight norm, whatever ``use_norm`` says.
 
     Raises:
         ValueError: if the state dict does not fit the configuration; the message lists every
@@ -367,6 +386,7 @@ def from_pytorch_tcn(state_dict: Mapping[str, Any] | str | os.PathLike, **kwargs
             f"state_dict must be a mapping or a file path, got {type(state_dict).__name__}"
         )
     model = TCN(**pytorch_kwargs_to_config(kwargs))
+    _follow_removed_weight_norm(model, state_dict)
     model.load_weights(_fit_state_dict(model, state_dict), strict=True)
     model.eval()
     mx.eval(model.parameters())
