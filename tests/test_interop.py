@@ -10,6 +10,10 @@ import argparse
 import importlib.util
 import itertools
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import mlx.core as mx
@@ -17,7 +21,9 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten, tree_unflatten
 
-from mlx_tcn.interop import from_pytorch_tcn, main_convert, to_pytorch_tcn
+import mlx_tcn
+from mlx_tcn import remove_weight_norm
+from mlx_tcn.interop import from_pytorch_tcn, main_convert, pytorch_kwargs_to_config, to_pytorch_tcn
 from mlx_tcn.tcn import TCN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -456,3 +462,208 @@ def test_live_convert_cli_to_pt_loads_strictly_into_pytorch_tcn(tmp_path):
     net = ref.make_torch_tcn(json.loads(out.with_suffix(".json").read_text()), 0)
     net.load_state_dict(torch.load(out, weights_only=True), strict=True)
     assert_close(ref.torch_offline(net, arrays["x"], _embeddings(arrays)), arrays["y"])
+
+
+def test_live_local_conditioning_with_c_none_ports_both_ways():
+    """pytorch-tcn's documented local-conditioning form (C, None) converts both ways, comes
+    back as given, and the models compute the same outputs, offline and streamed."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("pytorch_tcn")
+    ref = _load_fixture_script()
+    kwargs = {
+        "num_inputs": 3,
+        "num_channels": [4, 5],
+        "kernel_size": 3,
+        "embedding_shapes": [(3, None), (2,), (2, 11)],
+        "embedding_mode": "concat",
+    }
+    x, embs = ref.make_inputs(3, [["time", 3], ["global", 2], ["time", 2]], 2, 11, 5)
+    net = ref.make_torch_tcn(kwargs, 5)
+    model = from_pytorch_tcn(net.state_dict(), **kwargs)
+    assert model.embedding_shapes == [(3, None), (2,), (2, 11)]
+    expected = ref.torch_offline(net, x, embs)
+    assert_close(_offline(model, x, embs), expected)
+    assert_close(_streamed(model, x, embs, [4, 7]), ref.torch_streaming(net, x, embs, [4, 7]))
+
+    _randomize(model, 6)
+    state, out_kwargs = to_pytorch_tcn(model)
+    assert out_kwargs["embedding_shapes"] == [[3, None], [2], [2, 11]]
+    assert json.loads(json.dumps(out_kwargs)) == out_kwargs
+    back = ref.make_torch_tcn(out_kwargs, 0)
+    back.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+    assert_close(_offline(model, x, embs), ref.torch_offline(back, x, embs))
+
+
+def test_convert_cli_keeps_the_c_none_form(tmp_path):
+    kwargs = {"num_inputs": 3, "num_channels": [4], "embedding_shapes": [[3, None], [2]]}
+    model = TCN(**pytorch_kwargs_to_config(kwargs))
+    state, _ = to_pytorch_tcn(model)
+    ckpt, config = tmp_path / "net.safetensors", tmp_path / "kwargs.json"
+    mx.save_safetensors(str(ckpt), {k: mx.array(v) for k, v in state.items()})
+    config.write_text(json.dumps(kwargs))
+    assert (
+        main_convert(
+            ["from-pytorch", str(ckpt), "--config", str(config), "-o", str(tmp_path / "m")]
+        )
+        == 0
+    )
+    assert TCN.load(tmp_path / "m").config["embedding_shapes"] == [[3, None], [2]]
+    out = tmp_path / "back.safetensors"
+    assert main_convert(["to-pytorch", str(tmp_path / "m"), "-o", str(out)]) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["embedding_shapes"] == [[3, None], [2]]
+
+
+def test_live_folded_model_exports_as_use_norm_none():
+    """After remove_weight_norm the export says use_norm=None and pytorch-tcn loads it."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("pytorch_tcn")
+    ref = _load_fixture_script()
+    model = TCN(3, [4, 5], kernel_sizes=3, causal=True)
+    _randomize(model, 3)
+    model.eval()
+    x, _ = ref.make_inputs(3, [], 2, 9, 3)
+    expected = _offline(model, x, [])
+    model.remove_weight_norm()
+    state, kwargs = to_pytorch_tcn(model)
+    assert kwargs["use_norm"] is None
+    net = ref.make_torch_tcn(kwargs, 0)
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+    assert_close(ref.torch_offline(net, x, []), expected)
+    assert_close(_offline(from_pytorch_tcn(state, **kwargs), x, []), expected)
+
+
+def test_export_refuses_a_partly_folded_model():
+    model = TCN(3, [4, 5], kernel_sizes=3, causal=True)
+    remove_weight_norm(model.network[0].conv2)
+    with pytest.raises(ValueError, match=r"not on \['network.0.conv2'\]"):
+        to_pytorch_tcn(model)
+
+
+def _garbage_files(tmp_path: Path) -> dict[str, Path]:
+    good = FIXTURES / "causal_weight_norm_k3.safetensors"
+    noise = np.random.default_rng(0).bytes(300)
+    files = {
+        "noise.pt": noise,
+        "noise.safetensors": noise,
+        "empty.pth": b"",
+        "truncated.safetensors": good.read_bytes()[:100],
+        "truncated.pt": b"PK\x03\x04" + noise[:50],
+    }
+    paths = {}
+    for name, data in files.items():
+        paths[name] = tmp_path / name
+        paths[name].write_bytes(data)
+    return paths
+
+
+@pytest.mark.parametrize(
+    "name", ["noise.pt", "noise.safetensors", "empty.pth", "truncated.safetensors", "truncated.pt"]
+)
+def test_convert_cli_on_a_damaged_checkpoint_is_one_line_and_writes_nothing(name, tmp_path, caplog):
+    ckpt = _garbage_files(tmp_path)[name]
+    config = tmp_path / "kwargs.json"
+    config.write_text(json.dumps(CASES["causal_weight_norm_k3"]["kwargs"]))
+    out = tmp_path / "out"
+    assert main_convert(["from-pytorch", str(ckpt), "--config", str(config), "-o", str(out)]) == 1
+    (record,) = caplog.records
+    assert "\n" not in record.getMessage()
+    assert f"cannot read state dict file '{ckpt}'" in record.getMessage()
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('{"num_inputs": 3, "num_channels": [5, 5]', r"cannot read --config file .*: Expecting"),
+        ("\xff\xfe", r"cannot read --config file .*codec can't decode"),
+        ("[1, 2]", r"must hold a JSON object, got \[1, 2\]"),
+        ('{"num_inputs": 3, "num_channels": 5}', r"num_channels must be a list of ints, got 5"),
+        ('{"num_inputs": 3, "num_channels": [5], "kernel_size": "3"}', r"kernel_sizes must be"),
+    ],
+    ids=["truncated", "not-utf8", "list", "channels", "kernel"],
+)
+def test_convert_cli_on_a_bad_config_is_one_line_and_writes_nothing(text, match, tmp_path, caplog):
+    config = tmp_path / "kwargs.json"
+    config.write_bytes(text.encode("latin-1"))
+    ckpt = FIXTURES / "causal_weight_norm_k3.safetensors"
+    out = tmp_path / "out"
+    assert main_convert(["from-pytorch", str(ckpt), "--config", str(config), "-o", str(out)]) == 1
+    (record,) = caplog.records
+    assert "\n" not in record.getMessage()
+    assert re.search(match, record.getMessage()), record.getMessage()
+    assert not out.exists()
+
+
+def test_convert_cli_on_a_damaged_model_directory(tmp_path, caplog):
+    model_dir = tmp_path / "m"
+    TCN(3, [4]).save(model_dir)
+    (model_dir / "config.json").write_text('{"num_inputs": 3}')
+    ckpt = FIXTURES / "causal_weight_norm_k3.safetensors"
+    argv = ["from-pytorch", str(ckpt), "--config", str(model_dir), "-o", str(tmp_path / "o")]
+    assert main_convert(argv) == 1  # as --config: was a KeyError traceback
+    assert "config.json' does not describe a TCN" in caplog.text
+    (model_dir / "config.json").write_bytes(b"\xff")
+    out = tmp_path / "net.pt"
+    assert main_convert(["to-pytorch", str(model_dir), "-o", str(out)]) == 1
+    assert "config.json is not valid JSON" in caplog.text
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+def test_convert_cli_to_pytorch_writes_both_files_or_neither(tmp_path, caplog):
+    model_dir = tmp_path / "m"
+    TCN(3, [4]).save(model_dir)
+    out = tmp_path / "net.safetensors"
+    argv = [
+        "to-pytorch",
+        str(model_dir),
+        "-o",
+        str(out),
+        "--config-out",
+        str(tmp_path / "no" / "k.json"),
+    ]
+    assert main_convert(argv) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_convert_command_on_garbage_prints_one_line_without_traceback(tmp_path):
+    ckpt = _garbage_files(tmp_path)["noise.safetensors"]
+    config = tmp_path / "kwargs.json"
+    config.write_text(json.dumps({"num_inputs": 3, "num_channels": [4]}))
+    out = tmp_path / "out"
+    argv = ["convert", "from-pytorch", str(ckpt), "--config", str(config), "-o", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(Path(mlx_tcn.__file__).parents[1])}  # this package
+    done = subprocess.run(
+        [sys.executable, "-m", "mlx_tcn", *argv], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "cannot read state dict file" in done.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("fold", ["all", "some"])
+def test_live_checkpoint_with_weight_norm_removed_in_torch(fold, tmp_path):
+    """pytorch-tcn users remove weight norm per convolution in torch before saving, and keep
+    use_norm='weight_norm' in their arguments: the checkpoint still converts, exactly."""
+    pytest.importorskip("torch")
+    pytest.importorskip("pytorch_tcn")
+    from torch.nn.utils import parametrize
+
+    ref = _load_fixture_script()
+    kwargs = {"num_inputs": 3, "num_channels": [4, 5], "kernel_size": 3}
+    net = ref.make_torch_tcn(kwargs, 2)
+    x, _ = ref.make_inputs(3, [], 2, 9, 2)
+    expected = ref.torch_offline(net, x, [])
+    convs = [block.conv1 for block in net.network] + [block.conv2 for block in net.network]
+    for conv in convs if fold == "all" else convs[:1]:
+        parametrize.remove_parametrizations(conv, "weight")
+    model = from_pytorch_tcn(net.state_dict(), **kwargs)
+    assert_close(_offline(model, x, []), expected)
+    if fold == "all":
+        assert model.config["use_norm"] is None
+        model.save(tmp_path / "m")
+        assert_close(_offline(TCN.load(tmp_path / "m"), x, []), expected)
+    else:
+        with pytest.raises(ValueError, match=r"but not on \['network.0.conv1'\]"):
+            model.save(tmp_path / "m")
+        assert_close(_offline(model.remove_weight_norm(), x, []), expected)

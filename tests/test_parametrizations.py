@@ -8,8 +8,20 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
-from mlx_tcn import TemporalConv1d, TemporalConvTransposed1d, remove_weight_norm, weight_norm
-from mlx_tcn.parametrizations import compute_weight, get_weight, is_weight_normed
+from mlx_tcn import (
+    TCN,
+    TemporalConv1d,
+    TemporalConvTransposed1d,
+    remove_weight_norm,
+    weight_norm,
+)
+from mlx_tcn.parametrizations import (
+    compute_weight,
+    fold_weight_norm,
+    folded_copy,
+    get_weight,
+    is_weight_normed,
+)
 
 
 def _conv() -> TemporalConv1d:
@@ -142,3 +154,60 @@ def test_errors():
     weight_norm(conv)
     with pytest.raises(ValueError, match="already weight-normalised"):
         weight_norm(conv)
+
+
+# -- layer.weight under weight norm; folding a whole model --------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [_conv, lambda: TemporalConvTransposed1d(3, 2, 4, stride=2)],
+    ids=["conv", "transposed"],
+)
+def test_weight_shows_the_effective_weight_read_only(make):
+    layer = weight_norm(make())
+    layer.weight_g = layer.weight_g * 3.0  # training moved the magnitude
+    expected = np.array(compute_weight(layer.weight_g, layer.weight_v))
+    np.testing.assert_array_equal(np.array(layer.weight), expected)
+    with pytest.raises(AttributeError, match="weight-normalised: it is computed from weight_g"):
+        layer.weight = mx.zeros(layer.weight_v.shape)
+    # still only g and v: strict loading and saved keys are as before
+    assert {k for k, _ in tree_flatten(layer.parameters())} == {"bias", "weight_g", "weight_v"}
+    assert "weight" not in layer
+    remove_weight_norm(layer)
+    layer.weight = mx.zeros(layer.weight.shape)  # a plain weight is a parameter again
+    assert {k for k, _ in tree_flatten(layer.parameters())} == {"bias", "weight"}
+    assert not np.array(layer.weight).any()
+
+
+def test_plain_weight_is_an_ordinary_parameter():
+    conv = _conv()
+    w = mx.ones(conv.weight.shape)
+    conv.weight = w
+    assert conv["weight"] is w and conv.weight is w
+    with pytest.raises(TypeError, match="weight must be an mlx.core.array, got list"):
+        conv.weight = [1.0]
+    conv.load_weights([("weight", mx.zeros(w.shape)), ("bias", conv.bias)], strict=True)
+    assert not np.array(conv.weight).any()
+
+
+def test_fold_weight_norm_folds_every_layer_in_place(rng):
+    model = TCN(3, [4, 4], kernel_sizes=3, causal=True)
+    model.eval()
+    x = mx.array(rng.standard_normal((2, 6, 3)).astype(np.float32))
+    y = np.array(model(x))
+    assert fold_weight_norm(model) is model
+    assert not any(is_weight_normed(m) for _, m in model.named_modules())
+    np.testing.assert_allclose(np.array(model(x)), y, rtol=1e-5, atol=1e-6)
+
+
+def test_folded_copy_shares_arrays_and_leaves_the_model_alone(rng):
+    model = TCN(3, [4, 4], kernel_sizes=3, causal=True, dropout=0.3)
+    x = mx.array(rng.standard_normal((2, 6, 3)).astype(np.float32))
+    copy = folded_copy(model)
+    copy.eval()
+    assert model.training and is_weight_normed(model.network[0].conv1)
+    assert "weight" in copy.network[0].conv1 and "weight_v" not in copy.network[0].conv1
+    assert copy.network[1].conv2.bias is model.network[1].conv2.bias  # shared, not copied
+    model.eval()
+    np.testing.assert_allclose(np.array(copy(x)), np.array(model(x)), rtol=1e-5, atol=1e-6)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
-from mlx_tcn import TCN, BufferIO, TemporalBlock
+from mlx_tcn import TCN, BufferIO, TemporalBlock, remove_weight_norm, weight_norm
 from mlx_tcn.parametrizations import get_weight
 
 TESTS = Path(__file__).resolve().parent
@@ -504,8 +504,11 @@ INVALID = [
     (
         dict(embedding_shapes=[(16, 2, 3)]),
         ValueError,
-        r"must be \(features,\) or \(features, time_steps\)",
+        r"must be \(features,\), \(features, None\) or \(features, time_steps\)",
     ),
+    (dict(embedding_shapes=[(16, 0)]), ValueError, r"entry \(16, 0\) must be >= 1, got 0"),
+    (dict(embedding_shapes=[(None,)]), TypeError, r"entry \(None,\) must be an int"),
+    (dict(embedding_shapes=[(4, "T")]), TypeError, r"entry \(4, 'T'\) must be an int"),
     (dict(embedding_shapes=[(0,)]), ValueError, "embedding_shapes entry .* must be >= 1, got 0"),
     (dict(embedding_shapes=[]), TypeError, "embedding_shapes must be a non-empty list"),
     (dict(embedding_shapes="16"), TypeError, "embedding_shapes must be a non-empty list"),
@@ -840,6 +843,154 @@ def test_load_errors(tmp_path):
 def test_save_refuses_callable_activations(tmp_path):
     with pytest.raises(ValueError, match="cannot save a model whose activation is a callable"):
         TCN(3, [4], activation=nn.ReLU).save(tmp_path)
+
+
+# -- the weight-norm lifecycle and stream_step's copy -------------------------------------
+
+
+def _fold_per_layer(model: TCN) -> None:
+    """pytorch-tcn users' way: remove weight norm from each convolution."""
+    for block in model.network:
+        remove_weight_norm(block.conv1)
+        remove_weight_norm(block.conv2)
+
+
+@pytest.mark.parametrize(
+    "fold", [lambda m: m.remove_weight_norm(), _fold_per_layer], ids=["model", "per-layer"]
+)
+def test_after_removing_weight_norm_save_load_and_stream_step_work(fold, tmp_path, rng):
+    model = TCN(3, [4, 5], kernel_sizes=3, causal=True, embedding_shapes=[(2, None)])
+    model.eval()
+    x = mx.array(_x(rng))
+    e = [mx.array(rng.standard_normal((2, 9, 2)).astype(np.float32))]
+    expected = np.array(model(x, embeddings=e))
+    fold(model)
+    assert model.config["use_norm"] is None
+    rebuilt = TCN(**model.config)
+    assert (
+        dict(tree_flatten(rebuilt.parameters())).keys()
+        == dict(tree_flatten(model.parameters())).keys()
+    )
+    np.testing.assert_allclose(np.array(model(x, embeddings=e)), expected, rtol=1e-5, atol=1e-6)
+    model.save(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["use_norm"] is None
+    loaded = TCN.load(tmp_path / "m")
+    np.testing.assert_array_equal(
+        np.array(loaded(x, embeddings=e)), np.array(model(x, embeddings=e))
+    )
+    step, state = model.stream_step(compile=False), model.init_state(2)
+    y, state = step(x[:, :4], state, [e[0][:, :4]])
+    y2, _ = step(x[:, 4:], state, [e[0][:, 4:]])
+    np.testing.assert_allclose(
+        np.concatenate([np.array(y), np.array(y2)], axis=1), expected, rtol=1e-5, atol=1e-5
+    )
+
+
+def test_a_partly_folded_model_is_refused_by_save(tmp_path):
+    model = TCN(3, [4, 5], kernel_sizes=3, causal=True)
+    remove_weight_norm(model.network[1].conv1)
+    assert model.config["use_norm"] == "weight_norm"  # what the constructor was given
+    with pytest.raises(
+        ValueError, match=r"not on \['network.1.conv1'\].*call model.remove_weight_norm\(\)"
+    ):
+        model.save(tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+    model.stream_step(compile=False)  # folds a copy: fine partly folded too
+    model.remove_weight_norm()
+    model.save(tmp_path / "m")
+
+
+def test_weight_norm_added_to_every_convolution_is_described_by_the_config(tmp_path):
+    model = TCN(3, [4, 5], kernel_sizes=3, causal=True, use_norm=None)
+    for block in model.network:
+        weight_norm(block.conv1)
+        weight_norm(block.conv2)
+    assert model.config["use_norm"] == "weight_norm"
+    model.save(tmp_path / "m")
+    assert "network.0.conv1.weight_g" in dict(tree_flatten(TCN.load(tmp_path / "m").parameters()))
+    bn = TCN(3, [4], use_norm="batch_norm")
+    weight_norm(bn.network[0].conv1)
+    weight_norm(bn.network[0].conv2)
+    assert bn.config["use_norm"] == "batch_norm"
+    with pytest.raises(ValueError, match="conv2'\\] of a use_norm='batch_norm' model"):
+        bn.save(tmp_path / "bn")
+
+
+def test_stream_step_draws_no_random_numbers(rng):
+    model = TCN(3, [4, 4], kernel_sizes=3, causal=True, dropout=0.5)  # training mode
+    x = mx.array(_x(rng))
+    mx.random.seed(7)
+    plain = np.array(model(x)), np.array(mx.random.uniform(shape=(4,)))
+    mx.random.seed(7)
+    model.stream_step(compile=False)
+    with_step = np.array(model(x)), np.array(mx.random.uniform(shape=(4,)))
+    np.testing.assert_array_equal(plain[0], with_step[0])  # the same dropout masks
+    np.testing.assert_array_equal(plain[1], with_step[1])
+    assert model.training
+
+
+class _Subclass(TCN):
+    """A model whose constructor takes other arguments than TCN's."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__(3, [width, width], kernel_sizes=2, causal=True, dropout=0.0)
+        self.head = nn.Linear(width, 1)
+
+
+def test_stream_step_works_for_a_subclass_with_another_constructor(rng):
+    model = _Subclass(4)
+    model.eval()
+    x = mx.array(_x(rng))
+    step = model.stream_step(compile=False)
+    y, _ = step(x, model.init_state(2))
+    np.testing.assert_allclose(np.array(y), np.array(model(x)), atol=1e-5)
+    assert "weight_v" in model.network[0].conv1  # the model keeps its weight norm
+
+
+# -- embedding_shapes forms ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shapes", [[(2,)], [(2, None)], [(2, 9)], [(3,), (2, None), (4, 9)]])
+def test_embedding_shape_forms_are_kept_by_config_and_save(shapes, tmp_path, rng):
+    model = TCN(3, [4], kernel_sizes=2, causal=True, embedding_shapes=shapes)
+    model.eval()
+    assert model.config["embedding_shapes"] == [list(s) for s in shapes]
+    x = mx.array(_x(rng))
+    e = [
+        mx.array(rng.standard_normal((2, s[0]) if len(s) == 1 else (2, 9, s[0])).astype(np.float32))
+        for s in shapes
+    ]
+    model.save(tmp_path / "m")
+    loaded = TCN.load(tmp_path / "m")
+    assert loaded.embedding_shapes == [tuple(s) for s in shapes]
+    np.testing.assert_array_equal(
+        np.array(loaded(x, embeddings=e)), np.array(model(x, embeddings=e))
+    )
+
+
+def test_embedding_shapes_from_numpy():
+    model = TCN(3, [4], embedding_shapes=[np.int64(3), (np.int64(2), None), np.array([4, 7])])
+    assert model.embedding_shapes == [(3,), (2, None), (4, 7)]
+    assert TCN(3, [4], embedding_shapes=np.array([[2, 5]])).embedding_shapes == [(2, 5)]
+
+
+def test_time_steps_of_an_embedding_shape_are_checked_offline_only(rng):
+    model = TCN(3, [4], kernel_sizes=2, causal=True, embedding_shapes=[(3,), (2, 9)])
+    model.eval()
+    x = mx.array(_x(rng, length=5))
+    e = [mx.zeros((2, 3)), mx.zeros((2, 5, 2))]
+    with pytest.raises(
+        ValueError, match=r"embeddings\[1\] is time-aligned with 5 steps, but .* expects 9"
+    ):
+        model(x, embeddings=e)
+    model(mx.array(_x(rng, length=9)), embeddings=[e[0], mx.zeros((2, 9, 2))])
+    model(x, embeddings=[e[0], mx.zeros((2, 2))])  # a global embedding has no time steps
+    # a streamed chunk is a part of the 9 steps
+    y, _ = model.stream(x, model.init_state(2), embeddings=e)
+    assert y.shape == (2, 5, 4)
+    free = TCN(3, [4], kernel_sizes=2, causal=True, embedding_shapes=[(3,), (2, None)])
+    free.eval()
+    assert free(x, embeddings=e).shape == (2, 5, 4)
 
 
 # -- every constructor argument is exercised ----------------------------------------------

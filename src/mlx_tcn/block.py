@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import mlx.core as mx
@@ -13,6 +13,7 @@ from ._stream import check_bool, check_dropout, check_input, check_int, promoted
 from .activations import check_activation, get_activation, glu
 from .buffer import BufferIO
 from .conv import TemporalConv1d
+from .embeddings import check_embedding_shapes, prepare_embeddings
 from .init import get_initializer
 from .parametrizations import weight_norm
 from .se import SqueezeExcitation
@@ -31,83 +32,12 @@ EMBEDDING_MODES = ("add", "concat")
 BlockState = dict[str, Any]
 
 
-def check_embedding_shapes(shapes: object) -> list[tuple[int, ...]] | None:
-    if shapes is None:
-        return None
-    if isinstance(shapes, (str, bytes)) or not isinstance(shapes, Sequence) or not shapes:
-        raise TypeError(
-            f"embedding_shapes must be a non-empty list of tuples such as [(16,), (8,)], "
-            f"got {shapes!r}"
-        )
-    out = []
-    for shape in shapes:
-        if isinstance(shape, int) and not isinstance(shape, bool):
-            shape = (shape,)
-        if not isinstance(shape, Sequence) or len(shape) not in (1, 2):
-            raise ValueError(
-                f"each of embedding_shapes must be (features,) or (features, time_steps), "
-                f"got {shape!r} in {shapes!r}"
-            )
-        for n in shape:
-            check_int(n, f"embedding_shapes entry {tuple(shape)!r}", 1)
-        out.append(tuple(shape))
-    return out
-
-
 def _eval_batch_norm(norm: nn.BatchNorm, x: mx.array) -> mx.array:
     """Batch norm with running statistics, whatever ``norm.training`` says."""
     y = (x - norm.running_mean) * mx.rsqrt(norm.running_var + norm.eps)
     if "weight" in norm:
         y = norm.weight * y + norm.bias
     return y
-
-
-def prepare_embeddings(
-    embeddings: object, shapes: list[tuple[int, ...]] | None, x: mx.array
-) -> mx.array | None:
-    """Check ``embeddings`` against ``shapes`` and concatenate them over features.
-
-    Returns ``(batch, 1, features)`` when all are global, ``(batch, length, features)`` when
-    any is time-aligned, or ``None`` for a model without embeddings.
-    """
-    if shapes is None:
-        if embeddings is not None:
-            raise ValueError(
-                "embeddings were given but the model was built without embedding_shapes"
-            )
-        return None
-    if embeddings is None:
-        raise ValueError(
-            f"this model was built with embedding_shapes={shapes}: pass embeddings=[...], one "
-            f"array per shape, (batch, features) or (batch, length, features)"
-        )
-    if isinstance(embeddings, mx.array):
-        embeddings = [embeddings]
-    if not isinstance(embeddings, (list, tuple)):
-        raise TypeError(f"embeddings must be a list of arrays, got {type(embeddings).__name__}")
-    if len(embeddings) != len(shapes):
-        raise ValueError(
-            f"expected {len(shapes)} embeddings for embedding_shapes={shapes}, got {len(embeddings)}"
-        )
-    batch, length = x.shape[0], x.shape[1]
-    parts = []
-    for i, (e, shape) in enumerate(zip(embeddings, shapes, strict=True)):
-        if not isinstance(e, mx.array):
-            raise TypeError(f"embeddings[{i}] must be an mlx.core.array, got {type(e).__name__}")
-        if e.ndim not in (2, 3) or e.shape[-1] != shape[0] or e.shape[0] != batch:
-            raise ValueError(
-                f"embeddings[{i}] must have shape ({batch}, {shape[0]}) or "
-                f"({batch}, {length}, {shape[0]}) (channels-last), got {tuple(e.shape)}"
-            )
-        if e.ndim == 3 and e.shape[1] != length:
-            raise ValueError(
-                f"embeddings[{i}] is time-aligned with {e.shape[1]} steps but x has {length}; "
-                f"got shape {tuple(e.shape)}"
-            )
-        parts.append(e[:, None] if e.ndim == 2 else e)
-    if any(p.shape[1] != 1 for p in parts):
-        parts = [mx.broadcast_to(p, (batch, length, p.shape[2])) for p in parts]
-    return parts[0] if len(parts) == 1 else mx.concatenate(parts, axis=-1)
 
 
 class TemporalBlock(Stateful):
@@ -138,7 +68,8 @@ class TemporalBlock(Stateful):
         activation: name or callable (see :mod:`mlx_tcn.activations`).
         kernel_initializer: initialiser name for the convolution weights
             (see :func:`mlx_tcn.init.get_initializer`), also under weight norm.
-        embedding_shapes: ``[(features,), ...]`` of the conditioning inputs, or ``None``.
+        embedding_shapes: ``[(features,), (features, None), (features, time_steps), ...]``
+            of the conditioning inputs (see :mod:`mlx_tcn.embeddings`), or ``None``.
         embedding_mode: ``'add'`` or ``'concat'``.
         use_gate: gated activation (GLU) after the first convolution.
         use_se: squeeze-and-excitation on the block output.
@@ -349,7 +280,7 @@ class TemporalBlock(Stateful):
                 raise ValueError("give state or in_buffer, not both")
             return self._checked_step(x, state, embeddings)
         check_input(x, self.n_inputs)
-        e = prepare_embeddings(embeddings, self.embedding_shapes, x)
+        e = prepare_embeddings(embeddings, self.embedding_shapes, x, whole=not inference)
         return self._stateful(
             x,
             inference,

@@ -10,7 +10,7 @@ from . import ops
 from ._stateful import StreamingModule
 from ._stream import check_int
 from .pad import PADDING_MODES, TemporalPad1d
-from .parametrizations import get_weight
+from .parametrizations import WeightNormSupport, get_weight
 
 __all__ = ["TemporalConv1d", "TemporalConvTransposed1d"]
 
@@ -19,7 +19,7 @@ def _uniform(shape: tuple[int, ...], bound: float) -> mx.array:
     return mx.random.uniform(-bound, bound, shape)
 
 
-class TemporalConv1d(StreamingModule):
+class TemporalConv1d(WeightNormSupport, StreamingModule):
     """1-D convolution over time that pads itself, on ``(batch, length, channels)`` inputs.
 
     The padding is ``(kernel_size - 1) * dilation`` frames: all on the left when causal (the
@@ -44,8 +44,6 @@ class TemporalConv1d(StreamingModule):
         buffer: initial value of the streaming buffer (default 0.0).
         causal: causal padding (pytorch-tcn's default for this layer).
     """
-
-    _supports_weight_norm = True
 
     def __init__(
         self,
@@ -129,7 +127,7 @@ class TemporalConv1d(StreamingModule):
         return y, new_state
 
 
-class TemporalConvTransposed1d(StreamingModule):
+class TemporalConvTransposed1d(WeightNormSupport, StreamingModule):
     """Transposed 1-D convolution over time (upsampling by ``stride``), any kernel size.
 
     On ``(batch, length, in_channels)`` inputs it returns ``(batch, length * stride,
@@ -161,8 +159,6 @@ class TemporalConvTransposed1d(StreamingModule):
         buffer: initial value of the streaming buffer (default 0.0).
         causal: causal cropping (pytorch-tcn's default for this layer).
     """
-
-    _supports_weight_norm = True
 
     def __init__(
         self,

@@ -31,6 +31,7 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from mlx_tcn.activations import ACTIVATIONS
+from mlx_tcn.parametrizations import is_weight_normed, remove_weight_norm
 from mlx_tcn.tcn import TCN
 
 __all__ = ["from_pytorch_tcn", "main_convert", "to_pytorch_tcn"]
@@ -106,18 +107,12 @@ def pytorch_kwargs_to_config(kwargs: Mapping[str, Any]) -> dict[str, Any]:
                 f"{name} must be a pytorch-tcn activation name to convert, got {value!r}; "
                 f"build the mlx-tcn model with the matching MLX activation instead"
             )
-    config = {name: pt[name] for name in _SHARED}
-    config["num_channels"] = [int(c) for c in pt["num_channels"]]
+    config = {name: pt[name] for name in _SHARED}  # TCN checks the values, naming them
     if pt["dilations"] is not None:  # pytorch-tcn then ignores dilation_reset
-        config["dilations"] = [int(d) for d in pt["dilations"]]
         config["dilation_reset"] = None
-    config["kernel_sizes"] = int(pt["kernel_size"])
-    if pt["embedding_shapes"] is not None:
-        config["embedding_shapes"] = [
-            tuple(int(s) for s in shape) for shape in pt["embedding_shapes"]
-        ]
-    else:
-        config["embedding_shapes"] = None
+    config["kernel_sizes"] = pt["kernel_size"]
+    # (C,), (C, None) and (C, T) are kept as given; TCN checks them.
+    config["embedding_shapes"] = pt["embedding_shapes"]
     return config
 
 
@@ -178,14 +173,49 @@ def _to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
+def _error_detail(err: BaseException) -> str:
+    """One line saying why a file could not be parsed.
+
+    torch's weights-only unpickler reports garbage and foreign pickles alike in a long
+    message whose useful part starts with "Unsupported"; other errors say it first.
+    """
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    unsupported = [line[line.index("Unsupported") :] for line in lines if "Unsupported" in line]
+    if unsupported:
+        return f"not a torch.save file of tensors ({unsupported[0].split('. ')[0]})"
+    return lines[0] if lines else type(err).__name__
+
+
+def _read_file(path: Path, read: Any, what: str) -> Any:
+    """``read(path)``, with any failure to parse the file as one ValueError naming it.
+
+    MLX and torch raise RuntimeError, EOFError, UnpicklingError, UnicodeDecodeError, ... on
+    damaged files; callers need one clear error that names the file, not a traceback. The
+    message keeps torch's ``weights_only=True`` when that is why a pickle was refused.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file {str(path)!r} not found")
+    try:
+        return read(path)
+    except Exception as err:  # noqa: BLE001 - every parse failure means "not such a file"
+        detail = _error_detail(err)
+        if "Unsupported global" in detail:  # a pickle of other objects than tensors
+            detail += "; it is read with torch.load(weights_only=True): save model.state_dict()"
+        raise ValueError(f"cannot read {what} file {str(path)!r}: {detail}") from None
+
+
+def _torch_load(path: Path) -> Any:
+    import torch
+
+    return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
 def _load_state_dict_file(path: Path) -> dict[str, Any]:
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        return dict(mx.load(str(path)))
+        return dict(_read_file(path, lambda p: mx.load(str(p)), "state dict"))
     if suffix in (".pt", ".pth"):
-        import torch
-
-        loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+        loaded = _read_file(path, _torch_load, "state dict")
         if not isinstance(loaded, Mapping):
             raise ValueError(
                 f"state_dict file {str(path)!r} holds a {type(loaded).__name__}, not a state dict"
@@ -310,6 +340,22 @@ def _fit_state_dict(model: TCN, state_dict: Mapping[str, Any]) -> list[tuple[str
     return weights
 
 
+def _follow_removed_weight_norm(model: TCN, state_dict: Mapping[str, Any]) -> None:
+    """Fold weight norm in the convolutions that the checkpoint holds as plain weights.
+
+    pytorch-tcn users remove weight norm in torch (``remove_parametrizations`` or the legacy
+    ``remove_weight_norm``, per convolution) before saving, while their constructor
+    arguments still say ``use_norm='weight_norm'``; the model then matches the checkpoint
+    (``use_norm=None`` in its config when every convolution was folded).
+    """
+    for i, block in enumerate(model.network):
+        for name in ("conv1", "conv2"):
+            prefix = f"network.{i}.{name}"
+            has_norm = any(prefix + suffix in state_dict for suffix in _WN_NEW + _WN_OLD)
+            if is_weight_normed(block[name]) and prefix + ".weight" in state_dict and not has_norm:
+                remove_weight_norm(block[name])
+
+
 def from_pytorch_tcn(state_dict: Mapping[str, Any] | str | os.PathLike, **kwargs: Any) -> TCN:
     """Build an mlx-tcn :class:`~mlx_tcn.TCN` from a pytorch-tcn checkpoint.
 
@@ -325,6 +371,8 @@ def from_pytorch_tcn(state_dict: Mapping[str, Any] | str | os.PathLike, **kwargs
     Returns:
         The model in eval mode, with every weight loaded. Its output for an input ``x`` of
         shape (batch, length, channels) equals pytorch-tcn's (transposed when it used 'NCL').
+        Convolutions whose weight norm was removed in torch before saving (plain ``weight``
+        in the state dict) come without weight norm, whatever ``use_norm`` says.
 
     Raises:
         ValueError: if the state dict does not fit the configuration; the message lists every
@@ -338,6 +386,7 @@ def from_pytorch_tcn(state_dict: Mapping[str, Any] | str | os.PathLike, **kwargs
             f"state_dict must be a mapping or a file path, got {type(state_dict).__name__}"
         )
     model = TCN(**pytorch_kwargs_to_config(kwargs))
+    _follow_removed_weight_norm(model, state_dict)
     model.load_weights(_fit_state_dict(model, state_dict), strict=True)
     model.eval()
     mx.eval(model.parameters())
@@ -360,8 +409,11 @@ def to_pytorch_tcn(model: TCN) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 
     Raises:
         ValueError: for features pytorch-tcn lacks: SE blocks, activations that are not
-            pytorch-tcn names (callables included), per-block kernel sizes.
+            pytorch-tcn names (callables included), per-block kernel sizes, weight norm
+            removed from some convolutions only (a model folded everywhere exports as
+            ``use_norm=None``).
     """
+    model._check_describable()  # weight norm on some convolutions only: no pytorch-tcn kwargs
     kwargs = config_to_pytorch_kwargs(model.config)
     state_dict: dict[str, np.ndarray] = {}
     for name, value in tree_flatten(model.parameters()):
@@ -409,25 +461,54 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from ``path``; ValueError naming the file when it is anything else."""
+    value = _read_file(path, lambda p: json.loads(p.read_text(encoding="utf-8")), what)
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} file {str(path)!r} must hold a JSON object, got {value!r}")
+    return value
+
+
 def _read_pytorch_kwargs(path: Path) -> dict[str, Any]:
-    if path.is_dir():
-        return config_to_pytorch_kwargs(json.loads((path / "config.json").read_text()))
-    kwargs = json.loads(path.read_text())
-    if not isinstance(kwargs, dict):
-        raise ValueError(f"--config {str(path)!r} must hold a JSON object, got {kwargs!r}")
-    return kwargs
+    if not path.is_dir():
+        return _read_json_object(path, "--config")
+    config_file = path / "config.json"
+    config = _read_json_object(config_file, "config.json")
+    try:
+        config = TCN(**config).config  # checks every value
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{str(config_file)!r} does not describe a TCN: {err}") from None
+    return config_to_pytorch_kwargs(config)
 
 
-def _write_state_dict(state_dict: Mapping[str, np.ndarray], path: Path) -> None:
+def _write_outputs(outputs: Mapping[Path, Any]) -> None:
+    """Write each ``path: writer`` (``writer(tmp_path)``) to a temporary file, then move them
+    all into place: a failing write leaves nothing behind."""
+    tmps = {path: path.with_name(f".tmp.{path.name}") for path in outputs}  # keeps the suffix
+    try:
+        for path, write in outputs.items():
+            write(tmps[path])
+        for path, tmp in tmps.items():
+            os.replace(tmp, path)
+    finally:
+        for tmp in tmps.values():
+            tmp.unlink(missing_ok=True)
+
+
+def _state_dict_writer(state_dict: Mapping[str, np.ndarray], path: Path) -> Any:
+    """A function writing ``state_dict`` in the format of ``path``'s suffix to a given file."""
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        mx.save_safetensors(str(path), {k: mx.array(v) for k, v in state_dict.items()})
-    elif suffix in (".pt", ".pth"):
+        return lambda tmp: mx.save_safetensors(
+            str(tmp), {k: mx.array(v) for k, v in state_dict.items()}
+        )
+    if suffix in (".pt", ".pth"):
         import torch
 
-        torch.save({k: torch.from_numpy(v) for k, v in state_dict.items()}, str(path))
-    else:
-        raise ValueError(f"--out must end in .pt, .pth or .safetensors, got {str(path)!r}")
+        return lambda tmp: torch.save(
+            {k: torch.from_numpy(v) for k, v in state_dict.items()}, str(tmp)
+        )
+    raise ValueError(f"--out must end in .pt, .pth or .safetensors, got {str(path)!r}")
 
 
 def main_convert(argv: list[str]) -> int:
@@ -450,10 +531,15 @@ def main_convert(argv: list[str]) -> int:
         else:
             state_dict, kwargs = to_pytorch_tcn(TCN.load(args.model_dir))
             config_out = args.config_out or args.out.with_suffix(".json")
-            _write_state_dict(state_dict, args.out)
-            config_out.write_text(json.dumps(kwargs, indent=2, sort_keys=True) + "\n")
+            text = json.dumps(kwargs, indent=2, sort_keys=True) + "\n"
+            _write_outputs(
+                {
+                    args.out: _state_dict_writer(state_dict, args.out),
+                    config_out: lambda tmp: tmp.write_text(text),
+                }
+            )
             logger.info("wrote pytorch-tcn state dict %s and arguments %s", args.out, config_out)
     except (OSError, ValueError, TypeError) as exc:
-        logger.error("mlx-tcn convert: %s", exc)
+        logger.error("mlx-tcn convert: %s", " ".join(str(exc).split()))  # one line
         return 1
     return 0

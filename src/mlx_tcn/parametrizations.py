@@ -6,18 +6,28 @@ taken over every axis but ``dim``. The layers compute the weight from them on ea
 per call, so once per training step), so there is no stale cached copy. Names follow PyTorch's
 legacy ``weight_g`` / ``weight_v``; :mod:`mlx_tcn.interop` maps PyTorch's newer
 ``parametrizations.weight.original0/1`` onto them.
+
+Layers built on :class:`WeightNormSupport` (mlx-tcn's convolutions) show the effective weight
+as ``layer.weight`` also while it is weight-normalised, read-only then, without adding a
+``weight`` entry to ``parameters()``. :func:`fold_weight_norm` removes weight norm from every
+layer of a model and :func:`folded_copy` makes a folded copy that shares the model's arrays.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
 
 __all__ = [
+    "WeightNormSupport",
     "compute_weight",
+    "fold_weight_norm",
+    "folded_copy",
     "get_weight",
     "is_weight_normed",
     "remove_weight_norm",
@@ -132,3 +142,76 @@ def remove_weight_norm(module: nn.Module, name: str = "weight") -> nn.Module:
     # object.__setattr__ keeps this plain dict out of the module's parameter tree.
     object.__setattr__(module, "_weight_norm_dims", dims)
     return module
+
+
+def fold_weight_norm(module: nn.Module) -> nn.Module:
+    """Remove weight norm from ``module`` and every layer inside it, in place.
+
+    The model-level counterpart of :func:`remove_weight_norm` (which, as PyTorch's, acts on
+    one layer); outputs are unchanged. Returns ``module``.
+    """
+    for _, layer in module.named_modules():
+        for name in list(getattr(layer, "_weight_norm_dims", {})):
+            remove_weight_norm(layer, name)
+    return module
+
+
+def _copy_tree(value: Any) -> Any:
+    """A copy of a module tree: new modules, lists and dicts; the same arrays and objects."""
+    if isinstance(value, nn.Module):
+        new = type(value).__new__(type(value))
+        for key, attr in value.__dict__.items():  # _training, _no_grad, _weight_norm_dims, ...
+            object.__setattr__(new, key, copy.copy(attr) if isinstance(attr, (set, dict)) else attr)
+        for key, child in value.items():
+            dict.__setitem__(new, key, _copy_tree(child))
+        return new
+    if isinstance(value, list):  # ModuleList or list
+        return type(value)(_copy_tree(v) for v in value)
+    if type(value) is dict:
+        return {k: _copy_tree(v) for k, v in value.items()}
+    if type(value) is tuple:
+        return tuple(_copy_tree(v) for v in value)
+    return value
+
+
+def folded_copy(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` with weight norm folded into plain weights; ``module`` is unchanged.
+
+    The copy is made without calling any constructor, so it draws no random numbers (the
+    random stream of a training run is untouched) and works for any subclass; it shares the
+    arrays that folding does not replace (MLX arrays are immutable, so this is safe).
+    """
+    return fold_weight_norm(_copy_tree(module))
+
+
+class WeightNormSupport(nn.Module):
+    """Base of layers that read their weight through :func:`get_weight`.
+
+    ``layer.weight`` is the effective weight: the plain parameter, or ``g * v / ||v||``
+    while weight-normalised. In that state it is computed, so assigning to it raises
+    ``AttributeError`` (set ``weight_g``/``weight_v``, or :func:`remove_weight_norm` first);
+    ``parameters()`` and saved files keep ``weight_g``/``weight_v`` only.
+    """
+
+    _supports_weight_norm = True
+
+    @property
+    def weight(self) -> mx.array:
+        """The effective weight (read-only while weight-normalised)."""
+        if "weight" not in self and not is_weight_normed(self):
+            raise AttributeError(f"{type(self).__name__} has no weight")
+        return get_weight(self)
+
+    def __setattr__(self, key: str, val: Any) -> None:
+        if key != "weight":
+            super().__setattr__(key, val)
+        elif is_weight_normed(self):
+            raise AttributeError(
+                f"the weight of this {type(self).__name__} is weight-normalised: it is computed "
+                f"from weight_g and weight_v; set those, or call "
+                f"mlx_tcn.remove_weight_norm(layer) first"
+            )
+        elif isinstance(val, mx.array):
+            self["weight"] = val  # a parameter, where nn.Module would put it
+        else:
+            raise TypeError(f"weight must be an mlx.core.array, got {type(val).__name__}")

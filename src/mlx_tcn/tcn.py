@@ -15,7 +15,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
-from mlx.utils import tree_flatten, tree_map
+from mlx.utils import tree_flatten
 
 from . import _backend
 from ._stateful import Stateful
@@ -31,7 +31,7 @@ from .block import (
 from .buffer import BufferIO
 from .init import get_initializer
 from .modules import ModuleList
-from .parametrizations import is_weight_normed, remove_weight_norm, shared_weights
+from .parametrizations import fold_weight_norm, folded_copy, is_weight_normed, shared_weights
 
 __all__ = ["TCN", "TemporalBlock"]
 
@@ -101,7 +101,9 @@ class TCN(Stateful):
         kernel_initializer: ``xavier_uniform``, ``xavier_normal``, ``kaiming_uniform``,
             ``kaiming_normal``, ``he_uniform``, ``he_normal``, ``normal`` or ``uniform``.
         use_skip_connections: sum the blocks' outputs (projected to the last width).
-        embedding_shapes: ``[(features,), ...]`` of conditioning inputs fed to every block.
+        embedding_shapes: conditioning inputs fed to every block, pytorch-tcn's forms:
+            ``(features,)``, ``(features, None)`` (time-aligned, any length) or
+            ``(features, time_steps)`` (offline calls must give that many steps).
         embedding_mode: ``'add'`` or ``'concat'``.
         use_gate: gated activations (GLU) after each block's first convolution.
         use_se: squeeze-and-excitation in each block (causal running mean when causal).
@@ -275,8 +277,52 @@ class TCN(Stateful):
 
     @property
     def config(self) -> dict[str, Any]:
-        """The constructor arguments; ``TCN(**model.config)`` builds the same architecture."""
-        return {k: (list(v) if isinstance(v, list) else v) for k, v in self._config.items()}
+        """The constructor arguments; ``TCN(**model.config)`` builds the same architecture.
+
+        ``use_norm`` follows the convolutions: ``None`` once weight norm has been removed from
+        all of them (:meth:`remove_weight_norm`, or :func:`mlx_tcn.remove_weight_norm` on
+        each), ``'weight_norm'`` when all of them are weight-normalised.
+        """
+        config = {k: (list(v) if isinstance(v, list) else v) for k, v in self._config.items()}
+        normed, plain = self._weight_norm_split()
+        if config["use_norm"] in ("weight_norm", None) and not (normed and plain):
+            config["use_norm"] = "weight_norm" if normed else None
+        return config
+
+    def _weight_norm_split(self) -> tuple[list[str], list[str]]:
+        """Names of the blocks' convolutions with and without weight norm."""
+        normed, plain = [], []
+        for i, block in enumerate(self.network):
+            for name in ("conv1", "conv2"):
+                (normed if is_weight_normed(block[name]) else plain).append(f"network.{i}.{name}")
+        return normed, plain
+
+    def _check_describable(self) -> None:
+        """Raise ValueError if :attr:`config` cannot rebuild this model's parameters.
+
+        That is a model with weight norm on some of its convolutions only (or on any, with
+        ``use_norm='batch_norm'``/``'layer_norm'``): :meth:`save` and
+        :func:`mlx_tcn.to_pytorch_tcn` refuse it, because no constructor call builds it.
+        """
+        normed, plain = self._weight_norm_split()
+        use_norm = self._config["use_norm"]
+        if normed and (plain or use_norm not in ("weight_norm", None)):
+            where = f"but not on {plain}" if plain else f"of a use_norm={use_norm!r} model"
+            raise ValueError(
+                f"weight norm is on {normed} {where}; no TCN configuration describes that: "
+                f"call model.remove_weight_norm() to fold it everywhere (outputs do not change)"
+                + (", or weight-normalise every convolution" if plain else "")
+            )
+
+    def remove_weight_norm(self) -> TCN:
+        """Fold weight norm into plain weights in every layer, in place; returns the model.
+
+        Outputs are unchanged; afterwards :attr:`config` says ``use_norm=None``, so
+        :meth:`save` / :meth:`load` and :func:`mlx_tcn.to_pytorch_tcn` describe the folded
+        model. Per layer, :func:`mlx_tcn.remove_weight_norm` (as with PyTorch) does the same.
+        """
+        fold_weight_norm(self)
+        return self
 
     @property
     def out_channels(self) -> int:
@@ -405,7 +451,7 @@ class TCN(Stateful):
             ``(batch, length, out_channels)``.
         """
         check_input(x, self.num_inputs)
-        e = prepare_embeddings(embeddings, self.embedding_shapes, x)
+        e = prepare_embeddings(embeddings, self.embedding_shapes, x, whole=not inference)
         return self._stateful(
             x,
             inference,
@@ -494,16 +540,14 @@ class TCN(Stateful):
     def stream_step(self, compile: bool = True) -> Callable[..., tuple[mx.array, list]]:
         """A stream step for deployment: ``step(x, state, embeddings=None) -> (y, state)``.
 
-        It runs a frozen copy of the model in eval mode with weight norm folded into plain
-        weights (weight norm costs about a third of a small step otherwise), compiled with
+        It runs a frozen copy of the model (made from its arrays, without a constructor call
+        or a random draw, so it also works for subclasses) in eval mode with weight norm
+        folded into plain weights (weight norm costs about a third of a small step
+        otherwise), compiled with
         ``mx.compile`` unless ``compile=False``. Later changes to this model's parameters do
         not reach the step: make a new one after training further.
         """
-        frozen = type(self)(**self._config)
-        frozen.update(tree_map(lambda a: a, self.parameters()))
-        for _, module in frozen.named_modules():
-            if is_weight_normed(module):
-                remove_weight_norm(module)
+        frozen = folded_copy(self)  # from this model's own arrays; draws no random numbers
         frozen.eval()
         mx.eval(frozen.parameters())
         return mx.compile(frozen.stream) if compile else frozen.stream
@@ -513,6 +557,7 @@ class TCN(Stateful):
     def save(self, path: str | os.PathLike) -> None:
         """Write ``path/config.json`` and ``path/model.safetensors`` (weights and batch-norm
         statistics; never streaming state)."""
+        self._check_describable()
         config = self.config
         for key in ("activation", "output_activation"):
             if config[key] is not None and not isinstance(config[key], str):
@@ -541,8 +586,8 @@ class TCN(Stateful):
             if not f.is_file():
                 raise FileNotFoundError(f"{f} not found: not a saved mlx-tcn model directory")
         try:
-            config = json.loads(config_file.read_text())
-        except json.JSONDecodeError as err:
+            config = json.loads(config_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ValueError(f"{config_file} is not valid JSON: {err}") from None
         if not isinstance(config, dict):
             raise ValueError(f"{config_file} must hold a JSON object, got {type(config).__name__}")
@@ -553,7 +598,9 @@ class TCN(Stateful):
         try:
             model.load_weights(str(weights_file), strict=True)
         except Exception as err:
-            raise ValueError(f"{weights_file} does not fit {config_file}: {err}") from None
+            raise ValueError(
+                f"{weights_file} does not fit {config_file} (or is damaged): {err}"
+            ) from None
         mx.eval(model.parameters())
         model.eval()  # ready for inference; call model.train() to train on
         return model
