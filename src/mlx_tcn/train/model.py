@@ -23,7 +23,7 @@ def model_kwargs(cfg: TrainConfig, num_inputs: int, num_outputs: int) -> dict:
         dilation_reset=cfg.dilation_reset,
         dropout=cfg.dropout,
         causal=cfg.causal,
-        use_norm=None if cfg.use_norm == "none" else cfg.use_norm,
+        use_norm=cfg.use_norm,
         activation=cfg.activation,
         kernel_initializer=cfg.kernel_initializer,
         use_skip_connections=cfg.use_skip_connections,
