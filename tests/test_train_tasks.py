@@ -8,13 +8,9 @@ import numpy as np
 import pytest
 
 from mlx_tcn.train import build_task, resolve_config
-from mlx_tcn.train.tasks import (
-    _loss_sum,
-    denormalize_targets,
-    evaluate_split,
-    loss_fn,
-    prepare_user_inputs,
-)
+from mlx_tcn.train.losses import _loss_sum, evaluate_split, loss_fn
+from mlx_tcn.train.predict import prepare_user_inputs
+from mlx_tcn.train.tasks import denormalize_targets
 
 
 class Constant(nn.Module):

@@ -16,9 +16,10 @@ from .config import (
     resolve_config,
 )
 from .loop import LoopState, TrainingDiverged, build_step, make_optimizer, train
+from .losses import evaluate_split
 from .model import build_model
 from .runner import RunResult, run_training
-from .tasks import TaskData, build_task, evaluate_split
+from .tasks import TaskData, build_task
 
 __all__ = [
     "PRESETS",

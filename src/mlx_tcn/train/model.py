@@ -52,8 +52,10 @@ def build_model(cfg: TrainConfig, num_inputs: int, num_outputs: int) -> nn.Modul
     return model
 
 
-def parameter_count(model: nn.Module) -> int:
-    """Number of trainable scalars."""
+def parameter_count(model: nn.Module, trainable: bool = True) -> int:
+    """Number of scalars in the trainable parameters (``trainable=False``: in all of them,
+    batch-norm statistics and frozen weights included)."""
     from mlx.utils import tree_flatten
 
-    return sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
+    params = model.trainable_parameters() if trainable else model.parameters()
+    return sum(v.size for _, v in tree_flatten(params))
