@@ -16,14 +16,8 @@ from mlx_tcn.train.data import (
     to_float,
 )
 from mlx_tcn.train.split import Split, epoch_order, iterate_batches, num_batches
-from mlx_tcn.train.tasks import (
-    MNIST_MEAN,
-    MNIST_STD,
-    load_mnist,
-    load_polyphonic,
-    make_windows,
-    standardize_stats,
-)
+from mlx_tcn.train.tasks import MNIST_MEAN, MNIST_STD, load_mnist, load_polyphonic
+from mlx_tcn.train.user_data import make_windows, standardize_stats
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 MNIST_DIR = SHARED / "mnist"

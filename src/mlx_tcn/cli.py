@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 import types
 import typing
@@ -132,104 +131,27 @@ def _config_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[st
     return file_values, cli_values
 
 
-# --------------------------------------------------------------------------- terminal output
-
-
-class _Progress:
-    """tqdm progress bar fed by the loop's metric dicts."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.bar: Any = None
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        if self.quiet:
-            return
-        kind = event["event"]
-        if kind == "step":
-            if self.bar is None:
-                from tqdm import tqdm
-
-                self.bar = tqdm(total=event["total_steps"], initial=event["step"] - 1, unit="step",
-                                dynamic_ncols=True, file=sys.stderr)  # fmt: skip
-            self.bar.update(event["step"] - self.bar.n)
-        elif kind == "train" and self.bar is not None:
-            self.bar.set_postfix(
-                loss=f"{event['loss']:.4g}", samples_s=f"{event['samples_per_s']:.0f}"
-            )
-        elif kind == "eval":
-            msg = f"step {event['step']}: val_loss {event['val_loss']:.4g}"
-            if "val_accuracy" in event:
-                msg += f", val_accuracy {event['val_accuracy']:.4f}"
-            if event.get("best"):
-                msg += " (best)"
-            self._write(msg)
-        elif kind == "end":
-            self.close()
-
-    def _write(self, msg: str) -> None:
-        if self.bar is not None:
-            self.bar.write(msg, file=sys.stderr)
-        else:
-            print(msg, file=sys.stderr)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-def _once(message: str) -> Any:
-    """A callback that prints ``message`` at the run's first event, i.e. once the run has
-    really started (a resume that fails while loading prints only its error)."""
-    done: list[bool] = []
-
-    def callback(event: dict[str, Any]) -> None:
-        if not done:
-            done.append(True)
-            print(message, file=sys.stderr)
-
-    return callback
-
-
 # --------------------------------------------------------------------------- commands
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from ._terminal import Progress, once, stop_on_ctrl_c
     from .train.checkpoint import load_checkpoint
     from .train.config import resolve_config
     from .train.runner import resume_config, run_training
     from .train.summary import run_table
 
     file_values, cli_values = _config_from_args(args)
-    resume = None
-    callbacks: list[Any] = []
+    resume, callbacks = None, []
     if args.resume:
         resume = load_checkpoint(args.resume, "latest")
         cfg = resume_config(resume, file_values, cli_values)
-        callbacks.append(_once(f"resuming {resume.path} at step {resume.loop.step}"))
+        callbacks.append(once(f"resuming {resume.path} at step {resume.loop.step}"))
     else:
         cfg = resolve_config(file_values, cli_values)
-
-    stop = {"requested": False}
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        if stop["requested"]:
-            raise KeyboardInterrupt
-        stop["requested"] = True
-        print(
-            "\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)",
-            file=sys.stderr,
-        )
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    progress = _Progress(args.quiet)
-    try:
+    with stop_on_ctrl_c() as should_stop, Progress(args.quiet) as progress:
         result = run_training(cfg, resume=resume, callbacks=[*callbacks, progress],
-                              should_stop=lambda: stop["requested"])  # fmt: skip
-    finally:
-        progress.close()
-        signal.signal(signal.SIGINT, previous)
+                              should_stop=should_stop)  # fmt: skip
     print(run_table(result))
     if result.state.status == "interrupted":
         print(

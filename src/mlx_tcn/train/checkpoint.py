@@ -1,4 +1,5 @@
-"""Checkpoints, written atomically.
+"""Checkpoints, written atomically. (Over 300 lines: writing, finding, loading and rewinding
+share one on-disk format and its crash rules, which read best in one place.)
 
 Layout of a run folder::
 

@@ -15,7 +15,8 @@ from .config import resolve_config
 from .data import load_table, read_npz_sequences, select_columns, to_float
 from .losses import evaluate_split, head
 from .split import Split, iterate_batches
-from .tasks import TaskData, build_task, denormalize_targets, make_windows, normalize_inputs
+from .tasks import TaskData, build_task
+from .user_data import denormalize_targets, make_windows, normalize_inputs
 
 __all__ = [
     "evaluate_checkpoint",

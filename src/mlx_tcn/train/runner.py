@@ -29,7 +29,8 @@ from .config import TrainConfig, resolve_config
 from .loop import LoopState, TrainingDiverged, make_optimizer, total_steps, train
 from .model import build_model, parameter_count
 from .predict import predict_split
-from .tasks import TaskData, build_task, denormalize_targets
+from .tasks import TaskData, build_task
+from .user_data import denormalize_targets
 
 __all__ = [
     "RESUMABLE_KEYS",

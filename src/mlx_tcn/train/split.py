@@ -1,16 +1,18 @@
-"""A task's data split and its batches: padding and masks for sequences of different lengths,
-and an epoch order that depends only on ``(seed, epoch)`` so a resumed run repeats it."""
+"""A task's data (:class:`TaskData`: its splits and what they mean) and the batches of a
+split: padding and masks for sequences of different lengths, and an epoch order that depends
+only on ``(seed, epoch)`` so a resumed run repeats it."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import mlx.core as mx
 import numpy as np
 
-__all__ = ["Split", "epoch_order", "iterate_batches", "num_batches"]
+__all__ = ["Split", "TaskData", "epoch_order", "iterate_batches", "num_batches"]
 
 
 @dataclass
@@ -54,6 +56,30 @@ class Split:
             y[j, : len(yi)] = yi
             mask[j, : len(xi)] = 1.0
         return mx.array(x), mx.array(y), mx.array(mask)
+
+
+@dataclass
+class TaskData:
+    """Everything the loop needs to know about a task.
+
+    Attributes:
+        kind: one of :data:`mlx_tcn.train.losses.KINDS`.
+        num_inputs: input channels.
+        num_outputs: output channels of the model head.
+        train, val: data splits; ``test`` when the task has a separate test set.
+        stats: JSON-serialisable facts saved with every checkpoint (normalisation statistics,
+            column names, classes, MNIST permutation) and reapplied at prediction time.
+        baseline: loss of a trivial predictor, for the summary (None when not meaningful).
+    """
+
+    kind: str
+    num_inputs: int
+    num_outputs: int
+    train: Split
+    val: Split
+    test: Split | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    baseline: float | None = None
 
 
 def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
