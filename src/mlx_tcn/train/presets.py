@@ -24,47 +24,14 @@ _ADDING_PAPER = dict(
     batch_size=32,
     epochs=10,
 )
-_COPY_PAPER = dict(
-    seq_len=1000,
-    memory_length=10,
-    n_train=10000,
-    n_val=1000,
-    levels=8,
-    hidden=10,
-    kernel_size=8,
-    dropout=0.0,
-    optimizer="rmsprop",
-    lr=5e-4,
-    grad_clip=1.0,
-    batch_size=32,
-    epochs=50,
-)
-_MNIST_PAPER = dict(
-    n_train=0,
-    n_val=0,
-    levels=8,
-    hidden=25,
-    kernel_size=7,
-    dropout=0.05,
-    optimizer="adam",
-    lr=2e-3,
-    batch_size=64,
-    epochs=20,
-    eval_every=500,
-)
+_COPY_PAPER = dict(seq_len=1000, memory_length=10, n_train=10000, n_val=1000, levels=8, hidden=10,
+                   kernel_size=8, dropout=0.0, optimizer="rmsprop", lr=5e-4, grad_clip=1.0,
+                   batch_size=32, epochs=50)  # fmt: skip
+_MNIST_PAPER = dict(n_train=0, n_val=0, levels=8, hidden=25, kernel_size=7, dropout=0.05,
+                    optimizer="adam", lr=2e-3, batch_size=64, epochs=20, eval_every=500)  # fmt: skip
 # The reference code's polyphonic-music defaults (music_test.py), used for both datasets.
-_MUSIC_PAPER = dict(
-    levels=4,
-    hidden=150,
-    kernel_size=5,
-    dropout=0.25,
-    optimizer="adam",
-    lr=1e-3,
-    grad_clip=0.2,
-    batch_size=1,
-    epochs=100,
-    eval_every=1000,
-)
+_MUSIC_PAPER = dict(levels=4, hidden=150, kernel_size=5, dropout=0.25, optimizer="adam", lr=1e-3,
+                    grad_clip=0.2, batch_size=1, epochs=100, eval_every=1000)  # fmt: skip
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "adding": {
         "paper": _ADDING_PAPER,
@@ -89,7 +56,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "levels": 4,
             "lr": 5e-3,
             "epochs": 1,
-        },
+        },  # fmt: skip
     },
     "mnist": {
         "paper": _MNIST_PAPER,
