@@ -20,8 +20,6 @@ from typing import Any
 
 __all__ = ["main"]
 
-logger = logging.getLogger("mlx_tcn.cli")
-
 
 class CLIError(Exception):
     """An error reported as one line, without a traceback."""
@@ -115,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
         help="skip the quick matmul timing (GFLOP/s)",
     )
 
+    # Listed here for --help; main() hands its arguments to interop.main_convert, the one
+    # parser of convert's arguments (from-pytorch / to-pytorch).
     sub.add_parser(
         "convert",
         help="convert pytorch-tcn checkpoints (see: mlx-tcn convert --help)",
