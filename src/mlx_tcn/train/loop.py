@@ -23,8 +23,7 @@ import mlx.optimizers as optim
 
 from .config import TrainConfig
 from .losses import evaluate_split, loss_fn
-from .split import iterate_batches, num_batches
-from .tasks import TaskData
+from .split import TaskData, iterate_batches, num_batches
 
 __all__ = [
     "LoopState",

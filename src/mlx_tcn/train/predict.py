@@ -4,6 +4,7 @@ user's file (with the columns and normalisation saved in training), write a CSV 
 from __future__ import annotations
 
 import csv
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +62,15 @@ def evaluate_checkpoint(
 def predict_split(
     model: Any, task: TaskData, split: Split, batch_size: int = 256
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Model outputs (the loss's view: last step or every step) and targets for a split."""
+    """Model outputs (the loss's view: last step or every step) and targets for a split, in
+    the data's units (a forecasting run's standardisation undone)."""
     model.eval()
     preds, targets = [], []
     for x, y, _ in iterate_batches(split, batch_size, shuffle=False, drop_last=False):
         preds.append(np.array(head(task.kind, model(x))))
         targets.append(np.array(y))
-    return np.concatenate(preds), np.concatenate(targets)
+    unscale = partial(denormalize_targets, stats=task.stats)
+    return unscale(np.concatenate(preds)), unscale(np.concatenate(targets))
 
 
 def prepare_user_inputs(
@@ -137,17 +140,12 @@ def predict(
     ckpt: Checkpoint, task: TaskData, input_path: str | None = None, batch_size: int = 256
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Predictions of the checkpoint's model for ``input_path`` (default: the validation
-    split) and the targets where known; forecasts in the data's units."""
+    split) and the targets where known, in the data's units."""
     ckpt.model.eval()
-    if input_path:
-        pred, targets = _predict_file(ckpt, task.kind, input_path, batch_size)
-    else:
-        pred, targets = predict_split(ckpt.model, task, task.val, batch_size)
-        if task.kind == "regression_last" and ckpt.cfg.task == "forecast":
-            targets = denormalize_targets(targets, ckpt.stats)
-    if task.kind == "regression_last" and ckpt.cfg.task == "forecast":
-        pred = denormalize_targets(pred, ckpt.stats)
-    return pred, targets
+    if not input_path:
+        return predict_split(ckpt.model, task, task.val, batch_size)
+    pred, targets = _predict_file(ckpt, task.kind, input_path, batch_size)
+    return denormalize_targets(pred, task.stats), targets
 
 
 def write_predictions(

@@ -30,7 +30,6 @@ from .loop import LoopState, TrainingDiverged, make_optimizer, total_steps, trai
 from .model import build_model, parameter_count
 from .predict import predict_split
 from .tasks import TaskData, build_task
-from .user_data import denormalize_targets
 
 __all__ = [
     "RESUMABLE_KEYS",
@@ -233,10 +232,8 @@ def _write_plots(
         paths.append(plot_metrics(records, run_dir / "metrics.png", title, task.baseline))
         if cfg.task == "forecast":
             pred, target = predict_split(model, task, task.val)
-            names = task.stats.get("target_columns")
-            paths.append(plot_predictions(denormalize_targets(target, task.stats),
-                                          denormalize_targets(pred, task.stats),
-                                          run_dir / "predictions.png", names,
+            paths.append(plot_predictions(target, pred, run_dir / "predictions.png",
+                                          task.stats.get("target_columns"),
                                           title="validation forecasts"))  # fmt: skip
     except Exception as err:  # a plot must never cost the run its results
         logger.warning("could not write plots into %s: %s", run_dir, err)
