@@ -22,8 +22,8 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 
 from .config import TrainConfig
-from .data import iterate_batches, num_batches
-from .tasks import TaskData, evaluate_split, loss_fn
+from .losses import evaluate_split, loss_fn
+from .split import TaskData, iterate_batches, num_batches
 
 __all__ = [
     "LoopState",

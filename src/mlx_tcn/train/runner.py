@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import mlx.core as mx
-import numpy as np
 
 from ._io import read_utf8
 from .checkpoint import (
@@ -27,16 +26,15 @@ from .checkpoint import (
     write_json_atomic,
 )
 from .config import TrainConfig, resolve_config
-from .data import iterate_batches
 from .loop import LoopState, TrainingDiverged, make_optimizer, total_steps, train
-from .model import build_model, model_kwargs
-from .tasks import TaskData, build_task, denormalize_targets, head
+from .model import build_model, parameter_count
+from .predict import predict_split
+from .tasks import TaskData, build_task
 
 __all__ = [
     "RESUMABLE_KEYS",
     "RunResult",
     "claim_run_dir",
-    "predict_split",
     "resume_config",
     "run_training",
 ]
@@ -121,16 +119,6 @@ def _claim(path: Path, config_text: str) -> bool:
     return True
 
 
-def _check_model_fits(ckpt: Checkpoint, cfg: TrainConfig, task: TaskData) -> None:
-    expected = model_kwargs(cfg, task.num_inputs, task.num_outputs)
-    have = ckpt.model.config
-    diff = [k for k, v in expected.items() if k in have and have[k] != v and not (
-        isinstance(v, list) and list(have[k] or []) == v)]  # fmt: skip
-    if diff:
-        detail = ", ".join(f"{k}: checkpoint {have[k]!r}, config {expected[k]!r}" for k in diff)
-        raise CheckpointError(f"checkpoint {ckpt.path} does not fit the config ({detail})")
-
-
 def run_training(
     cfg: TrainConfig,
     *,
@@ -149,7 +137,7 @@ def run_training(
     mx.random.seed(cfg.seed)
     task = build_task(cfg, stats=resume.stats if resume else None)
     if resume:
-        _check_model_fits(resume, cfg, task)
+        resume.check_fits(cfg, task.num_inputs, task.num_outputs)
         model, state = resume.model, resume.loop
     else:
         model, state = build_model(cfg, task.num_inputs, task.num_outputs), LoopState()
@@ -172,9 +160,7 @@ def run_training(
     metrics_path = run_dir / "metrics.jsonl"
     _write_records(metrics_path, records)
     result = RunResult(run_dir, cfg, state, 0.0, baseline=task.baseline)
-    from mlx.utils import tree_flatten
-
-    result.num_params = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
+    result.num_params = parameter_count(model)
     result.receptive_field = model.receptive_field
 
     with metrics_path.open("a") as log:
@@ -235,18 +221,6 @@ def _write_records(path: Path, records: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def predict_split(
-    model: Any, task: TaskData, split: Any, batch_size: int = 256
-) -> tuple[np.ndarray, np.ndarray]:
-    """Model outputs (the loss's view: last step or every step) and targets for a split."""
-    model.eval()
-    preds, targets = [], []
-    for x, y, _ in iterate_batches(split, batch_size, shuffle=False, drop_last=False):
-        preds.append(np.array(head(task.kind, model(x))))
-        targets.append(np.array(y))
-    return np.concatenate(preds), np.concatenate(targets)
-
-
 def _write_plots(
     run_dir: Path, cfg: TrainConfig, model: Any, task: TaskData, records: list
 ) -> list[Path]:
@@ -258,10 +232,8 @@ def _write_plots(
         paths.append(plot_metrics(records, run_dir / "metrics.png", title, task.baseline))
         if cfg.task == "forecast":
             pred, target = predict_split(model, task, task.val)
-            names = task.stats.get("target_columns")
-            paths.append(plot_predictions(denormalize_targets(target, task.stats),
-                                          denormalize_targets(pred, task.stats),
-                                          run_dir / "predictions.png", names,
+            paths.append(plot_predictions(target, pred, run_dir / "predictions.png",
+                                          task.stats.get("target_columns"),
                                           title="validation forecasts"))  # fmt: skip
     except Exception as err:  # a plot must never cost the run its results
         logger.warning("could not write plots into %s: %s", run_dir, err)
