@@ -201,3 +201,27 @@ def test_the_shape_table_is_the_shape_of_the_generated_data(task):
     assert task_shape(cfg) == (n_in, n_out) and data.train.x.shape[-1] == n_in
     y = np.array(data.train.y)
     assert (y.shape[-1] == n_out) if kind == "regression_last" else (y.max() < n_out)
+
+
+@pytest.mark.parametrize(
+    ("old", "name", "new"),
+    [
+        ("data", "iterate_batches", "split"),
+        ("data", "Split", "split"),
+        ("data", "load_mnist", "tasks"),
+        ("data", "make_windows", "user_data"),
+        ("tasks", "evaluate_split", "losses"),
+        ("tasks", "TaskData", "split"),
+        ("tasks", "prepare_user_inputs", "predict"),
+        ("tasks", "denormalize_targets", "user_data"),
+        ("runner", "predict_split", "predict"),
+    ],
+)
+def test_names_moved_by_the_restructure_keep_their_old_import_path(old, name, new):
+    import importlib
+
+    before = importlib.import_module(f"mlx_tcn.train.{old}")
+    after = importlib.import_module(f"mlx_tcn.train.{new}")
+    assert getattr(before, name) is getattr(after, name)
+    with pytest.raises(AttributeError, match=f"mlx_tcn.train.{old}' has no attribute 'nope'"):
+        before.nope  # noqa: B018

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import read_utf8
+from ._moved import forwarder
 
 __all__ = [
     "adding_problem",
@@ -261,3 +262,22 @@ def read_npz_sequences(path: str | Path, labels: bool) -> tuple[np.ndarray, np.n
         got = f"{x.shape} and {y.shape}" if y is not None else f"{x.shape}"
         raise ValueError(f"{path}: 'x' must be (N, L[, C]) and 'y' (N,), got {got}")
     return x, y
+
+
+# Names that lived here before train/ took one role per module (issue 11).
+__getattr__ = forwarder(
+    __name__,
+    {
+        "MNIST_MEAN": "tasks",
+        "MNIST_STD": "tasks",
+        "mnist_transform": "tasks",
+        "load_mnist": "tasks",
+        "load_polyphonic": "tasks",
+        "Split": "split",
+        "epoch_order": "split",
+        "num_batches": "split",
+        "iterate_batches": "split",
+        "make_windows": "user_data",
+        "standardize_stats": "user_data",
+    },
+)

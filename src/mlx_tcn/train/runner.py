@@ -16,6 +16,7 @@ from typing import Any
 import mlx.core as mx
 
 from ._io import read_utf8
+from ._moved import forwarder
 from .checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -238,3 +239,12 @@ def _write_plots(
     except Exception as err:  # a plot must never cost the run its results
         logger.warning("could not write plots into %s: %s", run_dir, err)
     return paths
+
+
+# Names that lived here before train/ took one role per module (issue 11).
+__getattr__ = forwarder(
+    __name__,
+    {
+        "predict_split": "predict",
+    },
+)

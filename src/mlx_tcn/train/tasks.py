@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ._moved import forwarder
 from .config import TrainConfig
 from .data import adding_problem, copy_memory, read_mnist, read_polyphonic
 from .split import Split, TaskData
@@ -155,3 +156,20 @@ def load_polyphonic(path: str | Path) -> dict[str, Split]:
         seqs = [s for s in rolls if len(s) > 1]
         out[name] = Split([s[:-1] for s in seqs], [s[1:] for s in seqs])
     return out
+
+
+# Names that lived here before train/ took one role per module (issue 11).
+__getattr__ = forwarder(
+    __name__,
+    {
+        "KINDS": "losses",
+        "head": "losses",
+        "loss_fn": "losses",
+        "evaluate_split": "losses",
+        "TaskData": "split",
+        "normalize_inputs": "user_data",
+        "normalize_targets": "user_data",
+        "denormalize_targets": "user_data",
+        "prepare_user_inputs": "predict",
+    },
+)
