@@ -17,7 +17,6 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
 
-from . import _backend
 from ._stateful import Stateful
 from ._stream import check_bool, check_dropout, check_input, check_int, promoted_dtype
 from .activations import check_activation, get_activation
@@ -31,40 +30,13 @@ from .block import (
 from .buffer import BufferIO
 from .init import get_initializer
 from .modules import ModuleList
-from .parametrizations import fold_weight_norm, folded_copy, is_weight_normed, shared_weights
+from .parallel import split_forward
+from .parametrizations import fold_weight_norm, folded_copy, is_weight_normed
 
 __all__ = ["TCN", "TemporalBlock"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-
-
-# A part of a split batch has at least this many (row, step) pairs: below it the streams'
-# hand-offs cost more than the parallel work saves.
-_MIN_PART_STEPS = 1024
-
-
-def _batch_parts(batch: int, length: int) -> list[tuple[int, int]]:
-    """``[(start, stop), ...]`` rows of the batch per parallel CPU stream (one part: none)."""
-    return _even_parts(batch, min(_backend.parallel_streams(), batch * length // _MIN_PART_STEPS))
-
-
-def _time_parts(length: int, context: int, n: int) -> list[tuple[int, int]]:
-    """``[(start, stop), ...]``: at most ``n`` parts of a sequence's output steps.
-
-    Each part also reads ``context`` extra input steps, so a part is at least twice that
-    long (the overlap costs at most a third of the gain) and ``_MIN_PART_STEPS``.
-    """
-    return _even_parts(length, min(n, length // max(_MIN_PART_STEPS, 2 * context)))
-
-
-def _even_parts(total: int, n: int) -> list[tuple[int, int]]:
-    """``total`` split into at most ``n`` near-equal ``(start, stop)`` parts (on the CPU)."""
-    n = min(n, total)
-    if n < 2 or mx.default_device().type != mx.DeviceType.cpu:
-        return [(0, total)]
-    edges = [total * i // n for i in range(n + 1)]
-    return list(zip(edges[:-1], edges[1:], strict=True))
 
 
 class TCN(Stateful):
@@ -336,9 +308,8 @@ class TCN(Stateful):
         ``math.inf`` with SE blocks: their squeeze averages over every earlier step (causal)
         or the whole sequence.
         """
-        if self.use_se:
-            return math.inf
-        return 1 + sum(block.receptive_field - 1 for block in self.network)
+        context = self._context()
+        return math.inf if context is None else 1 + sum(context)
 
     # -- the forward pass -------------------------------------------------------------------
 
@@ -368,52 +339,22 @@ class TCN(Stateful):
         return x, new_state
 
     def _offline(self, x: mx.array, e: mx.array | None) -> mx.array:
-        """The offline forward; on the CPU the work is split over parallel streams.
-
-        MLX runs CPU operations one after another on one thread (only a GEMM inside uses
-        more), so with ``MLX_TCN_THREADS`` streams (see :mod:`mlx_tcn._backend`) each part
-        runs on its own stream, on its own core, elementwise work included:
-
-        * a batch of several rows is split by rows. Each row is computed as unsplit; only
-          the dropout masks are drawn per part. Not split: a training-mode batch norm (its
-          statistics span the whole batch).
-        * in eval mode, when there are more streams than parts of the batch (one long
-          sequence, say), each part is also split by time. A time part reads the input
-          steps its outputs depend on (the receptive field) beyond its edges, and keeps
-          only the outputs that padding at those edges cannot reach, so the result is the
-          unsplit one. Not split by time: SE blocks (their squeeze reaches every earlier
-          step).
-        """
+        """The offline forward, split over the CPU lanes by :func:`split_forward`: by rows,
+        except under a training-mode batch norm (its statistics span the whole batch), and in
+        eval mode also by time, except with SE blocks (their squeeze reaches every earlier
+        step)."""
         eval_mode = not self.training
-        batch, length = x.shape[0], x.shape[1]
+
+        def forward(xs: mx.array, es: mx.array | None) -> mx.array:
+            return self._forward(xs, es, None, eval_mode)[0]
+
         if self.use_norm == "batch_norm" and any(
             m.training for _, m in self.named_modules() if isinstance(m, nn.BatchNorm)
         ):
-            return self._forward(x, e, None, eval_mode)[0]
-        rows = _batch_parts(batch, length)
-        context = self._context() if eval_mode else None
-        steps = [(0, length)]
-        spare = _backend.parallel_streams() // len(rows)  # streams per part of the batch
-        if context is not None and spare >= 2:
-            steps = _time_parts(length, sum(context), spare)
-        if len(rows) * len(steps) < 2:
-            return self._forward(x, e, None, eval_mode)[0]
-        left, right = context if context is not None else (0, 0)
-        streams = iter(_backend.cpu_streams())
-        row_outs = []
-        with shared_weights(self.modules()):  # weight norm once, not once per part
-            for lo, hi in rows:
-                outs = []
-                for a, b in steps:
-                    start, stop = max(0, a - left), min(length, b + right)
-                    with mx.stream(next(streams)):
-                        part_e = None
-                        if e is not None:
-                            part_e = e[lo:hi] if e.shape[1] != length else e[lo:hi, start:stop]
-                        y = self._forward(x[lo:hi, start:stop], part_e, None, eval_mode)[0]
-                        outs.append(y if len(steps) == 1 else y[:, a - start : b - start])
-                row_outs.append(outs[0] if len(outs) == 1 else mx.concatenate(outs, axis=1))
-        return row_outs[0] if len(row_outs) == 1 else mx.concatenate(row_outs, axis=0)
+            return forward(x, e)
+        return split_forward(
+            forward, x, e, self._context() if eval_mode else None, list(self.modules())
+        )
 
     def _context(self) -> tuple[int, int] | None:
         """Input steps ``(before, after)`` an output step reads beyond itself; ``None`` when
