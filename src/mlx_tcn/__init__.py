@@ -13,6 +13,7 @@ from . import init  # noqa: E402  (initialisers live in mlx_tcn.init, as in mlx.
 from ._stream import load_state, save_state  # noqa: E402
 from .activations import ACTIVATIONS  # noqa: E402
 from .buffer import BufferIO  # noqa: E402
+from .config import TCNConfig  # noqa: E402
 from .conv import TemporalConv1d, TemporalConvTransposed1d  # noqa: E402
 from .init import INITIALIZERS  # noqa: E402
 from .interop import from_pytorch_tcn, to_pytorch_tcn  # noqa: E402
@@ -34,6 +35,7 @@ __all__ = [
     "BufferIO",
     "ModuleList",
     "SqueezeExcitation",
+    "TCNConfig",
     "TemporalBlock",
     "TemporalConv1d",
     "TemporalConvTransposed1d",

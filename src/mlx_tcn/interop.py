@@ -30,6 +30,7 @@ import mlx.core as mx
 import numpy as np
 from mlx.utils import tree_flatten
 
+from mlx_tcn import serialization
 from mlx_tcn.activations import ACTIVATIONS
 from mlx_tcn.parametrizations import is_weight_normed, remove_weight_norm
 from mlx_tcn.tcn import TCN
@@ -413,7 +414,9 @@ def to_pytorch_tcn(model: TCN) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             removed from some convolutions only (a model folded everywhere exports as
             ``use_norm=None``).
     """
-    model._check_describable()  # weight norm on some convolutions only: no pytorch-tcn kwargs
+    serialization.check_describable(
+        model
+    )  # weight norm on some convolutions only: no pytorch-tcn kwargs
     kwargs = config_to_pytorch_kwargs(model.config)
     state_dict: dict[str, np.ndarray] = {}
     for name, value in tree_flatten(model.parameters()):

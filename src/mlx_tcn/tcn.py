@@ -2,41 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import math
-import numbers
-import operator
 import os
-import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
-import numpy as np
-from mlx.utils import tree_flatten
 
+from . import serialization
 from ._stateful import Stateful
-from ._stream import check_bool, check_dropout, check_input, check_int, promoted_dtype
-from .activations import check_activation, get_activation
-from .block import (
-    NORMS,
-    BlockState,
-    TemporalBlock,
-    check_embedding_shapes,
-    prepare_embeddings,
-)
+from ._stream import check_input, check_int, promoted_dtype
+from .activations import get_activation
+from .block import BlockState, TemporalBlock
 from .buffer import BufferIO
+from .config import TCNConfig, resolve_initializer
+from .embeddings import EmbeddingShape, prepare_embeddings
 from .init import get_initializer
 from .modules import ModuleList
 from .parallel import split_forward
-from .parametrizations import fold_weight_norm, folded_copy, is_weight_normed
+from .parametrizations import fold_weight_norm, folded_copy
 
-__all__ = ["TCN", "TemporalBlock"]
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+__all__ = ["TCN", "TCNConfig", "TemporalBlock"]
 
 
 class TCN(Stateful):
@@ -110,140 +97,95 @@ class TCN(Stateful):
         kernel_initilaizer: str | None = None,
     ) -> None:
         super().__init__()
-        if kernel_initilaizer is not None:
-            warnings.warn(
-                "kernel_initilaizer is a misspelling kept for old code; use kernel_initializer",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            if kernel_initializer not in ("xavier_uniform", kernel_initilaizer):
-                raise ValueError(
-                    f"kernel_initializer={kernel_initializer!r} and kernel_initilaizer="
-                    f"{kernel_initilaizer!r} disagree; pass only kernel_initializer"
-                )
-            kernel_initializer = kernel_initilaizer
-        num_inputs = check_int(num_inputs, "num_inputs", 1)
-        channels = self._int_list(num_channels, "num_channels")
-        levels = len(channels)
-        if isinstance(kernel_sizes, numbers.Integral) and not isinstance(kernel_sizes, bool):
-            kernel_sizes = check_int(kernel_sizes, "kernel_sizes", 1)
-            kernels = [kernel_sizes] * levels
-        else:
-            kernels = self._int_list(kernel_sizes, "kernel_sizes", levels)
-        if dilations is not None and dilation_reset is not None:
-            raise ValueError(
-                f"give dilations or dilation_reset, not both (got dilations={dilations!r}, "
-                f"dilation_reset={dilation_reset!r})"
-            )
-        if dilations is not None:
-            dil = self._int_list(dilations, "dilations", levels)
-        elif dilation_reset is not None:
-            dilation_reset = check_int(dilation_reset, "dilation_reset", 1)
-            period = int(math.log2(dilation_reset * 2))
-            dil = [2 ** (i % period) for i in range(levels)]
-        else:
-            dil = [2**i for i in range(levels)]
-        if use_norm not in NORMS:
-            raise ValueError(f"use_norm must be one of {NORMS}, got {use_norm!r}")
-        check_activation(activation, "activation")
-        if output_activation is not None:
-            check_activation(output_activation, "output_activation")
-        get_initializer(kernel_initializer, activation)  # validates the name early
-        check_bool(use_skip_connections, "use_skip_connections")
-        se_reduction = check_int(se_reduction, "se_reduction", 1)
-        check_bool(se_residual, "se_residual")
-        if output_projection is not None:
-            output_projection = check_int(output_projection, "output_projection", 1)
-        shapes = check_embedding_shapes(embedding_shapes)
-        dropout = check_dropout(dropout)  # a plain float in config.json, also from NumPy
-
-        self._config = {
-            "num_inputs": num_inputs,
-            "num_channels": channels,
-            "kernel_sizes": kernel_sizes if isinstance(kernel_sizes, int) else kernels,
-            "dilations": None if dilations is None else dil,
-            "dilation_reset": dilation_reset,
-            "dropout": dropout,
-            "causal": causal,
-            "use_norm": use_norm,
-            "activation": activation,
-            "kernel_initializer": kernel_initializer,
-            "use_skip_connections": use_skip_connections,
-            "embedding_shapes": None if shapes is None else [list(s) for s in shapes],
-            "embedding_mode": embedding_mode,
-            "use_gate": use_gate,
-            "use_se": use_se,
-            "se_reduction": se_reduction,
-            "se_residual": se_residual,
-            "output_projection": output_projection,
-            "output_activation": output_activation,
-        }
-        self.num_inputs = num_inputs
-        self.num_channels = channels
-        self.kernel_sizes = kernels
-        self.dilations = dil
-        self.causal = check_bool(causal, "causal")
-        self.dropout = dropout
-        self.use_norm = use_norm
-        self.use_skip_connections = use_skip_connections
-        self.use_se = use_se
-        self.embedding_shapes = shapes
-
-        self.network = ModuleList(
-            TemporalBlock(
-                n_inputs=num_inputs if i == 0 else channels[i - 1],
-                n_outputs=channels[i],
-                kernel_size=kernels[i],
-                dilation=dil[i],
-                dropout=dropout,
-                causal=causal,
-                use_norm=use_norm,
-                activation=activation,
-                kernel_initializer=kernel_initializer,
-                embedding_shapes=shapes,
-                embedding_mode=embedding_mode,
-                use_gate=use_gate,
-                use_se=use_se,
-                se_reduction=se_reduction,
-                se_residual=se_residual,
-            )
-            for i in range(levels)
+        kernel_initializer = resolve_initializer(kernel_initializer, kernel_initilaizer)
+        cfg = TCNConfig(
+            num_inputs=num_inputs,
+            num_channels=num_channels,
+            kernel_sizes=kernel_sizes,
+            dilations=dilations,
+            dilation_reset=dilation_reset,
+            dropout=dropout,
+            causal=causal,
+            use_norm=use_norm,
+            activation=activation,
+            kernel_initializer=kernel_initializer,
+            use_skip_connections=use_skip_connections,
+            embedding_shapes=embedding_shapes,
+            embedding_mode=embedding_mode,
+            use_gate=use_gate,
+            use_se=use_se,
+            se_reduction=se_reduction,
+            se_residual=se_residual,
+            output_projection=output_projection,
+            output_activation=output_activation,
         )
-        if use_skip_connections:
-            init = get_initializer(kernel_initializer, activation)
+        self._build(cfg)
+
+    def _build(self, cfg: TCNConfig) -> None:
+        """The layers of ``cfg``: the blocks, the skip projections, the output head."""
+        self.tcn_config = cfg
+        self.network = ModuleList(TemporalBlock(**cfg.block_kwargs(i)) for i in range(cfg.levels))
+        if cfg.use_skip_connections:
+            init = get_initializer(cfg.kernel_initializer, cfg.activation)
             skips = ModuleList()
-            for width in channels:
-                skip = nn.Linear(width, channels[-1]) if width != channels[-1] else None
+            for width in cfg.num_channels:
+                last = cfg.num_channels[-1]
+                skip = nn.Linear(width, last) if width != last else None
                 if skip is not None:
                     skip.weight = init(skip.weight.shape)
                 skips.append(skip)
             self.downsample_skip_connection = skips
-            self.activation_skip_out = get_activation(activation)
-        if output_projection is not None:
-            self.projection_out = nn.Linear(channels[-1], output_projection)
-        if output_activation is not None:
-            self.activation_out = get_activation(output_activation, "output_activation")
+            self.activation_skip_out = get_activation(cfg.activation)
+        if cfg.output_projection is not None:
+            self.projection_out = nn.Linear(cfg.num_channels[-1], cfg.output_projection)
+        if cfg.output_activation is not None:
+            self.activation_out = get_activation(cfg.output_activation, "output_activation")
 
-    @staticmethod
-    def _int_list(values: object, name: str, length: int | None = None) -> list[int]:
-        if isinstance(values, np.ndarray):
-            values = values.tolist() if values.ndim == 1 else values
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-            raise TypeError(f"{name} must be a list of ints, got {values!r}")
-        try:
-            out = [operator.index(v) for v in values]
-        except TypeError:
-            raise TypeError(f"{name} must be a list of ints, got {values!r}") from None
-        if not out:
-            raise ValueError(f"{name} must not be empty, got {values!r}")
-        if length is not None and len(out) != length:
-            raise ValueError(
-                f"{name} must have one entry per level ({length}), got {len(out)}: {values!r}"
-            )
-        for v in out:
-            if v < 1:
-                raise ValueError(f"{name} entries must be >= 1, got {values!r}")
-        return out
+    # -- the configuration, as attributes (read-only: build a new model to change them) ---
+
+    @property
+    def num_inputs(self) -> int:
+        return self.tcn_config.num_inputs
+
+    @property
+    def num_channels(self) -> list[int]:
+        return list(self.tcn_config.num_channels)
+
+    @property
+    def kernel_sizes(self) -> list[int]:
+        """The kernel size of each block."""
+        return self.tcn_config.kernels
+
+    @property
+    def dilations(self) -> list[int]:
+        """The dilation of each block."""
+        return self.tcn_config.dilation_list
+
+    @property
+    def causal(self) -> bool:
+        return self.tcn_config.causal
+
+    @property
+    def dropout(self) -> float:
+        return self.tcn_config.dropout
+
+    @property
+    def use_norm(self) -> str | None:
+        """``use_norm`` as built (:attr:`config` follows later weight-norm changes)."""
+        return self.tcn_config.use_norm
+
+    @property
+    def use_skip_connections(self) -> bool:
+        return self.tcn_config.use_skip_connections
+
+    @property
+    def use_se(self) -> bool:
+        return self.tcn_config.use_se
+
+    @property
+    def embedding_shapes(self) -> list[EmbeddingShape] | None:
+        shapes = self.tcn_config.embedding_shapes
+        return None if shapes is None else list(shapes)
 
     # -- properties -----------------------------------------------------------------------
 
@@ -255,36 +197,9 @@ class TCN(Stateful):
         all of them (:meth:`remove_weight_norm`, or :func:`mlx_tcn.remove_weight_norm` on
         each), ``'weight_norm'`` when all of them are weight-normalised.
         """
-        config = {k: (list(v) if isinstance(v, list) else v) for k, v in self._config.items()}
-        normed, plain = self._weight_norm_split()
-        if config["use_norm"] in ("weight_norm", None) and not (normed and plain):
-            config["use_norm"] = "weight_norm" if normed else None
+        config = self.tcn_config.to_dict()
+        config["use_norm"] = serialization.described_use_norm(self, config["use_norm"])
         return config
-
-    def _weight_norm_split(self) -> tuple[list[str], list[str]]:
-        """Names of the blocks' convolutions with and without weight norm."""
-        normed, plain = [], []
-        for i, block in enumerate(self.network):
-            for name in ("conv1", "conv2"):
-                (normed if is_weight_normed(block[name]) else plain).append(f"network.{i}.{name}")
-        return normed, plain
-
-    def _check_describable(self) -> None:
-        """Raise ValueError if :attr:`config` cannot rebuild this model's parameters.
-
-        That is a model with weight norm on some of its convolutions only (or on any, with
-        ``use_norm='batch_norm'``/``'layer_norm'``): :meth:`save` and
-        :func:`mlx_tcn.to_pytorch_tcn` refuse it, because no constructor call builds it.
-        """
-        normed, plain = self._weight_norm_split()
-        use_norm = self._config["use_norm"]
-        if normed and (plain or use_norm not in ("weight_norm", None)):
-            where = f"but not on {plain}" if plain else f"of a use_norm={use_norm!r} model"
-            raise ValueError(
-                f"weight norm is on {normed} {where}; no TCN configuration describes that: "
-                f"call model.remove_weight_norm() to fold it everywhere (outputs do not change)"
-                + (", or weight-normalise every convolution" if plain else "")
-            )
 
     def remove_weight_norm(self) -> TCN:
         """Fold weight norm into plain weights in every layer, in place; returns the model.
@@ -299,7 +214,7 @@ class TCN(Stateful):
     @property
     def out_channels(self) -> int:
         """Channels of the output: ``output_projection`` or the last block's width."""
-        return self._config["output_projection"] or self.num_channels[-1]
+        return self.tcn_config.output_projection or self.tcn_config.num_channels[-1]
 
     @property
     def receptive_field(self) -> int | float:
@@ -493,27 +408,12 @@ class TCN(Stateful):
         mx.eval(frozen.parameters())
         return mx.compile(frozen.stream) if compile else frozen.stream
 
-    # -- save / load --------------------------------------------------------------------------
+    # -- save / load (see :mod:`mlx_tcn.serialization`) -------------------------------------
 
     def save(self, path: str | os.PathLike) -> None:
         """Write ``path/config.json`` and ``path/model.safetensors`` (weights and batch-norm
         statistics; never streaming state)."""
-        self._check_describable()
-        config = self.config
-        for key in ("activation", "output_activation"):
-            if config[key] is not None and not isinstance(config[key], str):
-                raise ValueError(
-                    f"cannot save a model whose {key} is a callable ({config[key]!r}); "
-                    f"only activation names can be stored in config.json"
-                )
-        directory = Path(path)
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp_config = directory / (CONFIG_FILE + ".tmp")
-        tmp_config.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        tmp_weights = directory / ("tmp." + WEIGHTS_FILE)
-        mx.save_safetensors(str(tmp_weights), dict(tree_flatten(self.parameters())))
-        os.replace(tmp_weights, directory / WEIGHTS_FILE)
-        os.replace(tmp_config, directory / CONFIG_FILE)
+        serialization.save(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TCN:
@@ -521,27 +421,4 @@ class TCN(Stateful):
 
         The model comes back in eval mode (no dropout, batch-norm running statistics).
         """
-        directory = Path(path)
-        config_file, weights_file = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        for f in (config_file, weights_file):
-            if not f.is_file():
-                raise FileNotFoundError(f"{f} not found: not a saved mlx-tcn model directory")
-        try:
-            config = json.loads(config_file.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{config_file} is not valid JSON: {err}") from None
-        if not isinstance(config, dict):
-            raise ValueError(f"{config_file} must hold a JSON object, got {type(config).__name__}")
-        try:
-            model = cls(**config)
-        except TypeError as err:
-            raise ValueError(f"{config_file} does not describe a TCN: {err}") from None
-        try:
-            model.load_weights(str(weights_file), strict=True)
-        except Exception as err:
-            raise ValueError(
-                f"{weights_file} does not fit {config_file} (or is damaged): {err}"
-            ) from None
-        mx.eval(model.parameters())
-        model.eval()  # ready for inference; call model.train() to train on
-        return model
+        return serialization.load(cls, path)
