@@ -122,7 +122,7 @@ class TemporalConv1d(WeightNormSupport, StreamingModule):
             stride=self.stride,
             dilation=self.dilation,
             groups=self.groups,
-            inference=state is not None or not self.training,
+            custom_vjp=state is None and self.training,
         )
         return y, new_state
 
@@ -246,9 +246,7 @@ class TemporalConvTransposed1d(WeightNormSupport, StreamingModule):
         padded, new_state = self.padder.pad(x, state)
         if self._right_inputs:
             padded = mx.pad(padded, [(0, 0), (0, self._right_inputs), (0, 0)])
-        y = ops.conv1d(
-            padded, self._polyphase_weight(), inference=state is not None or not self.training
-        )
+        y = ops.conv1d(padded, self._polyphase_weight(), custom_vjp=state is None and self.training)
         y = y.reshape(batch, -1, self.out_channels)
         if self._left_crop or self._right_inputs:
             y = y[:, self._left_crop : self._left_crop + length * self.stride]
