@@ -384,15 +384,6 @@ class TCN(Stateful):
         e = prepare_embeddings(embeddings, self.embedding_shapes, x)
         return self._forward(x, e, state, True)
 
-    def _check_state(self, state: object, batch_size: int) -> None:
-        if not isinstance(state, list) or len(state) != len(self.network):
-            raise ValueError(
-                f"state must be the list returned by init_state() with one entry per block "
-                f"({len(self.network)}), got {type(state).__name__}"
-                + (f" of length {len(state)}" if isinstance(state, list) else "")
-            )
-        super()._check_state(state, batch_size)
-
     def stream_step(self, compile: bool = True) -> Callable[..., tuple[mx.array, list]]:
         """A stream step for deployment: ``step(x, state, embeddings=None) -> (y, state)``.
 
