@@ -51,20 +51,7 @@ __all__ = [
 
 # Names that were top-level before the initialisers moved under ``mlx_tcn.init`` (as
 # ``mlx.nn`` keeps them under ``nn.init``): still importable, with a DeprecationWarning.
-_MOVED_TO_INIT = frozenset(
-    {
-        "calculate_gain",
-        "get_initializer",
-        "he_normal",
-        "he_uniform",
-        "kaiming_normal",
-        "kaiming_uniform",
-        "normal",
-        "uniform",
-        "xavier_normal",
-        "xavier_uniform",
-    }
-)
+_MOVED_TO_INIT = frozenset(init.__all__) - {"INITIALIZERS"}
 
 
 def __getattr__(name: str):  # PEP 562: only called for names not found above

@@ -17,13 +17,24 @@ from .activations import get_activation
 from .block import BlockState, TemporalBlock
 from .buffer import BufferIO
 from .config import TCNConfig, resolve_initializer
-from .embeddings import EmbeddingShape, prepare_embeddings
+from .embeddings import prepare_embeddings
 from .init import get_initializer
 from .modules import ModuleList
 from .parallel import split_forward
 from .parametrizations import fold_weight_norm, folded_copy
 
 __all__ = ["TCN", "TCNConfig", "TemporalBlock"]
+
+
+def _config_attribute(name: str, doc: str) -> property:
+    """A read-only attribute of the model that reads ``model.tcn_config.<name>`` (tuples
+    given back as lists, as the attributes always were)."""
+
+    def get(self: TCN) -> Any:
+        value = getattr(self.tcn_config, name)
+        return list(value) if isinstance(value, tuple) else value
+
+    return property(get, doc=doc)
 
 
 class TCN(Stateful):
@@ -141,51 +152,20 @@ class TCN(Stateful):
         if cfg.output_activation is not None:
             self.activation_out = get_activation(cfg.output_activation, "output_activation")
 
-    # -- the configuration, as attributes (read-only: build a new model to change them) ---
+    # -- the configuration, as read-only attributes (build a new model to change them) ---
 
-    @property
-    def num_inputs(self) -> int:
-        return self.tcn_config.num_inputs
-
-    @property
-    def num_channels(self) -> list[int]:
-        return list(self.tcn_config.num_channels)
-
-    @property
-    def kernel_sizes(self) -> list[int]:
-        """The kernel size of each block."""
-        return self.tcn_config.kernels
-
-    @property
-    def dilations(self) -> list[int]:
-        """The dilation of each block."""
-        return self.tcn_config.dilation_list
-
-    @property
-    def causal(self) -> bool:
-        return self.tcn_config.causal
-
-    @property
-    def dropout(self) -> float:
-        return self.tcn_config.dropout
-
-    @property
-    def use_norm(self) -> str | None:
-        """``use_norm`` as built (:attr:`config` follows later weight-norm changes)."""
-        return self.tcn_config.use_norm
-
-    @property
-    def use_skip_connections(self) -> bool:
-        return self.tcn_config.use_skip_connections
-
-    @property
-    def use_se(self) -> bool:
-        return self.tcn_config.use_se
-
-    @property
-    def embedding_shapes(self) -> list[EmbeddingShape] | None:
-        shapes = self.tcn_config.embedding_shapes
-        return None if shapes is None else list(shapes)
+    num_inputs = _config_attribute("num_inputs", "Input channels.")
+    num_channels = _config_attribute("num_channels", "Output channels of each block.")
+    kernel_sizes = _config_attribute("kernels", "The kernel size of each block.")
+    dilations = _config_attribute("dilation_list", "The dilation of each block.")
+    causal = _config_attribute("causal", "Causal convolutions (streaming needs them).")
+    dropout = _config_attribute("dropout", "Dropout probability inside the blocks.")
+    use_norm = _config_attribute(
+        "use_norm", "``use_norm`` as built (:attr:`config` follows later weight-norm changes)."
+    )
+    use_skip_connections = _config_attribute("use_skip_connections", "Global skip sums.")
+    use_se = _config_attribute("use_se", "Squeeze-and-excitation in each block.")
+    embedding_shapes = _config_attribute("embedding_shapes", "The conditioning inputs' forms.")
 
     # -- properties -----------------------------------------------------------------------
 

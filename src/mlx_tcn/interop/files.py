@@ -16,13 +16,8 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
-__all__ = [
-    "load_state_dict_file",
-    "read_file",
-    "read_json_object",
-    "state_dict_writer",
-    "write_outputs",
-]
+__all__ = ["load_state_dict_file", "read_file", "read_json_object"]
+__all__ += ["state_dict_writer", "write_outputs"]
 
 
 def _error_detail(err: BaseException) -> str:
