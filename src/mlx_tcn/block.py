@@ -267,7 +267,8 @@ class TemporalBlock(Stateful):
         ``inference=True``: ``x`` is the next chunk of the stream kept in the block (or in
         ``in_buffer``, see the class docstring); computed in inference mode. With ``state``
         (from :meth:`init_state`) the call is :meth:`stream` with the skip output too and
-        returns ``(output, skip, new_state)``.
+        returns ``(output, skip, new_state)``: the one exception to ``(output, skip)``, kept
+        because callers (tests, docs/streaming.md) take a stream step's skip output this way.
         """
         if state is not None:
             if in_buffer is not None:

@@ -1,5 +1,8 @@
 """Weight initialisers and ``calculate_gain`` for MLX weights.
 
+(Over 300 lines: eight public initialisers with the torch.nn.init docs users port from, and
+the one gain rule they share.)
+
 Every initialiser has the signature ``f(shape, *, <options>, dtype=mx.float32, key=None)`` and
 returns a new :class:`mlx.core.array`; nothing is modified in place (MLX arrays are immutable).
 

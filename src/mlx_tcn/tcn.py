@@ -1,4 +1,9 @@
-"""TCN: a stack of TemporalBlocks; offline, training and exact streaming through one code path."""
+"""TCN: a stack of TemporalBlocks; offline, training and exact streaming through one code path.
+
+(Over 300 lines: the model's whole public surface, the spec's constructor with its argument
+docs and the three ways to run it, stays on one page; the work is in config, block, parallel,
+_stateful and serialization.)
+"""
 
 from __future__ import annotations
 
