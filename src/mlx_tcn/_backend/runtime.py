@@ -1,5 +1,10 @@
-"""MLX runtime settings: the parallel CPU streams (``MLX_TCN_THREADS``) and the buffer
-cache limit (``MLX_TCN_CACHE_LIMIT``)."""
+"""MLX runtime settings: the parallel CPU lanes (``MLX_TCN_THREADS``) and the buffer
+cache limit (``MLX_TCN_CACHE_LIMIT``).
+
+A *lane* is an MLX CPU stream (``mx.new_stream(mx.cpu)``) that runs one part of a split
+forward (see :mod:`mlx_tcn.parallel`); "stream" in the rest of the library means the
+chunked inference of :mod:`mlx_tcn._stateful`, hence the other word.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,10 @@ __all__ = [
     "ENV_CACHE",
     "ENV_THREADS",
     "STATE",
+    "cpu_lanes",
     "cpu_streams",
     "default_cache_limit",
+    "parallel_lanes",
     "parallel_streams",
     "parse_size",
     "setup_cache",
@@ -31,8 +38,8 @@ DEFAULT_MAX_STREAMS = 8
 @dataclass
 class RuntimeState:
     cache_limit: int | None = None
-    streams: int = 1  # CPU streams a TCN batch is split over (1: no split)
-    stream_objects: list[Any] = field(default_factory=list)
+    lanes: int = 1  # CPU lanes a TCN forward is split over (1: no split)
+    lane_streams: list[Any] = field(default_factory=list)
 
 
 STATE = RuntimeState()
@@ -46,7 +53,7 @@ def _available_cpus() -> int:
 
 
 def setup_threads() -> None:
-    """Split models over ``MLX_TCN_THREADS`` CPU streams with a single-threaded BLAS."""
+    """Split models over ``MLX_TCN_THREADS`` CPU lanes with a single-threaded BLAS."""
     choice = os.environ.get(ENV_THREADS, "").strip()
     if choice:
         if not choice.isdigit() or int(choice) < 1:
@@ -54,25 +61,30 @@ def setup_threads() -> None:
         wanted = int(choice)
     else:
         wanted = min(_available_cpus(), DEFAULT_MAX_STREAMS)
-    # Only with a BLAS whose thread count we own: two streams each running a
+    # Only with a BLAS whose thread count we own: two lanes each running a
     # multi-threaded GEMM would oversubscribe the cores (OpenBLAS threads busy-wait).
     if wanted <= 1 or not blas.set_blas_threads(1):
         return
-    STATE.streams = wanted
+    STATE.lanes = wanted
 
 
-def parallel_streams() -> int:
-    """How many CPU streams a :class:`mlx_tcn.TCN` batch may be split over (1: none)."""
-    return STATE.streams
+def parallel_lanes() -> int:
+    """How many CPU lanes a :class:`mlx_tcn.TCN` forward may be split over (1: none)."""
+    return STATE.lanes
 
 
-def cpu_streams() -> list[Any]:
-    """The ``parallel_streams()`` MLX CPU streams, created once and reused."""
+def cpu_lanes() -> list[Any]:
+    """The ``parallel_lanes()`` lanes (MLX CPU streams), created once and reused."""
     import mlx.core as mx
 
-    while len(STATE.stream_objects) < STATE.streams:
-        STATE.stream_objects.append(mx.new_stream(mx.cpu))
-    return STATE.stream_objects[: STATE.streams]
+    while len(STATE.lane_streams) < STATE.lanes:
+        STATE.lane_streams.append(mx.new_stream(mx.cpu))
+    return STATE.lane_streams[: STATE.lanes]
+
+
+# The names before the lanes were called lanes; kept for code that uses them.
+parallel_streams = parallel_lanes
+cpu_streams = cpu_lanes
 
 
 def parse_size(text: str) -> int:
