@@ -152,9 +152,14 @@ def test_info_and_convert_dispatch(capsys, monkeypatch):
     import mlx_tcn.interop
 
     seen = []
-    monkeypatch.setattr(mlx_tcn.interop, "main_convert", lambda argv: seen.append(argv) or 0)
-    assert main(["convert", "a.pt", "b", "--num-inputs", "3"]) == 0
-    assert seen == [["a.pt", "b", "--num-inputs", "3"]]
+    monkeypatch.setattr(mlx_tcn.interop, "run_convert", lambda args: seen.append(args) or 0)
+    assert main(["convert", "to-pytorch", "m", "-o", "x.pt"]) == 0
+    assert [(a.direction, str(a.model_dir), str(a.out)) for a in seen] == [
+        ("to-pytorch", "m", "x.pt")
+    ]
+    with pytest.raises(SystemExit) as exit_:  # one parser: convert's arguments are checked
+        main(["convert", "a.pt", "b", "--num-inputs", "3"])
+    assert exit_.value.code == 2 and len(seen) == 1
 
 
 def test_python_dash_m_and_help():

@@ -113,13 +113,10 @@ def _parser() -> argparse.ArgumentParser:
         help="skip the quick matmul timing (GFLOP/s)",
     )
 
-    # Listed here for --help; main() hands its arguments to interop.main_convert, the one
-    # parser of convert's arguments (from-pytorch / to-pytorch).
-    sub.add_parser(
-        "convert",
-        help="convert pytorch-tcn checkpoints (see: mlx-tcn convert --help)",
-        add_help=False,
-    )
+    from .interop.convert import DESCRIPTION, add_convert_arguments
+
+    p = sub.add_parser("convert", help="convert pytorch-tcn checkpoints", description=DESCRIPTION)
+    add_convert_arguments(p)  # the one definition of convert's arguments
     return parser
 
 
@@ -220,12 +217,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_convert(argv: list[str]) -> int:
-    try:
-        from .interop import main_convert
-    except ImportError as err:
-        raise CLIError(f"convert is unavailable in this install ({err})") from None
-    return int(main_convert(argv))
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from . import interop
+
+    return int(interop.run_convert(args))
 
 
 # --------------------------------------------------------------------------- entry point
@@ -242,15 +237,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .train.loop import TrainingDiverged
 
     try:
-        rest = argv[1:] if verbose else argv
-        if rest and rest[0] == "convert":
-            return _cmd_convert(rest[1:])
         args = _parser().parse_args(argv)
         if args.command is None:
             _parser().print_help()
             return 2
         handler = {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
-                   "summary": _cmd_summary, "info": _cmd_info}[args.command]  # fmt: skip
+                   "summary": _cmd_summary, "info": _cmd_info,
+                   "convert": _cmd_convert}[args.command]  # fmt: skip
         return handler(args)
     except TrainingDiverged as err:
         print(f"mlx-tcn: training diverged: {_one_line(err)}", file=sys.stderr)

@@ -17,7 +17,13 @@ from __future__ import annotations
 
 from .api import from_pytorch_tcn, to_pytorch_tcn
 from .args import PYTORCH_TCN_DEFAULTS, config_to_pytorch_kwargs, pytorch_kwargs_to_config
-from .convert import main_convert
+from .convert import add_convert_arguments, main_convert, run_convert
 
-__all__ = ["from_pytorch_tcn", "main_convert", "to_pytorch_tcn"]
+__all__ = [
+    "add_convert_arguments",
+    "from_pytorch_tcn",
+    "main_convert",
+    "run_convert",
+    "to_pytorch_tcn",
+]
 __all__ += ["PYTORCH_TCN_DEFAULTS", "config_to_pytorch_kwargs", "pytorch_kwargs_to_config"]

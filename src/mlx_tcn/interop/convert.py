@@ -14,16 +14,17 @@ from .api import from_pytorch_tcn, to_pytorch_tcn
 from .args import config_to_pytorch_kwargs
 from .files import read_json_object, state_dict_writer, write_outputs
 
-__all__ = ["main_convert"]
+__all__ = ["add_convert_arguments", "main_convert", "run_convert"]
 
 logger = logging.getLogger("mlx_tcn.interop")
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mlx-tcn convert",
-        description="Convert models between pytorch-tcn and mlx-tcn.",
-    )
+DESCRIPTION = "Convert models between pytorch-tcn and mlx-tcn."
+
+
+def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``mlx-tcn convert``, defined once: the CLI's ``convert`` subparser
+    and :func:`main_convert` both take them from here."""
     sub = parser.add_subparsers(dest="direction", required=True)
     frm = sub.add_parser(
         "from-pytorch",
@@ -50,7 +51,6 @@ def _build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where to write the pytorch-tcn constructor arguments (default: OUT with .json)",
     )
-    return parser
 
 
 def _read_pytorch_kwargs(path: Path) -> dict[str, Any]:
@@ -73,10 +73,17 @@ def main_convert(argv: list[str]) -> int:
     ``mlx-tcn convert to-pytorch MODEL_DIR --out CKPT [--config-out KWARGS.json]`` writes the
     state dict and the pytorch-tcn constructor arguments as JSON.
     """
+    parser = argparse.ArgumentParser(prog="mlx-tcn convert", description=DESCRIPTION)
+    add_convert_arguments(parser)
     try:
-        args = _build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
+    return run_convert(args)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Carry out a parsed ``mlx-tcn convert``; errors become one logged line and status 1."""
     try:
         if args.direction == "from-pytorch":
             model = from_pytorch_tcn(args.checkpoint, **_read_pytorch_kwargs(args.config))
