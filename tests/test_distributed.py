@@ -260,3 +260,52 @@ def test_ctrl_c_on_one_rank_stops_every_rank_and_rank_0_saves(tmp_path):
     assert "mlx-tcn train --resume" in results[0][2]
     ckpt = load_checkpoint(tmp_path / "runs" / "stop")
     assert ckpt.loop.status == "interrupted" and ckpt.loop.step >= 5
+
+
+@pytest.mark.slow
+def test_a_rank_that_dies_ends_the_run_with_a_message_and_the_checkpoint_intact(tmp_path):
+    values = {**RUN, "n_train": 200000, "max_steps": 100000, "epochs": 1, "eval_every": 100000,
+              "checkpoint_every": 4, "log_every": 5}  # fmt: skip
+    procs = _start_ranks(tmp_path, _train_argv(tmp_path / "runs", "dies", values))
+    index = tmp_path / "runs" / "dies" / "checkpoints" / "index.json"
+    deadline = time.time() + 60
+    while time.time() < deadline and not index.exists():
+        time.sleep(0.2)
+    procs[1].kill()  # rank 1 dies without a word
+    start = time.time()
+    [(rc, _, err), _] = _finish(procs, timeout=30)
+    assert rc == 1 and time.time() - start < 20
+    assert "rank 0 of 2 lost its connection to another rank" in err and "--resume" in err
+    assert "Traceback" not in err
+    assert load_checkpoint(tmp_path / "runs" / "dies").loop.step >= 4
+
+
+def test_ragged_parts_average_to_the_whole_batch_gradient():
+    """Masked (ragged) batches: parts hold different numbers of frames, so each part's loss is
+    divided by the global count / parts; the mean of the parts' gradients is then the
+    whole batch's gradient (a plain per-part mean would weigh short parts too much)."""
+    import mlx.nn as nn
+    from mlx.utils import tree_flatten
+
+    from mlx_tcn import TCN
+    from mlx_tcn.train.losses import loss_fn
+
+    rng = np.random.default_rng(0)
+    lengths = [9, 3, 4, 2]
+    xs = [rng.random((n, 3)).astype(np.float32) for n in lengths]
+    split = Split(xs, [(x > 0.5).astype(np.float32) for x in xs])
+    mx.random.seed(1)
+    model = TCN(3, [4, 4], kernel_sizes=2, dropout=0.0, causal=True, output_projection=3)
+
+    def grads(loss, rows):
+        x, y, mask = split.batch(np.array(rows))
+        return dict(tree_flatten(nn.value_and_grad(model, loss)(model, x, y, mask)[1]))
+
+    whole = grads(loss_fn("multilabel_all"), [0, 1, 2, 3])
+    frames = sum(lengths)
+    shared = loss_fn("multilabel_all", lambda count: mx.array(frames / 2))
+    parts = [grads(shared, [0, 1]), grads(shared, [2, 3])]
+    plain = [grads(loss_fn("multilabel_all"), [0, 1]), grads(loss_fn("multilabel_all"), [2, 3])]
+    for k, g in whole.items():
+        np.testing.assert_allclose((parts[0][k] + parts[1][k]) / 2, g, rtol=1e-4, atol=1e-6)
+    assert not all(np.allclose((plain[0][k] + plain[1][k]) / 2, g) for k, g in whole.items())

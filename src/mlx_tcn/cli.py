@@ -155,7 +155,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = resolve_config(file_values, cli_values)
     if world.size > 1:
         callbacks.append(once(world.describe(cfg.batch_size, cfg.lr)))
-    with stop_on_ctrl_c() as should_stop, Progress(args.quiet or not world.is_main) as progress:
+    with (
+        world.lost_ranks(),
+        stop_on_ctrl_c() as should_stop,
+        Progress(args.quiet or not world.is_main) as progress,
+    ):
         result = run_training(cfg, resume=resume, callbacks=[*callbacks, progress],
                               should_stop=should_stop, world=world)  # fmt: skip
     if not world.is_main:

@@ -26,7 +26,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,6 +159,21 @@ class World:
         mine = itertools.islice(batches, self.rank, max_batches, self.size)
         sums = mx.array(evaluate_sums(model, kind, mine), dtype=mx.float32)
         return metrics_from_sums(mx.distributed.all_sum(sums, group=self.group).tolist())
+
+    @contextmanager
+    def lost_ranks(self) -> Iterator[None]:
+        """Turns MLX's error for a rank that died (or whose connection broke) into a
+        :class:`DistributedError` that says what happened and what is left."""
+        try:
+            yield
+        except RuntimeError as err:
+            if self.size == 1 or "[ring]" not in str(err):
+                raise
+            raise DistributedError(
+                f"rank {self.rank} of {self.size} lost its connection to another rank ({err}): "
+                "did a rank stop? The run folder keeps its last checkpoint; continue with "
+                "mlx-tcn train --resume RUN"
+            ) from None
 
     def barrier(self) -> None:
         """Wait until every rank gets here (rank 0 has finished writing)."""
