@@ -309,3 +309,30 @@ def test_ragged_parts_average_to_the_whole_batch_gradient():
     for k, g in whole.items():
         np.testing.assert_allclose((parts[0][k] + parts[1][k]) / 2, g, rtol=1e-4, atol=1e-6)
     assert not all(np.allclose((plain[0][k] + plain[1][k]) / 2, g) for k, g in whole.items())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not LAUNCH.exists(), reason="mlx.launch is not installed next to python")
+def test_ctrl_c_on_mlx_launch_stops_every_rank_and_rank_0_saves_once(tmp_path):
+    """A terminal's Ctrl-C: SIGINT to the launcher's process group (launcher and ranks)."""
+    values = {**RUN, "n_train": 200000, "max_steps": 100000, "epochs": 1, "eval_every": 100000,
+              "checkpoint_every": 100000, "log_every": 5}  # fmt: skip
+    argv = [str(LAUNCH), "--backend", "ring", "-n", "2", "--starting-port", str(_free_ports(2)[0]),
+            "--", *_train_argv(tmp_path / "runs", "stop", values)]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env(), cwd=tmp_path, start_new_session=True)  # fmt: skip
+    metrics = tmp_path / "runs" / "stop" / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text()):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    # The launcher stops forwarding output at its own KeyboardInterrupt, but reports the ranks.
+    assert "rank 0 exited with code 130" in err and "rank 1 exited with code 130" in err
+    ckpts = tmp_path / "runs" / "stop" / "checkpoints"
+    assert len(list(ckpts.glob("step-*"))) == 1  # the one save at the stop
+    assert load_checkpoint(ckpts.parent).loop.status == "interrupted"
