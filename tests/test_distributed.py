@@ -82,6 +82,20 @@ def test_connect_without_a_launcher_is_one_process(monkeypatch):
     assert connect().size == 1  # mlx.launch -n 1 gives no usable hostfile
 
 
+@pytest.mark.parametrize("value", ["soon", "0", "-3"])
+def test_a_bad_connect_timeout_is_named(tmp_path, monkeypatch, value):
+    hostfile = tmp_path / "hosts.json"
+    hostfile.write_text(json.dumps([["127.0.0.1:1"], ["127.0.0.1:2"]]))
+    monkeypatch.setenv("MLX_HOSTFILE", str(hostfile))
+    monkeypatch.setenv("MLX_RANK", "0")
+    monkeypatch.setenv("MLX_TCN_CONNECT_TIMEOUT", value)
+    with pytest.raises(
+        ValueError,
+        match=f"MLX_TCN_CONNECT_TIMEOUT must be a positive number of seconds, got '{value}'",
+    ):
+        connect()
+
+
 def test_local_ranks_counts_the_ranks_on_this_host(tmp_path, monkeypatch):
     hostfile = tmp_path / "hosts.json"
     hostfile.write_text(json.dumps([["10.0.0.1:5000"], ["10.0.0.1:5001"], ["10.0.0.2:5000"]]))
