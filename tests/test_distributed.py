@@ -350,3 +350,24 @@ def test_ctrl_c_on_mlx_launch_stops_every_rank_and_rank_0_saves_once(tmp_path):
     ckpts = tmp_path / "runs" / "stop" / "checkpoints"
     assert len(list(ckpts.glob("step-*"))) == 1  # the one save at the stop
     assert load_checkpoint(ckpts.parent).loop.status == "interrupted"
+
+
+def test_evaluation_parts_add_up_to_the_whole_split():
+    """What each rank evaluates (batches r, r+N, ...) sums to the single-process metrics,
+    accuracy included."""
+    from mlx_tcn import TCN
+    from mlx_tcn.train.losses import evaluate_split, evaluate_sums, metrics_from_sums
+
+    rng = np.random.default_rng(1)
+    split = Split(rng.random((37, 6, 2)).astype(np.float32), rng.integers(0, 3, 37))
+    mx.random.seed(2)
+    model = TCN(2, [4], kernel_sizes=2, causal=True, output_projection=3)
+    batches = list(iterate_batches(split, 8, shuffle=False, drop_last=False))
+    whole = evaluate_split(model, "class_last", iter(batches), max_batches=4)
+    parts = [evaluate_sums(model, "class_last", batches[r:4:2]) for r in range(2)]
+    summed = metrics_from_sums([a + b for a, b in zip(*parts, strict=True)])
+    assert summed.keys() == whole.keys() == {"loss", "accuracy"}
+    assert summed["accuracy"] == whole["accuracy"]
+    assert summed["loss"] == pytest.approx(whole["loss"], rel=1e-12)
+    with pytest.raises(ValueError, match="evaluation got no batches"):
+        metrics_from_sums(evaluate_sums(model, "class_last", []))
