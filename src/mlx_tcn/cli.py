@@ -135,9 +135,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ._terminal import Progress, once, stop_on_ctrl_c
     from .train.checkpoint import load_checkpoint
     from .train.config import resolve_config
+    from .train.distributed import connect
     from .train.runner import resume_config, run_training
     from .train.summary import run_table
 
+    world = connect()  # one process unless mlx.launch (or MLX_RANK/MLX_HOSTFILE) started several
+    if not world.is_main:
+        logging.getLogger("mlx_tcn").setLevel(logging.ERROR)  # rank 0 reports for the run
     file_values, cli_values = _config_from_args(args)
     resume, callbacks = None, []
     if args.resume:
@@ -146,9 +150,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         callbacks.append(once(f"resuming {resume.path} at step {resume.loop.step}"))
     else:
         cfg = resolve_config(file_values, cli_values)
-    with stop_on_ctrl_c() as should_stop, Progress(args.quiet) as progress:
+    if world.size > 1:
+        callbacks.append(once(world.describe(cfg.batch_size, cfg.lr)))
+    with (
+        world.lost_ranks(),
+        stop_on_ctrl_c() as should_stop,
+        Progress(args.quiet or not world.is_main) as progress,
+    ):
         result = run_training(cfg, resume=resume, callbacks=[*callbacks, progress],
-                              should_stop=should_stop)  # fmt: skip
+                              should_stop=should_stop, world=world)  # fmt: skip
+    if not world.is_main:
+        return 130 if result.state.status == "interrupted" else 0
     print(run_table(result))
     if result.state.status == "interrupted":
         print(
@@ -234,6 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if verbose else logging.WARNING, format="mlx-tcn: %(message)s"
     )
     from .train.checkpoint import CheckpointError
+    from .train.distributed import DistributedError
     from .train.loop import TrainingDiverged
 
     try:
@@ -248,8 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as err:
         print(f"mlx-tcn: training diverged: {_one_line(err)}", file=sys.stderr)
         return 3
-    except (CLIError, CheckpointError, ValueError, TypeError, FileNotFoundError,
-            ImportError) as err:  # fmt: skip
+    except (CLIError, CheckpointError, DistributedError, ValueError, TypeError,
+            FileNotFoundError, ImportError) as err:  # fmt: skip
         print(f"mlx-tcn: error: {_one_line(err)}", file=sys.stderr)
         return 1
     except OSError as err:

@@ -8,6 +8,7 @@ chunked inference of :mod:`mlx_tcn._stateful`, hence the other word.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ __all__ = [
     "cpu_streams",
     "default_cache_limit",
     "parallel_lanes",
+    "local_ranks",
     "parallel_streams",
     "parse_size",
     "setup_cache",
@@ -52,18 +54,41 @@ def _available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def local_ranks() -> int:
+    """How many ranks of a distributed run (``MLX_HOSTFILE``, ``MLX_RANK``, as ``mlx.launch``
+    sets them) share this process's host, this one included; 1 outside such a run."""
+    try:
+        with open(os.environ["MLX_HOSTFILE"]) as f:
+            hosts = [node[0].rsplit(":", 1)[0] for node in json.load(f)]
+        mine = hosts[int(os.environ["MLX_RANK"])]
+    except (KeyError, OSError, ValueError, TypeError, IndexError, AttributeError):
+        return 1
+    return max(hosts.count(mine), 1)
+
+
 def setup_threads() -> None:
-    """Split models over ``MLX_TCN_THREADS`` CPU lanes with a single-threaded BLAS."""
+    """Split models over ``MLX_TCN_THREADS`` CPU lanes with a single-threaded BLAS.
+
+    The default is this process's share of the CPUs: all of them, or, when several ranks of
+    a distributed run share the machine, the CPUs divided by their number (then OpenBLAS,
+    unless ``OPENBLAS_NUM_THREADS`` is set, also gets no more than that share).
+    """
     choice = os.environ.get(ENV_THREADS, "").strip()
+    ranks = local_ranks()
+    share = max(_available_cpus() // ranks, 1)
     if choice:
         if not choice.isdigit() or int(choice) < 1:
             raise ValueError(f"{ENV_THREADS} must be a positive integer, got {choice!r}")
         wanted = int(choice)
     else:
-        wanted = min(_available_cpus(), DEFAULT_MAX_STREAMS)
+        wanted = min(share, DEFAULT_MAX_STREAMS)
+    if wanted <= 1:
+        if ranks > 1 and "OPENBLAS_NUM_THREADS" not in os.environ:
+            blas.set_blas_threads(share)
+        return
     # Only with a BLAS whose thread count we own: two lanes each running a
     # multi-threaded GEMM would oversubscribe the cores (OpenBLAS threads busy-wait).
-    if wanted <= 1 or not blas.set_blas_threads(1):
+    if not blas.set_blas_threads(1):
         return
     STATE.lanes = wanted
 

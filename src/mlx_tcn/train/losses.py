@@ -11,13 +11,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
 
-__all__ = ["KINDS", "evaluate_split", "head", "loss_fn"]
+__all__ = ["KINDS", "evaluate_split", "evaluate_sums", "head", "loss_fn", "metrics_from_sums"]
 
 KINDS = ("regression_last", "class_last", "class_all", "multilabel_all")
 
@@ -27,11 +28,23 @@ def head(kind: str, out: mx.array) -> mx.array:
     return out[:, -1, :] if kind in ("regression_last", "class_last") else out
 
 
-def loss_fn(kind: str) -> Callable[..., mx.array]:
-    """Scalar training loss ``f(model, x, y, mask)`` of a task kind."""
+def loss_fn(
+    kind: str, masked_count: Callable[[mx.array], mx.array] | None = None
+) -> Callable[..., mx.array]:
+    """Scalar training loss ``f(model, x, y, mask)`` of a task kind.
+
+    Args:
+        masked_count: with a mask, maps the batch's count of unmasked units to the count the
+            loss is averaged over. Data-parallel training passes the global count divided by
+            the number of processes, so that averaging the processes' gradients gives the
+            gradient of the whole batch's loss even when their shards hold different numbers
+            of frames (without a mask every shard holds the same number).
+    """
 
     def loss(model: nn.Module, x: mx.array, y: mx.array, mask: mx.array | None) -> mx.array:
         total, count = _loss_sum(kind, model(x), y, mask)
+        if mask is not None and masked_count is not None:
+            count = masked_count(count)
         return total / count
 
     return loss
@@ -60,13 +73,19 @@ def evaluate_split(
 
     The model's previous mode is restored afterwards.
     """
+    if max_batches is not None:
+        batches = itertools.islice(batches, max_batches)
+    return metrics_from_sums(evaluate_sums(model, kind, batches))
+
+
+def evaluate_sums(model: nn.Module, kind: str, batches: Any) -> list[float]:
+    """``[loss sum, units, correct predictions, predictions]`` of ``model`` over ``batches``
+    in eval mode: sums, so that the parts of a split (data-parallel evaluation) add up."""
     was_training = model.training
     model.eval()
     loss_total, count, correct, n_pred = 0.0, 0.0, 0.0, 0
     try:
-        for i, (x, y, mask) in enumerate(batches):
-            if max_batches is not None and i >= max_batches:
-                break
+        for x, y, mask in batches:
             out = model(x)
             total, units = _loss_sum(kind, out, y, mask)
             if kind in ("class_last", "class_all"):
@@ -80,6 +99,12 @@ def evaluate_split(
             count += units.item()
     finally:
         model.train(was_training)
+    return [loss_total, count, correct, float(n_pred)]
+
+
+def metrics_from_sums(sums: list[float]) -> dict[str, float]:
+    """The metrics of :func:`evaluate_sums`' sums: mean loss, and accuracy when predicted."""
+    loss_total, count, correct, n_pred = sums
     if count == 0:
         raise ValueError("evaluation got no batches (is the validation split empty?)")
     metrics = {"loss": loss_total / count}

@@ -27,6 +27,7 @@ from .checkpoint import (
     write_json_atomic,
 )
 from .config import TrainConfig, resolve_config
+from .distributed import World
 from .loop import LoopState, TrainingDiverged, make_optimizer, total_steps, train
 from .model import build_model, parameter_count
 from .predict import predict_split
@@ -126,17 +127,23 @@ def run_training(
     resume: Checkpoint | None = None,
     callbacks: list[Callable[[dict[str, Any]], None]] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    world: World | None = None,
 ) -> RunResult:
     """Train ``cfg`` (or continue ``resume``), writing everything into the run folder.
 
     The run folder receives ``train_config.json``, ``metrics.jsonl``, ``checkpoints/`` and,
     with ``cfg.plots``, ``metrics.png`` (and ``predictions.png`` for forecasting).
+
+    With a ``world`` of several processes (:func:`mlx_tcn.train.distributed.connect`) every
+    rank trains on its part of each batch and only rank 0 writes and calls ``callbacks``.
     """
     start = time.perf_counter()
+    world = world or World()
     # Everything that can fail on bad data or a damaged checkpoint happens before the first
     # write: a failing command leaves the disk as it was.
     mx.random.seed(cfg.seed)
     task = build_task(cfg, stats=resume.stats if resume else None)
+    world.check(cfg.batch_size, len(task.train))
     if resume:
         resume.check_fits(cfg, task.num_inputs, task.num_outputs)
         model, state = resume.model, resume.loop
@@ -148,6 +155,11 @@ def run_training(
         load_optimizer_state(resume.path, optimizer)
         if resume.random_key is not None:
             restore_random_state(resume.random_key)
+    world.sync_parameters(model)
+    world.split_random_state()
+    if not world.is_main:
+        return _follow(model, optimizer, task, cfg, state, world, should_stop, start)
+    if resume:
         run_dir = resume.path.parent.parent
         records = _read_records(run_dir / "metrics.jsonl", resume)
         write_json_atomic(run_dir / "train_config.json", cfg.to_dict())
@@ -181,7 +193,7 @@ def run_training(
 
         try:
             result.state = train(model, optimizer, task, cfg, state, callback=record, save=save,
-                                 should_stop=should_stop)  # fmt: skip
+                                 should_stop=should_stop, world=world)  # fmt: skip
         except TrainingDiverged as err:
             record({"event": "diverged", "step": state.step, "message": str(err)})
             raise
@@ -189,7 +201,24 @@ def run_training(
             result.seconds = time.perf_counter() - start
             if cfg.plots:
                 result.plots = _write_plots(run_dir, cfg, model, task, records)
+    world.barrier()  # the other ranks wait for the last checkpoint before they exit
     return result
+
+
+def _follow(
+    model: Any,
+    optimizer: Any,
+    task: TaskData,
+    cfg: TrainConfig,
+    state: LoopState,
+    world: World,
+    should_stop: Callable[[], bool] | None,
+    start: float,
+) -> RunResult:
+    """A rank other than 0: the same training, writing nothing."""
+    state = train(model, optimizer, task, cfg, state, should_stop=should_stop, world=world)
+    world.barrier()
+    return RunResult(cfg.run_dir, cfg, state, time.perf_counter() - start)
 
 
 def _read_records(path: Path, resume: Checkpoint) -> list[dict[str, Any]]:

@@ -105,8 +105,18 @@ def iterate_batches(
     shuffle: bool = True,
     drop_last: bool = True,
     start: int = 0,
+    shard: tuple[int, int] = (0, 1),
 ) -> Iterator[tuple[mx.array, mx.array, mx.array | None]]:
-    """Yield the batches of one epoch, starting at batch ``start`` (used when resuming)."""
+    """Yield the batches of one epoch, starting at batch ``start`` (used when resuming).
+
+    ``shard=(r, n)`` yields part ``r`` of ``n`` of every batch, its contiguous rows
+    ``r * batch_size / n`` up to ``(r + 1) * batch_size / n`` (data-parallel training: the
+    ``n`` parts of a batch are the batch one process would take, whatever ``n`` is).
+    """
     order = epoch_order(len(split), seed, epoch, shuffle)
+    rank, parts = shard
     for b in range(start, num_batches(len(split), batch_size, drop_last)):
-        yield split.batch(order[b * batch_size : (b + 1) * batch_size])
+        rows = order[b * batch_size : (b + 1) * batch_size]
+        if parts > 1:
+            rows = rows[rank * len(rows) // parts : (rank + 1) * len(rows) // parts]
+        yield split.batch(rows)
