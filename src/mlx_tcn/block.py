@@ -185,10 +185,10 @@ class TemporalBlock(nn.Module):
         self.conv1 = TemporalConv1d(n_inputs, width1, **conv)
         self.conv2 = TemporalConv1d(n_outputs, n_outputs, **conv)
         self.downsample = nn.Linear(n_inputs, n_outputs) if n_inputs != n_outputs else None
-        # pytorch-tcn's rule: its initialiser writes into the weight that weight norm recomputes
-        # from g and v, so weight-normalised convolutions keep PyTorch's default initialisation
-        # (g = ||v||); the 1x1 downsample always gets the initialiser (docs/RESULTS.md: the
-        # adding problem learns with this rule and stays on its plateau with the initialiser).
+        # pytorch-tcn's rule, so that its models start from the same distributions here: its
+        # initialiser writes into the weight that weight norm recomputes from g and v, so
+        # weight-normalised convolutions keep PyTorch's default initialisation (g = ||v||);
+        # the 1x1 downsample always gets the initialiser (docs/porting.md).
         init = get_initializer(kernel_initializer, activation)
         convs = () if use_norm == "weight_norm" else (self.conv1, self.conv2)
         for layer in (*convs, self.downsample):
