@@ -110,7 +110,7 @@ def test_lr_schedule_values():
 
 @pytest.mark.parametrize("name", ["adam", "adamw"])
 def test_adam_steps_equal_pytorch_adam(name):
-    """Bias-corrected moments: the first steps (where MLX's uncorrected default is up to 3x
+    """Bias-corrected moments: the first steps (where MLX's uncorrected default is up to 3.2x
     larger) equal torch.optim.Adam/AdamW's, which the paper's learning rates were tuned with."""
     torch = pytest.importorskip("torch")
     cfg = resolve_config({}, {**TINY, "optimizer": name, "lr": 0.1, "weight_decay": 0.01})

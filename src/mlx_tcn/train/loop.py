@@ -91,7 +91,7 @@ def make_optimizer(cfg: TrainConfig, steps: int) -> optim.Optimizer:
     """The optimiser ``cfg`` names, with its learning-rate schedule over ``steps`` steps."""
     lr = _schedule(cfg, steps)
     # Bias-corrected moments, as in PyTorch's Adam that the paper's recipes were tuned with; MLX
-    # leaves them uncorrected by default, which makes the first ~1,000 steps up to 3x larger
+    # leaves them uncorrected by default, which makes the first ~1,000 steps up to 3.2x larger
     # (docs/RESULTS.md: without it the adding problem, T=50, left its plateau later or never).
     if cfg.optimizer == "adam":
         return optim.Adam(learning_rate=lr, bias_correction=True)
