@@ -450,12 +450,96 @@ def test_out_channels_with_projection():
     assert model(mx.ones((2, 6, 3))).shape == (2, 6, 7)
 
 
-def test_kernel_initializer_takes_effect_under_weight_norm():
+# -- initialisation: pytorch-tcn's rule, compared with the real package --------------------
+
+# Widths chosen so that every initialised layer exists (block 0's downsample 32 -> 48, a skip
+# projection 48 -> 64) and holds enough weights for a 5% comparison of standard deviations.
+INIT_CFG = dict(num_inputs=32, num_channels=[48, 64], kernel_size=8, use_skip_connections=True)
+
+
+def _torch_init_weights(use_norm, kernel_initializer) -> dict[str, np.ndarray]:
+    """A fresh pytorch-tcn model's effective weights (and weight-norm magnitudes), by role."""
+    torch = pytest.importorskip("torch")
+    ptcn = pytest.importorskip("pytorch_tcn")
+    torch.manual_seed(0)
+    model = ptcn.TCN(use_norm=use_norm, kernel_initializer=kernel_initializer, **INIT_CFG)
+    out = {}
+    for i, block in enumerate(model.network):
+        for name in ("conv1", "conv2"):
+            conv = getattr(block, name)
+            out[f"{i}.{name}"] = conv.weight.detach().numpy().transpose(0, 2, 1)  # (out, k, in)
+            out[f"{i}.{name}.bias"] = conv.bias.detach().numpy()
+            if use_norm == "weight_norm":
+                out[f"{i}.{name}.g"] = conv.parametrizations.weight.original0.detach().numpy()
+                out[f"{i}.{name}.v"] = conv.parametrizations.weight.original1.detach().numpy()
+    out["0.downsample"] = model.network[0].downsample.weight.detach().numpy()[..., 0]
+    out["skip"] = model.downsample_skip_connection[0].weight.detach().numpy()[..., 0]
+    return {k: v.astype(np.float64) for k, v in out.items()}
+
+
+def _mlx_init_weights(use_norm, kernel_initializer) -> dict[str, np.ndarray]:
+    """The same roles from a fresh mlx-tcn model (channels-last weights)."""
+    cfg = dict(INIT_CFG)
+    cfg["kernel_sizes"] = cfg.pop("kernel_size")
+    model = TCN(use_norm=use_norm, kernel_initializer=kernel_initializer, **cfg)
+    out = {}
+    for i, block in enumerate(model.network):
+        for name in ("conv1", "conv2"):
+            conv = getattr(block, name)
+            out[f"{i}.{name}"] = _np(get_weight(conv))
+            out[f"{i}.{name}.bias"] = _np(conv.bias)
+            if use_norm == "weight_norm":
+                out[f"{i}.{name}.g"], out[f"{i}.{name}.v"] = _np(conv.weight_g), _np(conv.weight_v)
+    out["0.downsample"] = _np(model.network[0].downsample.weight)
+    out["skip"] = _np(model.downsample_skip_connection[0].weight)
+    return out
+
+
+def _norm_per_filter(v: np.ndarray) -> np.ndarray:
+    return np.sqrt((v.reshape(v.shape[0], -1) ** 2).sum(axis=1))
+
+
+CONVS = ["0.conv1", "0.conv2", "1.conv1", "1.conv2"]
+
+
+@pytest.mark.parametrize("kernel_initializer", ["xavier_uniform", "kaiming_normal", "normal"])
+def test_weight_normed_convolutions_keep_the_default_init_as_in_pytorch_tcn(kernel_initializer):
+    """pytorch-tcn's initialiser never reaches a weight-normalised convolution: its weight,
+    direction and bias are PyTorch's default U(+-1/sqrt(fan_in)), with g = ||v|| per filter."""
+    theirs = _torch_init_weights("weight_norm", kernel_initializer)
+    ours = _mlx_init_weights("weight_norm", kernel_initializer)
+    for name in CONVS:
+        fan_in = ours[name][0].size
+        bound = 1 / math.sqrt(fan_in)
+        for lib in (theirs, ours):
+            w, g, v = lib[name], lib[name + ".g"], lib[name + ".v"]
+            assert np.abs(w).max() <= bound * (1 + 1e-6)
+            assert np.abs(w).max() == pytest.approx(bound, rel=0.01)  # fills the interval
+            assert w.std() == pytest.approx(bound / math.sqrt(3), rel=0.03)  # uniform
+            assert np.abs(lib[name + ".bias"]).max() <= bound * (1 + 1e-6)
+            np.testing.assert_allclose(g.reshape(-1), _norm_per_filter(v), rtol=1e-5)
+        assert ours[name].std() == pytest.approx(theirs[name].std(), rel=0.03)
+
+
+@pytest.mark.parametrize("use_norm", ["weight_norm", None, "batch_norm", "layer_norm"])
+@pytest.mark.parametrize("kernel_initializer", ["xavier_uniform", "kaiming_normal"])
+def test_kernel_initializer_reaches_the_layers_pytorch_tcn_gives_it(use_norm, kernel_initializer):
+    """The 1x1 downsample and skip projections always get the initialiser; the convolutions get
+    it unless weight-normalised: same spread as in pytorch-tcn, far from the default's."""
+    theirs = _torch_init_weights(use_norm, kernel_initializer)
+    ours = _mlx_init_weights(use_norm, kernel_initializer)
+    names = ["0.downsample", "skip"] + ([] if use_norm == "weight_norm" else CONVS)
+    for name in names:
+        assert ours[name].std() == pytest.approx(theirs[name].std(), rel=0.1)
+        default_std = 1 / math.sqrt(3 * ours[name][0].size)
+        assert ours[name].std() > 2 * default_std  # ReLU-gain xavier/kaiming, not the default
+
+
+def test_kernel_initializer_uniform_without_norm():
+    model = TCN(3, [4], kernel_initializer="uniform", use_norm=None)
+    assert (np.array(model.network[0].conv1.weight) >= 0).all()  # U(0, 1)
     model = TCN(3, [4], kernel_initializer="uniform", use_norm="weight_norm")
-    v = np.array(model.network[0].conv1.weight_v)
-    assert (v >= 0).all() and (v < 1).all()  # U(0, 1), not the default signed init
-    model = TCN(3, [4], kernel_initializer="normal", use_norm=None)
-    assert (np.array(model.network[0].conv1.weight) < 0).any()
+    assert (np.array(model.network[0].conv1.weight_v) < 0).any()  # the default, signed
 
 
 def test_deprecated_kernel_initilaizer_warns_and_works():

@@ -108,6 +108,29 @@ def test_lr_schedule_values():
     assert math.isclose(float(lr(mx.array(10))), cfg.lr * 0.01, rel_tol=1e-4)
 
 
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_steps_equal_pytorch_adam(name):
+    """Bias-corrected moments: the first steps (where MLX's uncorrected default is up to 3.2x
+    larger) equal torch.optim.Adam/AdamW's, which the paper's learning rates were tuned with."""
+    torch = pytest.importorskip("torch")
+    cfg = resolve_config({}, {**TINY, "optimizer": name, "lr": 0.1, "weight_decay": 0.01})
+    grads = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    w0 = np.array([0.5, -1.0, 2.0], dtype=np.float32)
+    opt = make_optimizer(cfg, 5)
+    params = {"w": mx.array(w0)}
+    opt.init(params)
+    t_w = torch.nn.Parameter(torch.tensor(w0))
+    t_cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+    t_opt = t_cls([t_w], lr=0.1, **({} if name == "adam" else {"weight_decay": 0.01}))
+    for g in grads:
+        params = opt.apply_gradients({"w": mx.array(g)}, params)
+        t_w.grad = torch.tensor(g)
+        t_opt.step()
+        np.testing.assert_allclose(
+            np.array(params["w"]), t_w.detach().numpy(), rtol=1e-5, atol=1e-6
+        )
+
+
 @pytest.mark.slow  # mx.compile builds C++ on the CPU: ~10 s
 def test_compiled_step_matches_eager():
     runs = []

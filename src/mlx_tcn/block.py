@@ -65,8 +65,9 @@ class TemporalBlock(Stateful):
         causal: causal convolutions (and a causal SE squeeze).
         use_norm: ``'batch_norm'``, ``'layer_norm'``, ``'weight_norm'`` or ``None``.
         activation: name or callable (see :mod:`mlx_tcn.activations`).
-        kernel_initializer: initialiser name for the convolution weights
-            (see :func:`mlx_tcn.init.get_initializer`), also under weight norm.
+        kernel_initializer: initialiser name (see :func:`mlx_tcn.init.get_initializer`) for
+            the convolution weights and the 1x1 downsample. Under weight norm the convolutions
+            keep PyTorch's default initialisation instead, as in pytorch-tcn.
         embedding_shapes: ``[(features,), (features, None), (features, time_steps), ...]``
             of the conditioning inputs (see :mod:`mlx_tcn.embeddings`), or ``None``.
         embedding_mode: ``'add'`` or ``'concat'``.
@@ -118,11 +119,16 @@ class TemporalBlock(Stateful):
         self.conv1 = TemporalConv1d(n_inputs, width1, **conv)
         self.conv2 = TemporalConv1d(n_outputs, n_outputs, **conv)
         self.downsample = nn.Linear(n_inputs, n_outputs) if n_inputs != n_outputs else None
+        # pytorch-tcn's rule, so that its models start from the same distributions here: its
+        # initialiser writes into the weight that weight norm recomputes from g and v, so
+        # weight-normalised convolutions keep PyTorch's default initialisation (g = ||v||);
+        # the 1x1 downsample always gets the initialiser (docs/porting.md).
         init = get_initializer(kernel_initializer, activation)
-        for layer in (self.conv1, self.conv2, self.downsample):
+        convs = () if use_norm == "weight_norm" else (self.conv1, self.conv2)
+        for layer in (*convs, self.downsample):
             if layer is not None:
                 layer.weight = init(layer.weight.shape)
-        if use_norm == "weight_norm":  # after init, so that the initialiser takes effect
+        if use_norm == "weight_norm":
             weight_norm(self.conv1)
             weight_norm(self.conv2)
         elif use_norm == "batch_norm":

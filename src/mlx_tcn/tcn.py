@@ -74,7 +74,9 @@ class TCN(Stateful):
         activation: name (``relu``, ``tanh``, ``leaky_relu``, ``sigmoid``, ``elu``, ``gelu``,
             ``selu``, ``softmax``, ``log_softmax``) or a callable / ``mlx.nn.Module`` class.
         kernel_initializer: ``xavier_uniform``, ``xavier_normal``, ``kaiming_uniform``,
-            ``kaiming_normal``, ``he_uniform``, ``he_normal``, ``normal`` or ``uniform``.
+            ``kaiming_normal``, ``he_uniform``, ``he_normal``, ``normal`` or ``uniform``, for
+            the blocks' convolutions, 1x1 downsamples and skip projections; as in pytorch-tcn,
+            weight-normalised convolutions keep PyTorch's default initialisation instead.
         use_skip_connections: sum the blocks' outputs (projected to the last width).
         embedding_shapes: conditioning inputs fed to every block, pytorch-tcn's forms:
             ``(features,)``, ``(features, None)`` (time-aligned, any length) or

@@ -91,10 +91,13 @@ def _schedule(cfg: TrainConfig, steps: int) -> float | Callable[[mx.array], mx.a
 def make_optimizer(cfg: TrainConfig, steps: int) -> optim.Optimizer:
     """The optimiser ``cfg`` names, with its learning-rate schedule over ``steps`` steps."""
     lr = _schedule(cfg, steps)
+    # Bias-corrected moments, as in PyTorch's Adam that the paper's recipes were tuned with; MLX
+    # leaves them uncorrected by default, which makes the first ~1,000 steps up to 3.2x larger
+    # (docs/RESULTS.md: without it the adding problem, T=50, left its plateau later or never).
     if cfg.optimizer == "adam":
-        return optim.Adam(learning_rate=lr)
+        return optim.Adam(learning_rate=lr, bias_correction=True)
     if cfg.optimizer == "adamw":
-        return optim.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay)
+        return optim.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay, bias_correction=True)
     if cfg.optimizer == "rmsprop":
         return optim.RMSprop(learning_rate=lr)
     return optim.SGD(learning_rate=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)

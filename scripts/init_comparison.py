@@ -1,0 +1,74 @@
+"""`mlx-tcn train` with the initialisation and optimiser arms of docs/RESULTS.md.
+
+Usage: ``INIT_MODE=xavier|torch|ref ADAM_BC=0|1 python scripts/init_comparison.py train ...``
+(the arguments are those of ``mlx-tcn``). After each block is built, the weight-normalised
+convolutions are re-drawn:
+
+* ``xavier``: the kernel initialiser applied to ``weight_v`` (mlx-tcn before it followed
+  pytorch-tcn), ``weight_g = ||weight_v||``;
+* ``torch``: PyTorch's default U(+-1/sqrt(fan_in)), as pytorch-tcn and mlx-tcn now do;
+* ``ref``: as ``torch``, and the 1x1 downsamples and the head N(0, 0.01), as the reference code.
+
+``ADAM_BC=0`` gives back MLX's Adam without bias correction (mlx-tcn train before it
+corrected). The draws differ from the library's own; the distributions are the same.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import mlx.core as mx
+import mlx.optimizers as optim
+
+import mlx_tcn.block as block
+import mlx_tcn.tcn as tcn
+from mlx_tcn.cli import main
+from mlx_tcn.init import get_initializer
+
+MODE = os.environ.get("INIT_MODE", "torch")
+ADAM_BC = os.environ.get("ADAM_BC", "1") == "1"
+_block_init = block.TemporalBlock.__init__
+_tcn_init = tcn.TCN.__init__
+_Adam = optim.Adam
+
+
+def _draw(shape: tuple[int, ...], kwargs: dict) -> mx.array:
+    if MODE == "xavier":
+        name = kwargs.get("kernel_initializer", "xavier_uniform")
+        return get_initializer(name, kwargs.get("activation", "relu"))(shape)
+    bound = 1 / math.sqrt(shape[1] * shape[2])
+    return mx.random.uniform(-bound, bound, shape)
+
+
+def _block(self: block.TemporalBlock, *args, **kwargs) -> None:
+    _block_init(self, *args, **kwargs)
+    if self.use_norm == "weight_norm":
+        for conv in (self.conv1, self.conv2):
+            v = _draw(conv.weight_v.shape, kwargs)
+            conv.weight_v = v
+            conv.weight_g = mx.sqrt(mx.sum(v * v, axis=(1, 2), keepdims=True))
+
+
+def _tcn(self: tcn.TCN, *args, **kwargs) -> None:
+    _tcn_init(self, *args, **kwargs)
+    if MODE == "ref":
+        for blk in self.network:
+            if blk.downsample is not None:
+                blk.downsample.weight = 0.01 * mx.random.normal(blk.downsample.weight.shape)
+        if "projection_out" in self:
+            self.projection_out.weight = 0.01 * mx.random.normal(self.projection_out.weight.shape)
+
+
+class _AdamArm(_Adam):
+    def __init__(self, learning_rate, **kwargs) -> None:  # noqa: ANN001
+        kwargs["bias_correction"] = ADAM_BC
+        super().__init__(learning_rate, **kwargs)
+
+
+if __name__ == "__main__":
+    block.TemporalBlock.__init__ = _block
+    tcn.TCN.__init__ = _tcn
+    optim.Adam = _AdamArm
+    sys.exit(main(sys.argv[1:]))
