@@ -200,3 +200,17 @@ def _records(run_dir):
 def test_loop_state_round_trip():
     s = LoopState(step=3, epoch=1, batch_in_epoch=2, best_metric=0.5, best_step=2, bad_evals=1)
     assert LoopState.from_dict(s.to_dict()) == s
+
+
+def test_short_epochs_are_evaluated_every_eval_every_steps_not_after_each_epoch():
+    # 2 steps per epoch, eval_every 4: evaluations at 4 and 8, and at the end of the last epoch
+    # (10). A tiny data set (one step per epoch) is otherwise evaluated after every step.
+    cfg, task, model, opt = _setup(n_train=64, epochs=5, eval_every=4)
+    events = []
+    train(model, opt, task, cfg, callback=events.append)
+    assert [e["step"] for e in events if e["event"] == "eval"] == [4, 8, 10]
+    # epochs at least eval_every steps long still end with an evaluation: 8 steps, every 3
+    cfg, task, model, opt = _setup(n_train=256, epochs=2, eval_every=3)
+    events = []
+    train(model, opt, task, cfg, callback=events.append)
+    assert [e["step"] for e in events if e["event"] == "eval"] == [3, 6, 8, 9, 12, 15, 16]

@@ -132,6 +132,18 @@ def build_step(
     return lambda x, y, mask=None: plain(x, y) if mask is None else masked(x, y, mask)
 
 
+def _evaluate_at_epoch_end(cfg: TrainConfig, state: LoopState, per_epoch: int) -> bool:
+    """Whether the epoch that just ended gets an evaluation of its own.
+
+    Epochs at least ``eval_every`` steps long and the last epoch do; shorter ones do not, so a
+    data set of a few dozen samples (one step per epoch) is evaluated every ``eval_every``
+    steps rather than after every step.
+    """
+    if state.last_eval_step == state.step:
+        return False
+    return per_epoch >= cfg.eval_every or state.epoch >= cfg.epochs
+
+
 def train(
     model: nn.Module,
     optimizer: optim.Optimizer,
@@ -167,6 +179,7 @@ def train(
     state.status = "running"
     emit = callback or (lambda _: None)
     steps = total_steps(cfg, len(task.train))
+    per_epoch = num_batches(len(task.train), cfg.batch_size, drop_last=True)
     # Ragged data (polyphonic music) changes shape every batch: compiling would recompile each time.
     compile_step = cfg.compile and not task.train.ragged
     step_fn = build_step(model, optimizer, loss_fn(task.kind), cfg.grad_clip, compile_step)
@@ -231,7 +244,7 @@ def train(
         else:
             state.epoch += 1
             state.batch_in_epoch = 0
-            if state.last_eval_step != state.step and evaluate():
+            if _evaluate_at_epoch_end(cfg, state, per_epoch) and evaluate():
                 state.status = "early_stopped"
     if state.status == "running":
         state.status = "completed"
