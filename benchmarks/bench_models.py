@@ -293,13 +293,13 @@ def _gemm_peak(threads: int, n: int = 2048, reps: int = 5) -> dict:
     rates = [_backend.matmul_gflops(n, repeat=reps)]
     runtime = _backend.runtime.STATE
     if _backend.parallel_streams() > 1 and _backend.blas.set_blas_threads(threads):
-        streams = runtime.streams
-        runtime.streams = 1
+        lanes = runtime.lanes
+        runtime.lanes = 1
         try:
             rates.append(_backend.matmul_gflops(n, repeat=reps))
         finally:
             _backend.blas.set_blas_threads(1)
-            runtime.streams = streams
+            runtime.lanes = lanes
     return {"gflops": max(rates), "n": n}
 
 

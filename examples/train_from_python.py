@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from mlx_tcn.train import build_task, evaluate_split, load_checkpoint, resolve_config, run_training
-from mlx_tcn.train.data import iterate_batches
+from mlx_tcn.train.split import iterate_batches
 
 folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
 

@@ -152,9 +152,14 @@ def test_info_and_convert_dispatch(capsys, monkeypatch):
     import mlx_tcn.interop
 
     seen = []
-    monkeypatch.setattr(mlx_tcn.interop, "main_convert", lambda argv: seen.append(argv) or 0)
-    assert main(["convert", "a.pt", "b", "--num-inputs", "3"]) == 0
-    assert seen == [["a.pt", "b", "--num-inputs", "3"]]
+    monkeypatch.setattr(mlx_tcn.interop, "run_convert", lambda args: seen.append(args) or 0)
+    assert main(["convert", "to-pytorch", "m", "-o", "x.pt"]) == 0
+    assert [(a.direction, str(a.model_dir), str(a.out)) for a in seen] == [
+        ("to-pytorch", "m", "x.pt")
+    ]
+    with pytest.raises(SystemExit) as exit_:  # one parser: convert's arguments are checked
+        main(["convert", "a.pt", "b", "--num-inputs", "3"])
+    assert exit_.value.code == 2 and len(seen) == 1
 
 
 def test_python_dash_m_and_help():
@@ -349,3 +354,29 @@ def test_an_unexpected_error_is_one_line_and_verbose_shows_the_traceback(capsys,
     _one_line_error(capsys, "RuntimeError: [matmul] something deep inside MLX (-v shows")
     with pytest.raises(RuntimeError):
         main(["-v", "summary"])
+
+
+def test_a_checkpoint_whose_two_configs_disagree_is_refused(tmp_path, capsys):
+    # train_config.json describes the architecture; the model's config.json is derived from
+    # it. Before, evaluate and predict compared only the input channels and went on with a
+    # checkpoint whose train_config.json said otherwise.
+    assert _train(tmp_path, "--max-steps", "2") == 0
+    (ckpt,) = (tmp_path / "runs" / "adding" / "checkpoints").glob("step-*")
+    saved = json.loads((ckpt / "train_config.json").read_text())
+    (ckpt / "train_config.json").write_text(json.dumps({**saved, "hidden": 9}))
+    capsys.readouterr()
+    assert main(["evaluate", str(ckpt)]) == 1
+    _one_line_error(
+        capsys, "does not fit the config (num_channels: checkpoint [8, 8], config [9, 9])"
+    )
+
+
+def test_a_run_saved_with_the_old_no_norm_spelling_still_loads(tmp_path, capsys):
+    assert _train(tmp_path, "--max-steps", "2", "--use-norm", "none") == 0
+    run = tmp_path / "runs" / "adding"
+    (ckpt,) = (run / "checkpoints").glob("step-*")
+    saved = json.loads((ckpt / "train_config.json").read_text())
+    assert saved["use_norm"] is None  # stored in the model's spelling
+    (ckpt / "train_config.json").write_text(json.dumps({**saved, "use_norm": "none"}))
+    assert main(["evaluate", str(run), "--json"]) == 0
+    assert main(["train", "--resume", str(run), "--max-steps", "3", "--quiet"]) == 0

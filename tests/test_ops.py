@@ -225,3 +225,14 @@ def test_validation(kwargs, match):
     x, w, b = args.pop("x"), args.pop("weight"), args.pop("bias")
     with pytest.raises(ValueError, match=match):
         ops.conv1d(x, w, b, **args)
+
+
+def test_inference_is_a_deprecated_spelling_of_custom_vjp():
+    x = mx.random.normal((2, 20, 3))
+    w = mx.random.normal((4, 3, 3))
+    plain = ops.conv1d(x, w, dilation=2, custom_vjp=False)
+    with pytest.warns(DeprecationWarning, match="custom_vjp"):
+        old = ops.conv1d(x, w, dilation=2, inference=True)
+    np.testing.assert_array_equal(np.array(old), np.array(plain))
+    with pytest.raises(ValueError, match="disagree"), pytest.warns(DeprecationWarning):
+        ops.conv1d(x, w, custom_vjp=False, inference=False)

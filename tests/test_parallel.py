@@ -1,4 +1,4 @@
-"""A TCN batch split over parallel CPU streams computes what one stream computes."""
+"""A TCN batch split over parallel CPU lanes computes what one lane computes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from mlx.utils import tree_flatten
 from test_backend import _run as run_python_json  # a fresh interpreter, one JSON line back
 
 from mlx_tcn import TCN, _backend
-from mlx_tcn import tcn as tcn_module
+from mlx_tcn import parallel as tcn_module
 
 on_cpu = pytest.mark.skipif(
     mx.default_device().type != mx.DeviceType.cpu, reason="the split is for the CPU device"
@@ -21,7 +21,7 @@ on_cpu = pytest.mark.skipif(
 def streams(monkeypatch):
     """Force ``n`` parallel streams whatever this machine's CPU count; record each use."""
     used: list[list[mx.Stream]] = []
-    real = _backend.cpu_streams
+    real = _backend.cpu_lanes
 
     def recording() -> list[mx.Stream]:
         out = real()
@@ -29,8 +29,8 @@ def streams(monkeypatch):
         return out
 
     def force(n: int) -> list[list[mx.Stream]]:
-        monkeypatch.setattr(_backend.runtime.STATE, "streams", n)
-        monkeypatch.setattr(_backend, "cpu_streams", recording)
+        monkeypatch.setattr(_backend.runtime.STATE, "lanes", n)
+        monkeypatch.setattr(_backend, "cpu_lanes", recording)
         return used
 
     return force
@@ -63,13 +63,13 @@ def _assert_same(split: mx.array, whole: mx.array) -> None:
     ],
 )
 def test_batch_parts(monkeypatch, streams_n, batch, length, expected):
-    monkeypatch.setattr(_backend.runtime.STATE, "streams", streams_n)
+    monkeypatch.setattr(_backend.runtime.STATE, "lanes", streams_n)
     assert tcn_module._batch_parts(batch, length) == expected
 
 
 @on_cpu
 def test_batch_parts_cover_the_batch_exactly(monkeypatch):
-    monkeypatch.setattr(_backend.runtime.STATE, "streams", 4)
+    monkeypatch.setattr(_backend.runtime.STATE, "lanes", 4)
     for batch in range(1, 40):
         parts = tcn_module._batch_parts(batch, 2048)
         assert parts[0][0] == 0 and parts[-1][1] == batch

@@ -4,6 +4,7 @@ belongs to, and the clear errors a strictly sequential reading runs into."""
 from __future__ import annotations
 
 import mlx.core as mx
+import mlx.utils
 import numpy as np
 import pytest
 
@@ -163,7 +164,7 @@ def test_se_parameter_formula_from_the_guide():
     without = TCN(128, [128], kernel_sizes=3)
 
     def count(m):
-        return sum(v.size for _, v in mlx_tcn.tcn.tree_flatten(m.parameters()))
+        return sum(v.size for _, v in mlx.utils.tree_flatten(m.parameters()))
 
     assert count(with_se) - count(without) == 128 * 16 + 16 * 128 + 16 + 128
 

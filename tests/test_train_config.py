@@ -185,3 +185,23 @@ def test_yaml_without_pyyaml_says_what_to_install(tmp_path, monkeypatch):
     (tmp_path / "c.yaml").write_text("hidden: 3\n")
     with pytest.raises(ValueError, match=r'needs pyyaml: pip install "mlx-tcn\[data\]"'):
         load_config_file(tmp_path / "c.yaml")
+
+
+@pytest.mark.parametrize("spelling", ["none", None])
+def test_no_norm_has_one_spelling_whatever_the_input(spelling, tmp_path):
+    # Before: the config stored "none" and the model None; now both read as the model's None,
+    # also from a train_config.json written before (it holds "none").
+    cfg = resolve_config({"use_norm": spelling})
+    assert cfg.use_norm is None and cfg.to_dict()["use_norm"] is None
+    assert TrainConfig(use_norm=spelling).use_norm is None
+    (tmp_path / "old.json").write_text(json.dumps({**cfg.to_dict(), "use_norm": "none"}))
+    assert resolve_config(load_config_file(tmp_path / "old.json")).use_norm is None
+    assert resolve_config({}, {"use_norm": "layer_norm"}).use_norm == "layer_norm"
+
+
+def test_field_help_is_the_dataclass_metadata():
+    from mlx_tcn.train.config import config_fields, field_comments
+
+    comments = field_comments()
+    assert comments["lr"] == "peak learning rate"
+    assert all(comments[f.name] == f.metadata["help"] for f in config_fields())

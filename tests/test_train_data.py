@@ -8,23 +8,16 @@ import numpy as np
 import pytest
 
 from mlx_tcn.train.data import (
-    MNIST_MEAN,
-    MNIST_STD,
-    Split,
     adding_problem,
     copy_memory,
-    epoch_order,
-    iterate_batches,
-    load_mnist,
-    load_polyphonic,
     load_table,
-    make_windows,
-    num_batches,
     read_idx,
     select_columns,
-    standardize_stats,
     to_float,
 )
+from mlx_tcn.train.split import Split, epoch_order, iterate_batches, num_batches
+from mlx_tcn.train.tasks import MNIST_MEAN, MNIST_STD, load_mnist, load_polyphonic
+from mlx_tcn.train.user_data import make_windows, standardize_stats
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 MNIST_DIR = SHARED / "mnist"

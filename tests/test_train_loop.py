@@ -20,7 +20,7 @@ from mlx_tcn.train import (
     train,
 )
 from mlx_tcn.train.loop import total_steps
-from mlx_tcn.train.tasks import evaluate_split
+from mlx_tcn.train.losses import evaluate_split
 
 # Eager steps: mx.compile would build C++ for every new model of every test (seconds each).
 TINY = dict(compile=False, seq_len=10, levels=2, hidden=16, kernel_size=3, n_train=256, n_val=64, batch_size=32,
@@ -122,7 +122,7 @@ def test_compiled_step_matches_eager():
 
 def test_evaluation_runs_in_eval_mode_and_restores_training_mode():
     cfg, task, model, _ = _setup(dropout=0.5)
-    from mlx_tcn.train.data import iterate_batches
+    from mlx_tcn.train.split import iterate_batches
 
     batches = list(iterate_batches(task.val, 16, shuffle=False, drop_last=False))
     a = evaluate_split(model, task.kind, batches)

@@ -8,13 +8,9 @@ import numpy as np
 import pytest
 
 from mlx_tcn.train import build_task, resolve_config
-from mlx_tcn.train.tasks import (
-    _loss_sum,
-    denormalize_targets,
-    evaluate_split,
-    loss_fn,
-    prepare_user_inputs,
-)
+from mlx_tcn.train.losses import _loss_sum, evaluate_split, loss_fn
+from mlx_tcn.train.predict import prepare_user_inputs
+from mlx_tcn.train.user_data import denormalize_targets
 
 
 class Constant(nn.Module):
@@ -192,3 +188,40 @@ def test_classify_npz_needs_x_and_y(tmp_path):
     cfg = resolve_config({}, {"task": "classify", "data_path": str(tmp_path / "c.npz")})
     with pytest.raises(ValueError, match="must hold arrays 'x'"):
         build_task(cfg)
+
+
+@pytest.mark.parametrize("task", ["adding", "copy_memory"])
+def test_the_shape_table_is_the_shape_of_the_generated_data(task):
+    from mlx_tcn.train.tasks import TASK_SHAPES, task_shape
+
+    cfg = resolve_config({"task": task, "n_train": 4, "n_val": 2, "seq_len": 10})
+    data = build_task(cfg)
+    kind, n_in, n_out = TASK_SHAPES[task]
+    assert (data.kind, data.num_inputs, data.num_outputs) == (kind, n_in, n_out)
+    assert task_shape(cfg) == (n_in, n_out) and data.train.x.shape[-1] == n_in
+    y = np.array(data.train.y)
+    assert (y.shape[-1] == n_out) if kind == "regression_last" else (y.max() < n_out)
+
+
+@pytest.mark.parametrize(
+    ("old", "name", "new"),
+    [
+        ("data", "iterate_batches", "split"),
+        ("data", "Split", "split"),
+        ("data", "load_mnist", "tasks"),
+        ("data", "make_windows", "user_data"),
+        ("tasks", "evaluate_split", "losses"),
+        ("tasks", "TaskData", "split"),
+        ("tasks", "prepare_user_inputs", "predict"),
+        ("tasks", "denormalize_targets", "user_data"),
+        ("runner", "predict_split", "predict"),
+    ],
+)
+def test_names_moved_by_the_restructure_keep_their_old_import_path(old, name, new):
+    import importlib
+
+    before = importlib.import_module(f"mlx_tcn.train.{old}")
+    after = importlib.import_module(f"mlx_tcn.train.{new}")
+    assert getattr(before, name) is getattr(after, name)
+    with pytest.raises(AttributeError, match=f"mlx_tcn.train.{old}' has no attribute 'nope'"):
+        before.nope  # noqa: B018

@@ -13,6 +13,7 @@ from . import init  # noqa: E402  (initialisers live in mlx_tcn.init, as in mlx.
 from ._stream import load_state, save_state  # noqa: E402
 from .activations import ACTIVATIONS  # noqa: E402
 from .buffer import BufferIO  # noqa: E402
+from .config import TCNConfig  # noqa: E402
 from .conv import TemporalConv1d, TemporalConvTransposed1d  # noqa: E402
 from .init import INITIALIZERS  # noqa: E402
 from .interop import from_pytorch_tcn, to_pytorch_tcn  # noqa: E402
@@ -34,6 +35,7 @@ __all__ = [
     "BufferIO",
     "ModuleList",
     "SqueezeExcitation",
+    "TCNConfig",
     "TemporalBlock",
     "TemporalConv1d",
     "TemporalConvTransposed1d",
@@ -49,20 +51,7 @@ __all__ = [
 
 # Names that were top-level before the initialisers moved under ``mlx_tcn.init`` (as
 # ``mlx.nn`` keeps them under ``nn.init``): still importable, with a DeprecationWarning.
-_MOVED_TO_INIT = frozenset(
-    {
-        "calculate_gain",
-        "get_initializer",
-        "he_normal",
-        "he_uniform",
-        "kaiming_normal",
-        "kaiming_uniform",
-        "normal",
-        "uniform",
-        "xavier_normal",
-        "xavier_uniform",
-    }
-)
+_MOVED_TO_INIT = frozenset(init.__all__) - {"INITIALIZERS"}
 
 
 def __getattr__(name: str):  # PEP 562: only called for names not found above

@@ -80,10 +80,23 @@ class Stateful(nn.Module):
         raise ValueError(f"streaming needs a causal {self._kind}; this {name} is not causal")
 
     def _check_state(self, state: object, batch_size: int) -> None:
-        shapes = getattr(self, "_state_shapes_cache", None)
-        if shapes is None:
-            shapes = {k: tuple(v.shape[1:]) for k, v in tree_flatten(self.init_state(1))}
-            object.__setattr__(self, "_state_shapes_cache", shapes)
+        """The one validator of a stream state, at every level: the structure and the
+        shape (after the batch axis) of every array of :meth:`init_state`'s, with
+        ``batch_size`` rows."""
+        template = getattr(self, "_state_template", None)
+        if template is None:
+            fresh = self.init_state(1)
+            entries = len(fresh) if isinstance(fresh, list) else None
+            template = (entries, {k: tuple(v.shape[1:]) for k, v in tree_flatten(fresh)})
+            object.__setattr__(self, "_state_template", template)
+        entries, shapes = template
+        if entries is not None and (not isinstance(state, list) or len(state) != entries):
+            # a model's state: one entry per block
+            raise ValueError(
+                f"state must be the list returned by init_state() with one entry per block "
+                f"({entries}), got {type(state).__name__}"
+                + (f" of length {len(state)}" if isinstance(state, list) else "")
+            )
         check_state(state, shapes, batch_size, self._kind)
 
     # -- the stateful API -----------------------------------------------------------------

@@ -12,6 +12,7 @@ from ._stateful import Stateful
 from ._stream import check_bool, check_dropout, check_input, check_int, promoted_dtype
 from .activations import check_activation, get_activation, glu
 from .buffer import BufferIO
+from .config import EMBEDDING_MODES, NORMS, check_embedding_mode, check_norm
 from .conv import TemporalConv1d
 from .embeddings import check_embedding_shapes, prepare_embeddings
 from .init import get_initializer
@@ -25,9 +26,6 @@ __all__ = [
     "check_embedding_shapes",
     "prepare_embeddings",
 ]
-
-NORMS = ("batch_norm", "layer_norm", "weight_norm", None)
-EMBEDDING_MODES = ("add", "concat")
 
 BlockState = dict[str, Any]
 
@@ -102,12 +100,8 @@ class TemporalBlock(Stateful):
         if check_int(stride, "stride", 1) != 1:
             # a strided block would shorten the main branch but not the residual
             raise ValueError(f"stride must be 1 in a TemporalBlock (as in a TCN), got {stride}")
-        if use_norm not in NORMS:
-            raise ValueError(f"use_norm must be one of {NORMS}, got {use_norm!r}")
-        if embedding_mode not in EMBEDDING_MODES:
-            raise ValueError(
-                f"embedding_mode must be one of {EMBEDDING_MODES}, got {embedding_mode!r}"
-            )
+        check_norm(use_norm)
+        check_embedding_mode(embedding_mode)
         check_activation(activation, "activation")
         self.dropout = check_dropout(dropout)
         self.causal = check_bool(causal, "causal")
@@ -273,7 +267,8 @@ class TemporalBlock(Stateful):
         ``inference=True``: ``x`` is the next chunk of the stream kept in the block (or in
         ``in_buffer``, see the class docstring); computed in inference mode. With ``state``
         (from :meth:`init_state`) the call is :meth:`stream` with the skip output too and
-        returns ``(output, skip, new_state)``.
+        returns ``(output, skip, new_state)``: the one exception to ``(output, skip)``, kept
+        because callers (tests, docs/streaming.md) take a stream step's skip output this way.
         """
         if state is not None:
             if in_buffer is not None:

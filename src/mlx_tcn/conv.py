@@ -19,6 +19,25 @@ def _uniform(shape: tuple[int, ...], bound: float) -> mx.array:
     return mx.random.uniform(-bound, bound, shape)
 
 
+def _set_geometry(
+    layer: StreamingModule,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    stride: int,
+    dilation: int,
+    causal: bool,
+) -> None:
+    """Check and keep the arguments both convolutions share (``causal`` is checked by the
+    padding layer)."""
+    layer.in_channels = check_int(in_channels, "in_channels", 1)
+    layer.out_channels = check_int(out_channels, "out_channels", 1)
+    layer.kernel_size = check_int(kernel_size, "kernel_size", 1)
+    layer.stride = check_int(stride, "stride", 1)
+    layer.dilation = check_int(dilation, "dilation", 1)
+    layer.causal = causal
+
+
 class TemporalConv1d(WeightNormSupport, StreamingModule):
     """1-D convolution over time that pads itself, on ``(batch, length, channels)`` inputs.
 
@@ -60,11 +79,7 @@ class TemporalConv1d(WeightNormSupport, StreamingModule):
         causal: bool = True,
     ) -> None:
         super().__init__()
-        check_int(in_channels, "in_channels", 1)
-        check_int(out_channels, "out_channels", 1)
-        check_int(kernel_size, "kernel_size", 1)
-        check_int(stride, "stride", 1)
-        check_int(dilation, "dilation", 1)
+        _set_geometry(self, in_channels, out_channels, kernel_size, stride, dilation, causal)
         check_int(groups, "groups", 1)
         if padding != 0:
             raise ValueError(
@@ -76,13 +91,7 @@ class TemporalConv1d(WeightNormSupport, StreamingModule):
                 f"in_channels ({in_channels}) and out_channels ({out_channels}) must be "
                 f"divisible by groups ({groups})"
             )
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = kernel_size
-        self.stride = stride
-        self.dilation = dilation
         self.groups = groups
-        self.causal = causal
         self.pad_len = (kernel_size - 1) * dilation
         self.padder = TemporalPad1d(
             self.pad_len, in_channels, buffer=buffer, padding_mode=padding_mode, causal=causal
@@ -122,7 +131,7 @@ class TemporalConv1d(WeightNormSupport, StreamingModule):
             stride=self.stride,
             dilation=self.dilation,
             groups=self.groups,
-            inference=state is not None or not self.training,
+            custom_vjp=state is None and self.training,
         )
         return y, new_state
 
@@ -160,12 +169,12 @@ class TemporalConvTransposed1d(WeightNormSupport, StreamingModule):
         causal: causal cropping (pytorch-tcn's default for this layer).
     """
 
-    def __init__(
+    def __init__(  # torch.nn.ConvTranspose1d's arguments, in its order
         self,
         in_channels: int,
         out_channels: int,
         kernel_size: int,
-        stride: int = 1,
+        stride: int = 1,  # the upsampling factor
         padding: int = 0,
         output_padding: int = 0,
         groups: int = 1,
@@ -176,11 +185,7 @@ class TemporalConvTransposed1d(WeightNormSupport, StreamingModule):
         causal: bool = True,
     ) -> None:
         super().__init__()
-        check_int(in_channels, "in_channels", 1)
-        check_int(out_channels, "out_channels", 1)
-        check_int(kernel_size, "kernel_size", 1)
-        check_int(stride, "stride", 1)
-        check_int(dilation, "dilation", 1)
+        _set_geometry(self, in_channels, out_channels, kernel_size, stride, dilation, causal=causal)
         if padding != 0:
             raise ValueError(
                 f"padding must be 0 (the output length is length*stride), got {padding!r}"
@@ -196,12 +201,6 @@ class TemporalConvTransposed1d(WeightNormSupport, StreamingModule):
                 f"a non-causal transposed convolution pads with zeros only, got "
                 f"padding_mode={padding_mode!r}"
             )
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = kernel_size
-        self.stride = stride
-        self.dilation = dilation
-        self.causal = causal
         span = dilation * (kernel_size - 1) + 1
         self._span = span
         self._taps = -(-span // stride)  # ceil(span / stride)
@@ -246,9 +245,7 @@ class TemporalConvTransposed1d(WeightNormSupport, StreamingModule):
         padded, new_state = self.padder.pad(x, state)
         if self._right_inputs:
             padded = mx.pad(padded, [(0, 0), (0, self._right_inputs), (0, 0)])
-        y = ops.conv1d(
-            padded, self._polyphase_weight(), inference=state is not None or not self.training
-        )
+        y = ops.conv1d(padded, self._polyphase_weight(), custom_vjp=state is None and self.training)
         y = y.reshape(batch, -1, self.out_channels)
         if self._left_crop or self._right_inputs:
             y = y[:, self._left_crop : self._left_crop + length * self.stride]

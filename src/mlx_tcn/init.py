@@ -1,5 +1,8 @@
 """Weight initialisers and ``calculate_gain`` for MLX weights.
 
+(Over 300 lines: eight public initialisers with the torch.nn.init docs users port from, and
+the one gain rule they share.)
+
 Every initialiser has the signature ``f(shape, *, <options>, dtype=mx.float32, key=None)`` and
 returns a new :class:`mlx.core.array`; nothing is modified in place (MLX arrays are immutable).
 
@@ -231,24 +234,18 @@ def kaiming_uniform(
 def kaiming_normal(
     shape: tuple[int, ...],
     *,
-    a: float = 0.0,
     mode: str = "fan_in",
     nonlinearity: str = "leaky_relu",
-    dtype: mx.Dtype = mx.float32,
+    a: float = 0.0,
     key: mx.array | None = None,
+    dtype: mx.Dtype = mx.float32,
 ) -> mx.array:
     """He/Kaiming normal initialiser (``he_normal`` is the same function).
 
     Samples :math:`N(0, \\sigma^2)` with :math:`\\sigma = \\text{gain} / \\sqrt{\\text{fan}}`,
     where ``gain = calculate_gain(nonlinearity, a)`` (He et al., 2015).
 
-    Args:
-        shape: weight shape, ``(out, in)`` or ``(out, k, in)``; at least 2-D.
-        a: negative slope used for ``"leaky_relu"``.
-        mode: ``"fan_in"`` or ``"fan_out"``.
-        nonlinearity: a name accepted by :func:`calculate_gain`.
-        dtype: dtype of the result.
-        key: optional PRNG key; the global generator otherwise.
+    Arguments as for :func:`kaiming_uniform` (all keyword-only but ``shape``).
     """
     shape = _check_shape(shape, 2)
     return _normal(shape, _kaiming_std(shape, a, mode, nonlinearity), dtype, key)

@@ -1,5 +1,8 @@
 """The convolution primitive: every temporal convolution in mlx-tcn goes through here.
 
+(Over 300 lines: one primitive, whose forward, hand-written backward and grouped paths share
+the layout rules explained here.)
+
 All arrays are channels-last (``NLC``): ``x`` is ``(batch, length, in_channels)`` and
 weights are ``(out_channels, kernel_size, in_channels // groups)``, MLX's own layout.
 The input is already padded: padding (and streaming state) is the caller's job.
@@ -34,6 +37,7 @@ float32 and rounded once. Other devices (Metal, CUDA) and ``stride > 1`` use
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from functools import cache
 
@@ -164,7 +168,7 @@ def _backward(
     return dx.reshape(batch, padded, c_in), mx.stack(dw, axis=1)
 
 
-# Outputs of at most this many steps take _gathered() when inference=True: the gathered
+# Outputs of at most this many steps take _gathered() when custom_vjp=False: the gathered
 # taps are k times the chunk, and a stream step of a few frames costs per operation.
 _GATHER_MAX_STEPS = 64
 
@@ -191,7 +195,7 @@ def _gemm_conv(dilation: int, with_bias: bool, stream: mx.Stream) -> Callable[..
 
     The backward runs on ``stream``, the forward's: MLX traces a custom VJP under whatever
     stream is the default when the gradient is taken, which would put every part of a batch
-    split over parallel streams (see :mod:`mlx_tcn._backend`) back on one.
+    split over parallel lanes (see :mod:`mlx_tcn.parallel`) back on one.
     """
     if with_bias:
 
@@ -221,6 +225,21 @@ def _gemm_conv(dilation: int, with_bias: bool, stream: mx.Stream) -> Callable[..
     return conv
 
 
+def _resolve_custom_vjp(custom_vjp: bool, inference: bool | None) -> bool:
+    """``custom_vjp``, or the old ``inference=`` spelling of its opposite (with a warning)."""
+    if inference is None:
+        return custom_vjp
+    warnings.warn(
+        "ops.conv1d(inference=...) chooses a formulation, not inference semantics; "
+        "use custom_vjp=not inference",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if not custom_vjp and not inference:
+        raise ValueError("custom_vjp=False and inference=False disagree; pass only custom_vjp")
+    return not inference
+
+
 def conv1d(
     x: mx.array,
     weight: mx.array,
@@ -229,7 +248,8 @@ def conv1d(
     stride: int = 1,
     dilation: int = 1,
     groups: int = 1,
-    inference: bool = False,
+    custom_vjp: bool = True,
+    inference: bool | None = None,
 ) -> mx.array:
     """Valid (unpadded) 1-D convolution of an ``NLC`` input.
 
@@ -244,11 +264,13 @@ def conv1d(
         stride: step between output positions.
         dilation: spacing between kernel taps.
         groups: number of channel groups.
-        inference: choose the formulation for inference (streaming): plain MLX operations
-            without the hand-written backward, which ``mx.export_function`` can serialise
-            (gradients still flow, through MLX's autodiff), and for outputs of at most
-            ``_GATHER_MAX_STEPS`` steps a single GEMM over the gathered taps, since a short
-            stream chunk is bound by the number of operations, not by arithmetic.
+        custom_vjp: which formulation computes it (same values). ``True``: the GEMMs with
+            the hand-written backward, the fast one to train. ``False``: plain MLX
+            operations, which ``mx.export_function`` can serialise (gradients still flow,
+            through MLX's autodiff), and for outputs of at most ``_GATHER_MAX_STEPS`` steps
+            a single GEMM over the gathered taps, since a short stream chunk is bound by the
+            number of operations, not by arithmetic: the one for inference and streaming.
+        inference: deprecated; ``inference=True`` is ``custom_vjp=False``.
 
     Returns:
         ``(batch, (length - dilation * (kernel_size - 1) - 1) // stride + 1, out_channels)``.
@@ -256,6 +278,7 @@ def conv1d(
     Raises:
         ValueError: if shapes, ``stride``, ``dilation`` or ``groups`` are inconsistent.
     """
+    custom_vjp = _resolve_custom_vjp(custom_vjp, inference)
     if x.ndim != 3:
         raise ValueError(f"x must be (batch, length, channels), got shape {tuple(x.shape)}")
     if weight.ndim != 3:
@@ -287,7 +310,7 @@ def conv1d(
     x, weight, *rest = (a.astype(mx.float32) for a in arrays)
     bias = rest[0] if rest else None
     if groups == 1:
-        if not inference:
+        if custom_vjp:
             stream = mx.default_stream(mx.default_device())
             y = _gemm_conv(dilation, bias is not None, stream)(x, weight, *rest)
         elif x.shape[1] - dilation * (k - 1) <= _GATHER_MAX_STEPS:

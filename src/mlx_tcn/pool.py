@@ -91,14 +91,8 @@ class AdaptiveMaxPool1d(_AdaptivePool1d):
     """Adaptive max pooling over time, ``NLC`` layout.
 
     Takes the maximum of each of ``output_size`` bins of the time axis (PyTorch's bin
-    boundaries, see the module docstring).
-
-    Args:
-        output_size: number of output time steps (a positive int).
-
-    Shape:
-        ``(batch, length, channels) -> (batch, output_size, channels)``; an unbatched
-        ``(length, channels)`` input gives ``(output_size, channels)``.
+    boundaries, see the module docstring); ``output_size`` and the shapes as for
+    :class:`AdaptiveAvgPool1d`.
     """
 
     def __call__(self, x: mx.array) -> mx.array:

@@ -1,70 +1,45 @@
-"""TCN: a stack of TemporalBlocks; offline, training and exact streaming through one code path."""
+"""TCN: a stack of TemporalBlocks; offline, training and exact streaming through one code path.
+
+(Over 300 lines: the model's whole public surface, the spec's constructor with its argument
+docs and the three ways to run it, stays on one page; the work is in config, block, parallel,
+_stateful and serialization.)
+"""
 
 from __future__ import annotations
 
-import json
 import math
-import numbers
-import operator
 import os
-import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
-import numpy as np
-from mlx.utils import tree_flatten
 
-from . import _backend
+from . import serialization
 from ._stateful import Stateful
-from ._stream import check_bool, check_dropout, check_input, check_int, promoted_dtype
-from .activations import check_activation, get_activation
-from .block import (
-    NORMS,
-    BlockState,
-    TemporalBlock,
-    check_embedding_shapes,
-    prepare_embeddings,
-)
+from ._stream import check_input, check_int, promoted_dtype
+from .activations import get_activation
+from .block import BlockState, TemporalBlock
 from .buffer import BufferIO
+from .config import TCNConfig, resolve_initializer
+from .embeddings import prepare_embeddings
 from .init import get_initializer
 from .modules import ModuleList
-from .parametrizations import fold_weight_norm, folded_copy, is_weight_normed, shared_weights
+from .parallel import split_forward
+from .parametrizations import fold_weight_norm, folded_copy
 
-__all__ = ["TCN", "TemporalBlock"]
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+__all__ = ["TCN", "TCNConfig", "TemporalBlock"]
 
 
-# A part of a split batch has at least this many (row, step) pairs: below it the streams'
-# hand-offs cost more than the parallel work saves.
-_MIN_PART_STEPS = 1024
+def _config_attribute(name: str, doc: str) -> property:
+    """A read-only attribute of the model that reads ``model.tcn_config.<name>`` (tuples
+    given back as lists, as the attributes always were)."""
 
+    def get(self: TCN) -> Any:
+        value = getattr(self.tcn_config, name)
+        return list(value) if isinstance(value, tuple) else value
 
-def _batch_parts(batch: int, length: int) -> list[tuple[int, int]]:
-    """``[(start, stop), ...]`` rows of the batch per parallel CPU stream (one part: none)."""
-    return _even_parts(batch, min(_backend.parallel_streams(), batch * length // _MIN_PART_STEPS))
-
-
-def _time_parts(length: int, context: int, n: int) -> list[tuple[int, int]]:
-    """``[(start, stop), ...]``: at most ``n`` parts of a sequence's output steps.
-
-    Each part also reads ``context`` extra input steps, so a part is at least twice that
-    long (the overlap costs at most a third of the gain) and ``_MIN_PART_STEPS``.
-    """
-    return _even_parts(length, min(n, length // max(_MIN_PART_STEPS, 2 * context)))
-
-
-def _even_parts(total: int, n: int) -> list[tuple[int, int]]:
-    """``total`` split into at most ``n`` near-equal ``(start, stop)`` parts (on the CPU)."""
-    n = min(n, total)
-    if n < 2 or mx.default_device().type != mx.DeviceType.cpu:
-        return [(0, total)]
-    edges = [total * i // n for i in range(n + 1)]
-    return list(zip(edges[:-1], edges[1:], strict=True))
+    return property(get, doc=doc)
 
 
 class TCN(Stateful):
@@ -138,140 +113,64 @@ class TCN(Stateful):
         kernel_initilaizer: str | None = None,
     ) -> None:
         super().__init__()
-        if kernel_initilaizer is not None:
-            warnings.warn(
-                "kernel_initilaizer is a misspelling kept for old code; use kernel_initializer",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            if kernel_initializer not in ("xavier_uniform", kernel_initilaizer):
-                raise ValueError(
-                    f"kernel_initializer={kernel_initializer!r} and kernel_initilaizer="
-                    f"{kernel_initilaizer!r} disagree; pass only kernel_initializer"
-                )
-            kernel_initializer = kernel_initilaizer
-        num_inputs = check_int(num_inputs, "num_inputs", 1)
-        channels = self._int_list(num_channels, "num_channels")
-        levels = len(channels)
-        if isinstance(kernel_sizes, numbers.Integral) and not isinstance(kernel_sizes, bool):
-            kernel_sizes = check_int(kernel_sizes, "kernel_sizes", 1)
-            kernels = [kernel_sizes] * levels
-        else:
-            kernels = self._int_list(kernel_sizes, "kernel_sizes", levels)
-        if dilations is not None and dilation_reset is not None:
-            raise ValueError(
-                f"give dilations or dilation_reset, not both (got dilations={dilations!r}, "
-                f"dilation_reset={dilation_reset!r})"
-            )
-        if dilations is not None:
-            dil = self._int_list(dilations, "dilations", levels)
-        elif dilation_reset is not None:
-            dilation_reset = check_int(dilation_reset, "dilation_reset", 1)
-            period = int(math.log2(dilation_reset * 2))
-            dil = [2 ** (i % period) for i in range(levels)]
-        else:
-            dil = [2**i for i in range(levels)]
-        if use_norm not in NORMS:
-            raise ValueError(f"use_norm must be one of {NORMS}, got {use_norm!r}")
-        check_activation(activation, "activation")
-        if output_activation is not None:
-            check_activation(output_activation, "output_activation")
-        get_initializer(kernel_initializer, activation)  # validates the name early
-        check_bool(use_skip_connections, "use_skip_connections")
-        se_reduction = check_int(se_reduction, "se_reduction", 1)
-        check_bool(se_residual, "se_residual")
-        if output_projection is not None:
-            output_projection = check_int(output_projection, "output_projection", 1)
-        shapes = check_embedding_shapes(embedding_shapes)
-        dropout = check_dropout(dropout)  # a plain float in config.json, also from NumPy
-
-        self._config = {
-            "num_inputs": num_inputs,
-            "num_channels": channels,
-            "kernel_sizes": kernel_sizes if isinstance(kernel_sizes, int) else kernels,
-            "dilations": None if dilations is None else dil,
-            "dilation_reset": dilation_reset,
-            "dropout": dropout,
-            "causal": causal,
-            "use_norm": use_norm,
-            "activation": activation,
-            "kernel_initializer": kernel_initializer,
-            "use_skip_connections": use_skip_connections,
-            "embedding_shapes": None if shapes is None else [list(s) for s in shapes],
-            "embedding_mode": embedding_mode,
-            "use_gate": use_gate,
-            "use_se": use_se,
-            "se_reduction": se_reduction,
-            "se_residual": se_residual,
-            "output_projection": output_projection,
-            "output_activation": output_activation,
-        }
-        self.num_inputs = num_inputs
-        self.num_channels = channels
-        self.kernel_sizes = kernels
-        self.dilations = dil
-        self.causal = check_bool(causal, "causal")
-        self.dropout = dropout
-        self.use_norm = use_norm
-        self.use_skip_connections = use_skip_connections
-        self.use_se = use_se
-        self.embedding_shapes = shapes
-
-        self.network = ModuleList(
-            TemporalBlock(
-                n_inputs=num_inputs if i == 0 else channels[i - 1],
-                n_outputs=channels[i],
-                kernel_size=kernels[i],
-                dilation=dil[i],
-                dropout=dropout,
-                causal=causal,
-                use_norm=use_norm,
-                activation=activation,
-                kernel_initializer=kernel_initializer,
-                embedding_shapes=shapes,
-                embedding_mode=embedding_mode,
-                use_gate=use_gate,
-                use_se=use_se,
-                se_reduction=se_reduction,
-                se_residual=se_residual,
-            )
-            for i in range(levels)
+        kernel_initializer = resolve_initializer(kernel_initializer, kernel_initilaizer)
+        cfg = TCNConfig(
+            num_inputs=num_inputs,
+            num_channels=num_channels,
+            kernel_sizes=kernel_sizes,
+            dilations=dilations,
+            dilation_reset=dilation_reset,
+            dropout=dropout,
+            causal=causal,
+            use_norm=use_norm,
+            activation=activation,
+            kernel_initializer=kernel_initializer,
+            use_skip_connections=use_skip_connections,
+            embedding_shapes=embedding_shapes,
+            embedding_mode=embedding_mode,
+            use_gate=use_gate,
+            use_se=use_se,
+            se_reduction=se_reduction,
+            se_residual=se_residual,
+            output_projection=output_projection,
+            output_activation=output_activation,
         )
-        if use_skip_connections:
-            init = get_initializer(kernel_initializer, activation)
+        self._build(cfg)
+
+    def _build(self, cfg: TCNConfig) -> None:
+        """The layers of ``cfg``: the blocks, the skip projections, the output head."""
+        self.tcn_config = cfg
+        self.network = ModuleList(TemporalBlock(**cfg.block_kwargs(i)) for i in range(cfg.levels))
+        if cfg.use_skip_connections:
+            init = get_initializer(cfg.kernel_initializer, cfg.activation)
             skips = ModuleList()
-            for width in channels:
-                skip = nn.Linear(width, channels[-1]) if width != channels[-1] else None
+            for width in cfg.num_channels:
+                last = cfg.num_channels[-1]
+                skip = nn.Linear(width, last) if width != last else None
                 if skip is not None:
                     skip.weight = init(skip.weight.shape)
                 skips.append(skip)
             self.downsample_skip_connection = skips
-            self.activation_skip_out = get_activation(activation)
-        if output_projection is not None:
-            self.projection_out = nn.Linear(channels[-1], output_projection)
-        if output_activation is not None:
-            self.activation_out = get_activation(output_activation, "output_activation")
+            self.activation_skip_out = get_activation(cfg.activation)
+        if cfg.output_projection is not None:
+            self.projection_out = nn.Linear(cfg.num_channels[-1], cfg.output_projection)
+        if cfg.output_activation is not None:
+            self.activation_out = get_activation(cfg.output_activation, "output_activation")
 
-    @staticmethod
-    def _int_list(values: object, name: str, length: int | None = None) -> list[int]:
-        if isinstance(values, np.ndarray):
-            values = values.tolist() if values.ndim == 1 else values
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-            raise TypeError(f"{name} must be a list of ints, got {values!r}")
-        try:
-            out = [operator.index(v) for v in values]
-        except TypeError:
-            raise TypeError(f"{name} must be a list of ints, got {values!r}") from None
-        if not out:
-            raise ValueError(f"{name} must not be empty, got {values!r}")
-        if length is not None and len(out) != length:
-            raise ValueError(
-                f"{name} must have one entry per level ({length}), got {len(out)}: {values!r}"
-            )
-        for v in out:
-            if v < 1:
-                raise ValueError(f"{name} entries must be >= 1, got {values!r}")
-        return out
+    # -- the configuration, as read-only attributes (build a new model to change them) ---
+
+    num_inputs = _config_attribute("num_inputs", "Input channels.")
+    num_channels = _config_attribute("num_channels", "Output channels of each block.")
+    kernel_sizes = _config_attribute("kernels", "The kernel size of each block.")
+    dilations = _config_attribute("dilation_list", "The dilation of each block.")
+    causal = _config_attribute("causal", "Causal convolutions (streaming needs them).")
+    dropout = _config_attribute("dropout", "Dropout probability inside the blocks.")
+    use_norm = _config_attribute(
+        "use_norm", "``use_norm`` as built (:attr:`config` follows later weight-norm changes)."
+    )
+    use_skip_connections = _config_attribute("use_skip_connections", "Global skip sums.")
+    use_se = _config_attribute("use_se", "Squeeze-and-excitation in each block.")
+    embedding_shapes = _config_attribute("embedding_shapes", "The conditioning inputs' forms.")
 
     # -- properties -----------------------------------------------------------------------
 
@@ -283,36 +182,9 @@ class TCN(Stateful):
         all of them (:meth:`remove_weight_norm`, or :func:`mlx_tcn.remove_weight_norm` on
         each), ``'weight_norm'`` when all of them are weight-normalised.
         """
-        config = {k: (list(v) if isinstance(v, list) else v) for k, v in self._config.items()}
-        normed, plain = self._weight_norm_split()
-        if config["use_norm"] in ("weight_norm", None) and not (normed and plain):
-            config["use_norm"] = "weight_norm" if normed else None
+        config = self.tcn_config.to_dict()
+        config["use_norm"] = serialization.described_use_norm(self, config["use_norm"])
         return config
-
-    def _weight_norm_split(self) -> tuple[list[str], list[str]]:
-        """Names of the blocks' convolutions with and without weight norm."""
-        normed, plain = [], []
-        for i, block in enumerate(self.network):
-            for name in ("conv1", "conv2"):
-                (normed if is_weight_normed(block[name]) else plain).append(f"network.{i}.{name}")
-        return normed, plain
-
-    def _check_describable(self) -> None:
-        """Raise ValueError if :attr:`config` cannot rebuild this model's parameters.
-
-        That is a model with weight norm on some of its convolutions only (or on any, with
-        ``use_norm='batch_norm'``/``'layer_norm'``): :meth:`save` and
-        :func:`mlx_tcn.to_pytorch_tcn` refuse it, because no constructor call builds it.
-        """
-        normed, plain = self._weight_norm_split()
-        use_norm = self._config["use_norm"]
-        if normed and (plain or use_norm not in ("weight_norm", None)):
-            where = f"but not on {plain}" if plain else f"of a use_norm={use_norm!r} model"
-            raise ValueError(
-                f"weight norm is on {normed} {where}; no TCN configuration describes that: "
-                f"call model.remove_weight_norm() to fold it everywhere (outputs do not change)"
-                + (", or weight-normalise every convolution" if plain else "")
-            )
 
     def remove_weight_norm(self) -> TCN:
         """Fold weight norm into plain weights in every layer, in place; returns the model.
@@ -327,7 +199,7 @@ class TCN(Stateful):
     @property
     def out_channels(self) -> int:
         """Channels of the output: ``output_projection`` or the last block's width."""
-        return self._config["output_projection"] or self.num_channels[-1]
+        return self.tcn_config.output_projection or self.tcn_config.num_channels[-1]
 
     @property
     def receptive_field(self) -> int | float:
@@ -336,9 +208,8 @@ class TCN(Stateful):
         ``math.inf`` with SE blocks: their squeeze averages over every earlier step (causal)
         or the whole sequence.
         """
-        if self.use_se:
-            return math.inf
-        return 1 + sum(block.receptive_field - 1 for block in self.network)
+        context = self._context()
+        return math.inf if context is None else 1 + sum(context)
 
     # -- the forward pass -------------------------------------------------------------------
 
@@ -368,52 +239,22 @@ class TCN(Stateful):
         return x, new_state
 
     def _offline(self, x: mx.array, e: mx.array | None) -> mx.array:
-        """The offline forward; on the CPU the work is split over parallel streams.
-
-        MLX runs CPU operations one after another on one thread (only a GEMM inside uses
-        more), so with ``MLX_TCN_THREADS`` streams (see :mod:`mlx_tcn._backend`) each part
-        runs on its own stream, on its own core, elementwise work included:
-
-        * a batch of several rows is split by rows. Each row is computed as unsplit; only
-          the dropout masks are drawn per part. Not split: a training-mode batch norm (its
-          statistics span the whole batch).
-        * in eval mode, when there are more streams than parts of the batch (one long
-          sequence, say), each part is also split by time. A time part reads the input
-          steps its outputs depend on (the receptive field) beyond its edges, and keeps
-          only the outputs that padding at those edges cannot reach, so the result is the
-          unsplit one. Not split by time: SE blocks (their squeeze reaches every earlier
-          step).
-        """
+        """The offline forward, split over the CPU lanes by :func:`split_forward`: by rows,
+        except under a training-mode batch norm (its statistics span the whole batch), and in
+        eval mode also by time, except with SE blocks (their squeeze reaches every earlier
+        step)."""
         eval_mode = not self.training
-        batch, length = x.shape[0], x.shape[1]
+
+        def forward(xs: mx.array, es: mx.array | None) -> mx.array:
+            return self._forward(xs, es, None, eval_mode)[0]
+
         if self.use_norm == "batch_norm" and any(
             m.training for _, m in self.named_modules() if isinstance(m, nn.BatchNorm)
         ):
-            return self._forward(x, e, None, eval_mode)[0]
-        rows = _batch_parts(batch, length)
-        context = self._context() if eval_mode else None
-        steps = [(0, length)]
-        spare = _backend.parallel_streams() // len(rows)  # streams per part of the batch
-        if context is not None and spare >= 2:
-            steps = _time_parts(length, sum(context), spare)
-        if len(rows) * len(steps) < 2:
-            return self._forward(x, e, None, eval_mode)[0]
-        left, right = context if context is not None else (0, 0)
-        streams = iter(_backend.cpu_streams())
-        row_outs = []
-        with shared_weights(self.modules()):  # weight norm once, not once per part
-            for lo, hi in rows:
-                outs = []
-                for a, b in steps:
-                    start, stop = max(0, a - left), min(length, b + right)
-                    with mx.stream(next(streams)):
-                        part_e = None
-                        if e is not None:
-                            part_e = e[lo:hi] if e.shape[1] != length else e[lo:hi, start:stop]
-                        y = self._forward(x[lo:hi, start:stop], part_e, None, eval_mode)[0]
-                        outs.append(y if len(steps) == 1 else y[:, a - start : b - start])
-                row_outs.append(outs[0] if len(outs) == 1 else mx.concatenate(outs, axis=1))
-        return row_outs[0] if len(row_outs) == 1 else mx.concatenate(row_outs, axis=0)
+            return forward(x, e)
+        return split_forward(
+            forward, x, e, self._context() if eval_mode else None, list(self.modules())
+        )
 
     def _context(self) -> tuple[int, int] | None:
         """Input steps ``(before, after)`` an output step reads beyond itself; ``None`` when
@@ -528,15 +369,6 @@ class TCN(Stateful):
         e = prepare_embeddings(embeddings, self.embedding_shapes, x)
         return self._forward(x, e, state, True)
 
-    def _check_state(self, state: object, batch_size: int) -> None:
-        if not isinstance(state, list) or len(state) != len(self.network):
-            raise ValueError(
-                f"state must be the list returned by init_state() with one entry per block "
-                f"({len(self.network)}), got {type(state).__name__}"
-                + (f" of length {len(state)}" if isinstance(state, list) else "")
-            )
-        super()._check_state(state, batch_size)
-
     def stream_step(self, compile: bool = True) -> Callable[..., tuple[mx.array, list]]:
         """A stream step for deployment: ``step(x, state, embeddings=None) -> (y, state)``.
 
@@ -552,27 +384,12 @@ class TCN(Stateful):
         mx.eval(frozen.parameters())
         return mx.compile(frozen.stream) if compile else frozen.stream
 
-    # -- save / load --------------------------------------------------------------------------
+    # -- save / load (see :mod:`mlx_tcn.serialization`) -------------------------------------
 
     def save(self, path: str | os.PathLike) -> None:
         """Write ``path/config.json`` and ``path/model.safetensors`` (weights and batch-norm
         statistics; never streaming state)."""
-        self._check_describable()
-        config = self.config
-        for key in ("activation", "output_activation"):
-            if config[key] is not None and not isinstance(config[key], str):
-                raise ValueError(
-                    f"cannot save a model whose {key} is a callable ({config[key]!r}); "
-                    f"only activation names can be stored in config.json"
-                )
-        directory = Path(path)
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp_config = directory / (CONFIG_FILE + ".tmp")
-        tmp_config.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        tmp_weights = directory / ("tmp." + WEIGHTS_FILE)
-        mx.save_safetensors(str(tmp_weights), dict(tree_flatten(self.parameters())))
-        os.replace(tmp_weights, directory / WEIGHTS_FILE)
-        os.replace(tmp_config, directory / CONFIG_FILE)
+        serialization.save(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TCN:
@@ -580,27 +397,4 @@ class TCN(Stateful):
 
         The model comes back in eval mode (no dropout, batch-norm running statistics).
         """
-        directory = Path(path)
-        config_file, weights_file = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        for f in (config_file, weights_file):
-            if not f.is_file():
-                raise FileNotFoundError(f"{f} not found: not a saved mlx-tcn model directory")
-        try:
-            config = json.loads(config_file.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{config_file} is not valid JSON: {err}") from None
-        if not isinstance(config, dict):
-            raise ValueError(f"{config_file} must hold a JSON object, got {type(config).__name__}")
-        try:
-            model = cls(**config)
-        except TypeError as err:
-            raise ValueError(f"{config_file} does not describe a TCN: {err}") from None
-        try:
-            model.load_weights(str(weights_file), strict=True)
-        except Exception as err:
-            raise ValueError(
-                f"{weights_file} does not fit {config_file} (or is damaged): {err}"
-            ) from None
-        mx.eval(model.parameters())
-        model.eval()  # ready for inference; call model.train() to train on
-        return model
+        return serialization.load(cls, path)

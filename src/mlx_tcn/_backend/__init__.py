@@ -17,7 +17,7 @@ On macOS nothing is changed: MLX uses Accelerate and Metal.
 
 The modules, one concern each: :mod:`.elf` (parsing an ELF file's GOT relocations),
 :mod:`.got` (finding and rewriting slots in this process), :mod:`.blas` (choosing, loading,
-verifying and undoing the BLAS), :mod:`.runtime` (threads, streams, cache limit) and
+verifying and undoing the BLAS), :mod:`.runtime` (threads, lanes, cache limit) and
 :mod:`.report` (``mlx-tcn info``).
 
 Environment variables (read once, by :func:`setup`):
@@ -41,8 +41,8 @@ Environment variables (read once, by :func:`setup`):
     one thread and only the GEMMs inside use more; the elementwise work (activations,
     padding, residual adds, dropout) stays on one core. So when MLX's GEMMs go to the
     bundled OpenBLAS, :func:`setup` makes OpenBLAS single-threaded and :class:`mlx_tcn.TCN`
-    instead splits a batch over this many MLX CPU streams, which run in parallel, each
-    with all of its work. Default: the CPUs this process may use, at most 8. ``1`` turns
+    instead splits a forward over this many lanes (MLX CPU streams, see
+    :mod:`mlx_tcn.parallel`), which run in parallel, each with all of its work. Default: the CPUs this process may use, at most 8. ``1`` turns
     the split off and leaves OpenBLAS's own threading as it was.
 ``MLX_TCN_CACHE_LIMIT``
     MLX's buffer cache limit. MLX's CPU default (32 MiB) makes training steps 15-45%
@@ -58,7 +58,14 @@ import warnings
 from . import blas, runtime
 from .blas import ENV_BLAS, ENV_CORE, blas_provider
 from .report import format_info, info, matmul_gflops
-from .runtime import ENV_CACHE, ENV_THREADS, cpu_streams, parallel_streams
+from .runtime import (
+    ENV_CACHE,
+    ENV_THREADS,
+    cpu_lanes,
+    cpu_streams,
+    parallel_lanes,
+    parallel_streams,
+)
 
 __all__ = [
     "ENV_BLAS",
@@ -66,10 +73,12 @@ __all__ = [
     "ENV_CORE",
     "ENV_THREADS",
     "blas_provider",
+    "cpu_lanes",
     "cpu_streams",
     "format_info",
     "info",
     "matmul_gflops",
+    "parallel_lanes",
     "parallel_streams",
     "setup",
 ]
@@ -100,7 +109,7 @@ def setup() -> None:
         runtime.setup_threads()
     except Exception as exc:
         _warn(
-            f"could not set up parallel CPU streams ({exc!r}); models run on one MLX stream. "
+            f"could not set up parallel CPU lanes ({exc!r}); models run on one MLX stream. "
             f"Set {ENV_THREADS}=1 to silence this."
         )
     try:

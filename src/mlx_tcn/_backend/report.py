@@ -17,25 +17,25 @@ __all__ = ["format_info", "info", "matmul_gflops"]
 def matmul_gflops(n: int = 1024, repeat: int = 3) -> float:
     """Best-of-``repeat`` GFLOP/s of ``n x n`` float32 ``mx.matmul`` on the default device.
 
-    With parallel CPU streams (single-threaded BLAS, see ``MLX_TCN_THREADS``) one matmul
-    runs on each stream at once and the figure is their total: the machine's GEMM rate as
+    With parallel CPU lanes (single-threaded BLAS, see ``MLX_TCN_THREADS``) one matmul
+    runs on each lane at once and the figure is their total: the machine's GEMM rate as
     mlx-tcn's models use it.
     """
     import mlx.core as mx
 
     on_cpu = mx.default_device().type == mx.DeviceType.cpu
-    if on_cpu and runtime.STATE.streams > 1:
-        streams = runtime.cpu_streams()
+    if on_cpu and runtime.STATE.lanes > 1:
+        lanes = runtime.cpu_lanes()
     else:
-        streams = [mx.default_stream(mx.default_device())]
+        lanes = [mx.default_stream(mx.default_device())]
     a = mx.random.normal((n, n))
     b = mx.random.normal((n, n))
     mx.eval(a, b)
 
     def run() -> None:
         outs = []
-        for stream in streams:
-            with mx.stream(stream):
+        for lane in lanes:
+            with mx.stream(lane):
                 outs.append(a @ b)
         mx.eval(outs)
 
@@ -45,7 +45,7 @@ def matmul_gflops(n: int = 1024, repeat: int = 3) -> float:
         start = time.perf_counter()
         run()
         best = min(best, time.perf_counter() - start)
-    return 2.0 * n**3 * len(streams) / best / 1e9
+    return 2.0 * n**3 * len(lanes) / best / 1e9
 
 
 def _blas_name(provider: str | None) -> str:
@@ -93,7 +93,7 @@ def info(benchmark: bool = False) -> dict[str, Any]:
         "blas_core": f"{core} ({blas.STATE.core_choice})" if uses_core else None,
         "cpu_count": os.cpu_count(),
         "blas_threads": blas.blas_threads(),
-        "parallel_streams": runtime.STATE.streams,
+        "parallel_streams": runtime.STATE.lanes,
         "cache_limit": runtime.STATE.cache_limit,
     }
     if benchmark:

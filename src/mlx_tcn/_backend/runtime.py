@@ -1,8 +1,14 @@
-"""MLX runtime settings: the parallel CPU streams (``MLX_TCN_THREADS``) and the buffer
-cache limit (``MLX_TCN_CACHE_LIMIT``)."""
+"""MLX runtime settings: the parallel CPU lanes (``MLX_TCN_THREADS``) and the buffer
+cache limit (``MLX_TCN_CACHE_LIMIT``).
+
+A *lane* is an MLX CPU stream (``mx.new_stream(mx.cpu)``) that runs one part of a split
+forward (see :mod:`mlx_tcn.parallel`); "stream" in the rest of the library means the
+chunked inference of :mod:`mlx_tcn._stateful`, hence the other word.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -14,8 +20,11 @@ __all__ = [
     "ENV_CACHE",
     "ENV_THREADS",
     "STATE",
+    "cpu_lanes",
     "cpu_streams",
     "default_cache_limit",
+    "parallel_lanes",
+    "local_ranks",
     "parallel_streams",
     "parse_size",
     "setup_cache",
@@ -31,8 +40,8 @@ DEFAULT_MAX_STREAMS = 8
 @dataclass
 class RuntimeState:
     cache_limit: int | None = None
-    streams: int = 1  # CPU streams a TCN batch is split over (1: no split)
-    stream_objects: list[Any] = field(default_factory=list)
+    lanes: int = 1  # CPU lanes a TCN forward is split over (1: no split)
+    lane_streams: list[Any] = field(default_factory=list)
 
 
 STATE = RuntimeState()
@@ -45,34 +54,62 @@ def _available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def local_ranks() -> int:
+    """How many ranks of a distributed run (``MLX_HOSTFILE``, ``MLX_RANK``, as ``mlx.launch``
+    sets them) share this process's host, this one included; 1 outside such a run."""
+    try:
+        with open(os.environ["MLX_HOSTFILE"]) as f:
+            hosts = [node[0].rsplit(":", 1)[0] for node in json.load(f)]
+        mine = hosts[int(os.environ["MLX_RANK"])]
+    except (KeyError, OSError, ValueError, TypeError, IndexError, AttributeError):
+        return 1
+    return max(hosts.count(mine), 1)
+
+
 def setup_threads() -> None:
-    """Split models over ``MLX_TCN_THREADS`` CPU streams with a single-threaded BLAS."""
+    """Split models over ``MLX_TCN_THREADS`` CPU lanes with a single-threaded BLAS.
+
+    The default is this process's share of the CPUs: all of them, or, when several ranks of
+    a distributed run share the machine, the CPUs divided by their number (then OpenBLAS,
+    unless ``OPENBLAS_NUM_THREADS`` is set, also gets no more than that share).
+    """
     choice = os.environ.get(ENV_THREADS, "").strip()
+    ranks = local_ranks()
+    share = max(_available_cpus() // ranks, 1)
     if choice:
         if not choice.isdigit() or int(choice) < 1:
             raise ValueError(f"{ENV_THREADS} must be a positive integer, got {choice!r}")
         wanted = int(choice)
     else:
-        wanted = min(_available_cpus(), DEFAULT_MAX_STREAMS)
-    # Only with a BLAS whose thread count we own: two streams each running a
-    # multi-threaded GEMM would oversubscribe the cores (OpenBLAS threads busy-wait).
-    if wanted <= 1 or not blas.set_blas_threads(1):
+        wanted = min(share, DEFAULT_MAX_STREAMS)
+    if wanted <= 1:
+        if ranks > 1 and "OPENBLAS_NUM_THREADS" not in os.environ:
+            blas.set_blas_threads(share)
         return
-    STATE.streams = wanted
+    # Only with a BLAS whose thread count we own: two lanes each running a
+    # multi-threaded GEMM would oversubscribe the cores (OpenBLAS threads busy-wait).
+    if not blas.set_blas_threads(1):
+        return
+    STATE.lanes = wanted
 
 
-def parallel_streams() -> int:
-    """How many CPU streams a :class:`mlx_tcn.TCN` batch may be split over (1: none)."""
-    return STATE.streams
+def parallel_lanes() -> int:
+    """How many CPU lanes a :class:`mlx_tcn.TCN` forward may be split over (1: none)."""
+    return STATE.lanes
 
 
-def cpu_streams() -> list[Any]:
-    """The ``parallel_streams()`` MLX CPU streams, created once and reused."""
+def cpu_lanes() -> list[Any]:
+    """The ``parallel_lanes()`` lanes (MLX CPU streams), created once and reused."""
     import mlx.core as mx
 
-    while len(STATE.stream_objects) < STATE.streams:
-        STATE.stream_objects.append(mx.new_stream(mx.cpu))
-    return STATE.stream_objects[: STATE.streams]
+    while len(STATE.lane_streams) < STATE.lanes:
+        STATE.lane_streams.append(mx.new_stream(mx.cpu))
+    return STATE.lane_streams[: STATE.lanes]
+
+
+# The names before the lanes were called lanes; kept for code that uses them.
+parallel_streams = parallel_lanes
+cpu_streams = cpu_lanes
 
 
 def parse_size(text: str) -> int:

@@ -1,24 +1,20 @@
-"""Training pipeline: config, data and tasks, model factory, loop, checkpoints, plots.
+"""Training pipeline. A run goes one way: config -> task -> model -> loop -> checkpoint.
 
 The public entry points are :class:`TrainConfig` (also importable as ``TrainingConfig``,
 the name the original README uses) / :func:`resolve_config`, :func:`build_task`,
 :func:`build_model`, :func:`train` (the loop) and :func:`run_training` (a whole run with its
-folder, checkpoints, metrics log and plots). ``mlx-tcn train`` is a thin layer over them.
+folder, checkpoints, metrics log and plots); :mod:`.predict` uses a trained checkpoint.
+``mlx-tcn`` is a thin layer over them.
 """
 
 from .checkpoint import CheckpointError, find_checkpoint, load_checkpoint, save_checkpoint
-from .config import (
-    PRESETS,
-    TASKS,
-    TrainConfig,
-    TrainingConfig,
-    load_config_file,
-    resolve_config,
-)
+from .config import TASKS, TrainConfig, TrainingConfig, load_config_file, resolve_config
 from .loop import LoopState, TrainingDiverged, build_step, make_optimizer, train
+from .losses import evaluate_split
 from .model import build_model
+from .presets import PRESETS
 from .runner import RunResult, run_training
-from .tasks import TaskData, build_task, evaluate_split
+from .tasks import TaskData, build_task
 
 __all__ = [
     "PRESETS",

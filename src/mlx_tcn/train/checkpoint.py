@@ -1,4 +1,5 @@
-"""Checkpoints, written atomically.
+"""Checkpoints, written atomically. (Over 300 lines: writing, finding, loading and rewinding
+share one on-disk format and its crash rules, which read best in one place.)
 
 Layout of a run folder::
 
@@ -33,6 +34,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 from .config import TrainConfig, resolve_config
 from .loop import LoopState
+from .model import model_kwargs
 
 __all__ = [
     "Checkpoint",
@@ -263,6 +265,23 @@ class Checkpoint:
     stats: dict[str, Any] = field(default_factory=dict)
     random_key: list[int] | None = None
     metrics_records: int | None = None  # lines of metrics.jsonl this state accounts for
+
+    def check_fits(self, cfg: TrainConfig, num_inputs: int, num_outputs: int) -> None:
+        """Refuse a model that is not the one ``cfg`` builds for data of this shape.
+
+        ``train_config.json`` is the run's one description of the architecture; the model's
+        ``config.json`` (``TCN.save``) is derived from it by :func:`.model.model_kwargs`.
+        Resuming, evaluating and predicting all check that the two still agree here.
+        """
+        have = self.model.config
+        if have["num_inputs"] != num_inputs:
+            raise CheckpointError(f"data has {num_inputs} input channels, the model in "
+                                  f"{self.path} expects {have['num_inputs']}")  # fmt: skip
+        expected = model_kwargs(cfg, num_inputs, num_outputs)
+        diff = [k for k, v in expected.items() if k in have and have[k] != v]
+        if diff:
+            detail = ", ".join(f"{k}: checkpoint {have[k]!r}, config {expected[k]!r}" for k in diff)
+            raise CheckpointError(f"checkpoint {self.path} does not fit the config ({detail})")
 
 
 def _read_json(path: Path) -> Any:

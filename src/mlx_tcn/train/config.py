@@ -1,5 +1,5 @@
-"""Training configuration: one dataclass, presets per task, and the single place where
-command-line values, a config file and the defaults are merged.
+"""Training configuration: one dataclass, and the single place where command-line values, a
+config file, the task preset (:mod:`.presets`) and the defaults are merged.
 
 Precedence (highest first): command line > config file > task preset > dataclass defaults.
 """
@@ -7,19 +7,14 @@ Precedence (highest first): command line > config file > task preset > dataclass
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import numbers
-import os
-import sys
-import types
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._io import read_utf8
+from ._coerce import typed
+from ._io import load_config_file
+from .presets import PRESETS
 
 __all__ = [
     "PRESETS",
@@ -43,7 +38,14 @@ TASKS = (
 )
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine", "exponential")
-NORMS = ("weight_norm", "batch_norm", "layer_norm", "none")
+#: ``None`` is "no normalisation", as in the model (pytorch-tcn's spelling); the string
+#: ``"none"`` (older train_config.json files, the command line) is read as ``None``.
+NORMS = ("weight_norm", "batch_norm", "layer_norm", None)
+
+
+def _help(default: Any, text: str) -> Any:
+    """A field with its help text (the CLI's ``--help`` and :func:`field_comments` show it)."""
+    return dataclasses.field(default=default, metadata={"help": text})
 
 
 @dataclass
@@ -54,108 +56,106 @@ class TrainConfig:
     """
 
     # --- run ---
-    #: run name: the run lives in <runs_dir>/<name> (default: the task name)
-    name: str | None = None
-    #: folder that holds all runs
-    runs_dir: str = "runs"
-    #: seeds data generation, weight initialisation, dropout and data order
-    seed: int = 0
-    #: per-task settings applied under the file and the CLI: "quick", "paper" or "none"
-    preset: str = "quick"
+    name: str | None = _help(
+        None, "run name: the run lives in <runs_dir>/<name> (default: the task name)"
+    )
+    runs_dir: str = _help("runs", "folder that holds all runs")
+    seed: int = _help(0, "seeds data generation, weight initialisation, dropout and data order")
+    preset: str = _help(
+        "quick", 'per-task settings applied under the file and the CLI: "quick", "paper" or "none"'
+    )
 
     # --- task and data ---
-    #: adding, copy_memory, mnist, pmnist, jsb, nottingham, forecast or classify
-    task: str = "adding"
-    #: adding: T; copy_memory: blank length T; forecast: window length
-    seq_len: int = 50
-    #: copy_memory: number of digits to recall
-    memory_length: int = 10
-    #: adding/copy_memory: generated training samples; mnist: first N images (0 = all)
-    n_train: int = 38400
-    #: adding/copy_memory: generated validation samples; mnist: first N test images (0 = all)
-    n_val: int = 1000
-    #: mnist: IDX folder; jsb/nottingham: .mat file; forecast/classify: .csv/.npy/.npz
-    data_path: str | None = None
-    #: user data: input column names or indices (None: all columns but a classify label)
-    input_columns: list[str] | None = None
-    #: forecast: target columns (None: all columns); classify (CSV): the label column
-    target_columns: list[str] | None = None
-    #: forecast: how many steps after the window's last step the target lies
-    horizon: int = 1
-    #: forecast: step between consecutive training windows
-    stride: int = 1
-    #: user data: fraction held out for validation (forecast: the end of the series)
-    val_fraction: float = 0.2
-    #: user data: standardise inputs (and forecast targets) with training statistics
-    normalize: bool = True
+    task: str = _help(
+        "adding", "adding, copy_memory, mnist, pmnist, jsb, nottingham, forecast or classify"
+    )
+    seq_len: int = _help(50, "adding: T; copy_memory: blank length T; forecast: window length")
+    memory_length: int = _help(10, "copy_memory: number of digits to recall")
+    n_train: int = _help(
+        38400, "adding/copy_memory: generated training samples; mnist: first N images (0 = all)"
+    )
+    n_val: int = _help(
+        1000,
+        "adding/copy_memory: generated validation samples; mnist: first N test images (0 = all)",
+    )
+    data_path: str | None = _help(
+        None, "mnist: IDX folder; jsb/nottingham: .mat file; forecast/classify: .csv/.npy/.npz"
+    )
+    input_columns: list[str] | None = _help(
+        None, "user data: input column names or indices (None: all columns but a classify label)"
+    )
+    target_columns: list[str] | None = _help(
+        None, "forecast: target columns (None: all columns); classify (CSV): the label column"
+    )
+    horizon: int = _help(1, "forecast: how many steps after the window's last step the target lies")
+    stride: int = _help(1, "forecast: step between consecutive training windows")
+    val_fraction: float = _help(
+        0.2, "user data: fraction held out for validation (forecast: the end of the series)"
+    )
+    normalize: bool = _help(
+        True, "user data: standardise inputs (and forecast targets) with training statistics"
+    )
 
     # --- model (see mlx_tcn.TCN) ---
-    #: number of residual blocks
-    levels: int = 3
-    #: channels in every block
-    hidden: int = 24
-    #: convolution kernel size
-    kernel_size: int = 8
-    #: dropout probability inside the blocks
-    dropout: float = 0.0
-    #: causal convolutions (no look-ahead)
-    causal: bool = True
-    #: weight_norm, batch_norm, layer_norm or none
-    use_norm: str = "weight_norm"
-    #: block activation (see mlx_tcn.ACTIVATIONS)
-    activation: str = "relu"
-    #: weight initialiser (see mlx_tcn.INITIALIZERS)
-    kernel_initializer: str = "xavier_uniform"
-    #: sum the blocks' outputs before the head
-    use_skip_connections: bool = False
-    #: gated (GLU) activations
-    use_gate: bool = False
-    #: squeeze-and-excitation blocks
-    use_se: bool = False
-    #: restart the dilation doubling after this value (None: 1, 2, 4, ...)
-    dilation_reset: int | None = None
+    levels: int = _help(3, "number of residual blocks")
+    hidden: int = _help(24, "channels in every block")
+    kernel_size: int = _help(8, "convolution kernel size")
+    dropout: float = _help(0.0, "dropout probability inside the blocks")
+    causal: bool = _help(True, "causal convolutions (no look-ahead)")
+    use_norm: str | None = _help("weight_norm", "weight_norm, batch_norm, layer_norm or none")
+    activation: str = _help("relu", "block activation (see mlx_tcn.ACTIVATIONS)")
+    kernel_initializer: str = _help(
+        "xavier_uniform", "weight initialiser (see mlx_tcn.INITIALIZERS)"
+    )
+    use_skip_connections: bool = _help(False, "sum the blocks' outputs before the head")
+    use_gate: bool = _help(False, "gated (GLU) activations")
+    use_se: bool = _help(False, "squeeze-and-excitation blocks")
+    dilation_reset: int | None = _help(
+        None, "restart the dilation doubling after this value (None: 1, 2, 4, ...)"
+    )
 
     # --- optimisation ---
-    #: adam, adamw, rmsprop or sgd
-    optimizer: str = "adam"
-    #: peak learning rate
-    lr: float = 4e-3
-    #: adamw/sgd weight decay
-    weight_decay: float = 0.0
-    #: sgd momentum
-    momentum: float = 0.0
-    #: clip the global gradient norm to this value (None: no clipping)
-    grad_clip: float | None = None
-    #: learning-rate schedule: constant, cosine or exponential (after the warm-up)
-    schedule: str = "constant"
-    #: linear warm-up steps before the schedule
-    warmup_steps: int = 0
-    #: exponential schedule: factor the learning rate has reached at the last step
-    decay_rate: float = 0.1
-    #: samples per step
-    batch_size: int = 32
-    #: passes over the training data
-    epochs: int = 1
-    #: stop after this many steps (None: run all epochs)
-    max_steps: int | None = None
-    #: mx.compile the training step (not for variable-length data; see docs/training.md)
-    compile: bool = True
+    optimizer: str = _help("adam", "adam, adamw, rmsprop or sgd")
+    lr: float = _help(4e-3, "peak learning rate")
+    weight_decay: float = _help(0.0, "adamw/sgd weight decay")
+    momentum: float = _help(0.0, "sgd momentum")
+    grad_clip: float | None = _help(
+        None, "clip the global gradient norm to this value (None: no clipping)"
+    )
+    schedule: str = _help(
+        "constant", "learning-rate schedule: constant, cosine or exponential (after the warm-up)"
+    )
+    warmup_steps: int = _help(0, "linear warm-up steps before the schedule")
+    decay_rate: float = _help(
+        0.1, "exponential schedule: factor the learning rate has reached at the last step"
+    )
+    batch_size: int = _help(32, "samples per step")
+    epochs: int = _help(1, "passes over the training data")
+    max_steps: int | None = _help(None, "stop after this many steps (None: run all epochs)")
+    compile: bool = _help(
+        True, "mx.compile the training step (not for variable-length data; see docs/training.md)"
+    )
 
     # --- evaluation, logging, checkpoints ---
-    #: evaluate on the validation split every N steps (and at each epoch end)
-    eval_every: int = 100
-    #: cap the batches per evaluation (None: the whole validation split)
-    eval_batches: int | None = None
-    #: report the mean training loss every N steps
-    log_every: int = 10
-    #: write a checkpoint every N steps (and after each evaluation and at the end)
-    checkpoint_every: int = 100
-    #: recent checkpoints to keep besides the best one
-    keep_checkpoints: int = 2
-    #: early stopping: evaluations without improvement before stopping (None: off)
-    patience: int | None = None
-    #: write PNG plots into the run folder
-    plots: bool = True
+    eval_every: int = _help(
+        100, "evaluate on the validation split every N steps (and at each epoch end)"
+    )
+    eval_batches: int | None = _help(
+        None, "cap the batches per evaluation (None: the whole validation split)"
+    )
+    log_every: int = _help(10, "report the mean training loss every N steps")
+    checkpoint_every: int = _help(
+        100, "write a checkpoint every N steps (and after each evaluation and at the end)"
+    )
+    keep_checkpoints: int = _help(2, "recent checkpoints to keep besides the best one")
+    patience: int | None = _help(
+        None, "early stopping: evaluations without improvement before stopping (None: off)"
+    )
+    plots: bool = _help(True, "write PNG plots into the run folder")
+
+    def __post_init__(self) -> None:
+        if self.use_norm == "none":  # one spelling is stored: the model's None
+            self.use_norm = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict of all fields."""
@@ -171,152 +171,8 @@ class TrainConfig:
 TrainingConfig = TrainConfig
 
 
-# Per-task settings. "paper": the architecture and optimiser of Bai et al. 2018 (Table 2 and
-# the reference code's defaults); "quick": small enough to finish in about a minute on a CPU.
-# Each task's "quick" preset is its "paper" preset with the changes that make it run in about
-# a minute on a laptop CPU.
-_ADDING_PAPER = dict(
-    seq_len=600,
-    n_train=50000,
-    n_val=1000,
-    levels=8,
-    hidden=24,
-    kernel_size=8,
-    dropout=0.0,
-    optimizer="adam",
-    lr=2e-3,
-    batch_size=32,
-    epochs=10,
-)
-_COPY_PAPER = dict(
-    seq_len=1000,
-    memory_length=10,
-    n_train=10000,
-    n_val=1000,
-    levels=8,
-    hidden=10,
-    kernel_size=8,
-    dropout=0.0,
-    optimizer="rmsprop",
-    lr=5e-4,
-    grad_clip=1.0,
-    batch_size=32,
-    epochs=50,
-)
-_MNIST_PAPER = dict(
-    n_train=0,
-    n_val=0,
-    levels=8,
-    hidden=25,
-    kernel_size=7,
-    dropout=0.05,
-    optimizer="adam",
-    lr=2e-3,
-    batch_size=64,
-    epochs=20,
-    eval_every=500,
-)
-# The reference code's polyphonic-music defaults (music_test.py), used for both datasets.
-_MUSIC_PAPER = dict(
-    levels=4,
-    hidden=150,
-    kernel_size=5,
-    dropout=0.25,
-    optimizer="adam",
-    lr=1e-3,
-    grad_clip=0.2,
-    batch_size=1,
-    epochs=100,
-    eval_every=1000,
-)
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "adding": {
-        "paper": _ADDING_PAPER,
-        # T=50: at T=200 (and T=100) the loss sat on the 0.167 plateau for more steps than a
-        # minute of CPU allows; the reference code's adding lr (4e-3) escapes it fastest.
-        "quick": {
-            **_ADDING_PAPER,
-            "seq_len": 50,
-            "n_train": 38400,
-            "levels": 3,
-            "lr": 4e-3,
-            "epochs": 1,
-        },
-    },
-    "copy_memory": {
-        "paper": _COPY_PAPER,
-        "quick": {
-            **_COPY_PAPER,
-            "seq_len": 100,
-            "n_train": 32000,
-            "n_val": 500,
-            "levels": 4,
-            "lr": 5e-3,
-            "epochs": 1,
-        },
-    },
-    "mnist": {
-        "paper": _MNIST_PAPER,
-        "quick": {**_MNIST_PAPER, "n_train": 2000, "n_val": 500, "epochs": 1, "eval_every": 50},
-    },
-    "jsb": {
-        "paper": _MUSIC_PAPER,
-        "quick": {**_MUSIC_PAPER, "batch_size": 8, "epochs": 8, "eval_every": 50},
-    },
-    "forecast": {"quick": dict(seq_len=64, levels=4, hidden=32, kernel_size=3, epochs=5)},
-    "classify": {"quick": dict(levels=4, hidden=32, kernel_size=3, epochs=10)},
-}
-PRESETS["pmnist"] = PRESETS["mnist"]
-PRESETS["nottingham"] = {
-    "paper": _MUSIC_PAPER,
-    "quick": {**PRESETS["jsb"]["quick"], "epochs": 1},  # 3x more (and longer) sequences
-}
-
-
 def _field_names() -> set[str]:
     return {f.name for f in dataclasses.fields(TrainConfig)}
-
-
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML, JSON or YAML config file into a dict (keys are checked later).
-
-    A TOML/YAML file may put the fields at top level or under a ``[train]`` table.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    suffix = path.suffix.lower()
-    text = read_utf8(path, "config file")
-    parse: Callable[[str], Any]
-    if suffix == ".toml":
-        if sys.version_info < (3, 11):
-            raise ValueError(f"TOML config {path} needs Python 3.11+ (tomllib); use JSON or YAML")
-        import tomllib
-
-        parse = tomllib.loads
-    elif suffix == ".json":
-        parse = json.loads
-    elif suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ValueError(
-                f'YAML config {path} needs pyyaml: pip install "mlx-tcn[data]" (or: pip install pyyaml)'
-            ) from None
-
-        def parse(text: str) -> Any:
-            return yaml.safe_load(text) or {}
-    else:
-        raise ValueError(f"config file {path}: unknown format {suffix!r} (use .toml, .json, .yaml)")
-    try:
-        data = parse(text)
-    except Exception as err:  # each format's own parse error
-        raise ValueError(f"config file {path} could not be parsed: {err}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a table/mapping, got {type(data).__name__}")
-    if set(data) == {"train"} and isinstance(data["train"], dict):
-        data = data["train"]
-    return data
 
 
 def _check_keys(values: dict[str, Any], origin: str) -> None:
@@ -364,66 +220,16 @@ def _field_types() -> dict[str, Any]:
     return typing.get_type_hints(TrainConfig)
 
 
-def _describe(hint: Any) -> str:
-    """``int | None`` -> "an integer or None", for error messages."""
-    args = typing.get_args(hint)
-    optional = type(None) in args
-    base = next((a for a in args if a is not type(None)), hint) if optional else hint
-    words = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
-    text = words.get(base, "a list of column names or positions")
-    return f"{text} or None" if optional else text
-
-
-def _typed(name: str, value: Any, hint: Any, where: str = "") -> Any:
-    """``value`` as the type of field ``name`` (an int where a float goes becomes a float,
-    NumPy scalars become Python ones), or a ``TypeError`` naming the setting and the value.
-
-    Uses only the :mod:`numbers` ABCs, so NumPy is not imported here.
-    """
-    full, args = hint, typing.get_args(hint)
-    if type(None) in args:
-        if value is None:
-            return None
-        hint = next(a for a in args if a is not type(None))
-    ok: Any = None
-    is_bool = isinstance(value, bool) or (  # NumPy's bool (np.bool_ before NumPy 2)
-        type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
-    )
-    if hint is bool:
-        ok = bool(value) if is_bool else None
-    elif is_bool:
-        ok = None  # True is an int in Python, but never a count or a rate
-    elif hint is int and isinstance(value, numbers.Integral):
-        ok = int(value)
-    elif hint is float and isinstance(value, numbers.Real):
-        ok = float(value)
-    elif hint is str and isinstance(value, (str, os.PathLike)):
-        ok = os.fspath(value)
-    elif typing.get_origin(hint) is list or isinstance(hint, types.GenericAlias):
-        if isinstance(value, (list, tuple)) and all(
-            isinstance(v, (str, numbers.Integral)) and not isinstance(v, bool) for v in value
-        ):
-            ok = [v if isinstance(v, str) else str(int(v)) for v in value]
-    place = f" {where}" if where else ""
-    if ok is None:
-        raise TypeError(
-            f"{name}{place} must be {_describe(full)}, got {value!r} ({type(value).__name__})"
-        )
-    if isinstance(ok, float) and not math.isfinite(ok):
-        raise ValueError(f"{name}{place} must be finite, got {value!r}")
-    return ok
-
-
 def _typed_values(values: dict[str, Any], where: str) -> dict[str, Any]:
     hints = _field_types()
-    return {k: _typed(k, v, hints[k], where) for k, v in values.items()}
+    return {k: typed(k, v, hints[k], where) for k, v in values.items()}
 
 
 def validate_config(cfg: TrainConfig) -> None:
     """Raise ``TypeError`` or ``ValueError`` naming the first field with an invalid value."""
     hints = _field_types()
     for f in dataclasses.fields(cfg):
-        _typed(f.name, getattr(cfg, f.name), hints[f.name])
+        typed(f.name, getattr(cfg, f.name), hints[f.name])
     choices = {
         "task": TASKS,
         "optimizer": OPTIMIZERS,
@@ -432,9 +238,8 @@ def validate_config(cfg: TrainConfig) -> None:
     }
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
-            raise ValueError(
-                f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}"
-            )
+            names = ", ".join(str(a) for a in allowed)
+            raise ValueError(f"{name} must be one of {names}, got {getattr(cfg, name)!r}")
     positive = ["seq_len", "memory_length", "horizon", "stride", "levels", "hidden",
                 "kernel_size", "batch_size", "epochs", "eval_every", "log_every",
                 "checkpoint_every", "keep_checkpoints"]  # fmt: skip
@@ -480,16 +285,5 @@ def config_fields() -> list[dataclasses.Field]:
 
 
 def field_comments() -> dict[str, str]:
-    """The ``#:`` comment above every field, used as the CLI's help text."""
-    import inspect
-
-    comments: dict[str, str] = {}
-    pending = ""
-    for line in inspect.getsource(TrainConfig).splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#:"):
-            pending = stripped[2:].strip()
-        elif pending and ":" in stripped:
-            comments[stripped.split(":", 1)[0].strip()] = pending
-            pending = ""
-    return comments
+    """The help text of every field (the CLI's ``--help``)."""
+    return {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}

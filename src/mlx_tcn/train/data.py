@@ -1,7 +1,8 @@
-"""Data for training: the synthetic tasks of Bai et al. (2018), loaders for MNIST and the
-polyphonic-music ``.mat`` files, and users' own CSV / NumPy series.
+"""Reading data into NumPy arrays: the synthetic tasks of Bai et al. (2018) generated, MNIST's
+IDX files, the polyphonic-music ``.mat`` files, and users' CSV / NumPy files.
 
-Everything is channels-last: inputs are ``(samples, length, channels)``. Generators take a
+Nothing here knows about tasks: splitting, windowing and normalisation happen in
+:mod:`.tasks`. Inputs are channels-last, ``(samples, length, channels)``. Generators take a
 NumPy ``Generator`` so a seed fixes the data exactly.
 """
 
@@ -10,108 +11,26 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-import mlx.core as mx
 import numpy as np
 
 from ._io import read_utf8
+from ._moved import forwarder
 
 __all__ = [
-    "MNIST_MEAN",
-    "MNIST_STD",
-    "Split",
     "adding_problem",
     "copy_memory",
-    "iterate_batches",
-    "load_mnist",
-    "load_polyphonic",
     "load_table",
-    "make_windows",
     "read_idx",
+    "read_mnist",
+    "read_npz_sequences",
+    "read_polyphonic",
+    "select_columns",
+    "to_float",
 ]
-
-logger = logging.getLogger(__name__)
-
-MNIST_MEAN = 0.1307  # torchvision's normalisation, used by the reference code
-MNIST_STD = 0.3081
-
-
-@dataclass
-class Split:
-    """One data split: inputs ``x`` and targets ``y``, as arrays or as lists of sequences.
-
-    Args:
-        x: ``(N, L, C)`` array, or a list of ``(L_i, C)`` arrays of different lengths.
-        y: targets, indexed like ``x`` (for lists: a list of ``(L_i, ...)`` arrays).
-        transform: optional function applied to a batch of ``x`` (NumPy) before it becomes an
-            MLX array, e.g. MNIST's normalisation and permutation.
-    """
-
-    x: np.ndarray | list[np.ndarray]
-    y: np.ndarray | list[np.ndarray]
-    transform: Callable[[np.ndarray], np.ndarray] | None = None
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    @property
-    def ragged(self) -> bool:
-        """True when the samples have different lengths (padded per batch, with a mask)."""
-        return isinstance(self.x, list)
-
-    def batch(self, index: np.ndarray) -> tuple[mx.array, mx.array, mx.array | None]:
-        """Gather samples ``index`` into ``(x, y, mask)``; mask is ``(B, L)`` for ragged splits."""
-        if not self.ragged:
-            x = self.x[index]
-            if self.transform is not None:
-                x = self.transform(x)
-            return mx.array(x), mx.array(self.y[index]), None
-        xs = [self.x[i] for i in index]
-        ys = [self.y[i] for i in index]
-        length = max(len(s) for s in xs)
-        x = np.zeros((len(xs), length, xs[0].shape[-1]), dtype=np.float32)
-        y = np.zeros((len(ys), length) + ys[0].shape[1:], dtype=ys[0].dtype)
-        mask = np.zeros((len(xs), length), dtype=np.float32)
-        for j, (xi, yi) in enumerate(zip(xs, ys, strict=True)):
-            x[j, : len(xi)] = xi
-            y[j, : len(yi)] = yi
-            mask[j, : len(xi)] = 1.0
-        return mx.array(x), mx.array(y), mx.array(mask)
-
-
-def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
-    """Sample order of one epoch; depends only on ``(seed, epoch)`` so a resumed run repeats it."""
-    if not shuffle:
-        return np.arange(n)
-    return np.random.default_rng([seed, epoch]).permutation(n)
-
-
-def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
-    """Batches per epoch (a last partial batch is dropped in training when a full one exists)."""
-    if drop_last and n >= batch_size:
-        return n // batch_size
-    return math.ceil(n / batch_size)
-
-
-def iterate_batches(
-    split: Split,
-    batch_size: int,
-    *,
-    seed: int = 0,
-    epoch: int = 0,
-    shuffle: bool = True,
-    drop_last: bool = True,
-    start: int = 0,
-) -> Iterator[tuple[mx.array, mx.array, mx.array | None]]:
-    """Yield the batches of one epoch, starting at batch ``start`` (used when resuming)."""
-    order = epoch_order(len(split), seed, epoch, shuffle)
-    for b in range(start, num_batches(len(split), batch_size, drop_last)):
-        yield split.batch(order[b * batch_size : (b + 1) * batch_size])
 
 
 # --------------------------------------------------------------------------- synthetic tasks
@@ -190,70 +109,36 @@ def _find_idx(folder: Path, prefix: str, kind: str) -> Path:
     raise FileNotFoundError(f"no {prefix}-{kind} IDX file in {folder}")
 
 
-def load_mnist(
-    folder: str | Path,
-    *,
-    permute: bool = False,
-    seed: int = 0,
-    n_train: int = 0,
-    n_test: int = 0,
-) -> tuple[Split, Split, np.ndarray | None]:
-    """Sequential (or permuted) MNIST from the four standard IDX files in ``folder``.
-
-    Each image becomes 784 steps of one pixel, scaled to ``[0, 1]`` and normalised with mean
-    0.1307 and std 0.3081. With ``permute`` one fixed permutation (drawn from ``seed``) reorders
-    the pixels of every image.
+def read_mnist(folder: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The four standard MNIST IDX files in ``folder``, as arrays.
 
     Returns:
-        ``(train, test, permutation)``; labels are int32 in ``0..9``.
+        ``{"train": (images, labels), "test": (images, labels)}``: images ``(N, 784)`` uint8,
+        labels ``(N,)`` int32.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"MNIST folder not found: {folder}")
-    images = {
-        s: read_idx(_find_idx(folder, p, "images"))
-        for s, p in (("train", "train"), ("test", "t10k"))
-    }
-    labels = {
-        s: read_idx(_find_idx(folder, p, "labels"))
-        for s, p in (("train", "train"), ("test", "t10k"))
-    }
-    perm = np.random.default_rng(seed).permutation(784) if permute else None
-    splits = []
-    for name, cap in (("train", n_train), ("test", n_test)):
-        x = images[name].reshape(len(images[name]), 784)
-        y = labels[name].astype(np.int32)
-        if len(x) != len(y):
-            raise ValueError(f"MNIST {name}: {len(x)} images but {len(y)} labels in {folder}")
-        if cap:
-            x, y = x[:cap], y[:cap]
-        splits.append(Split(x, y, transform=mnist_transform(perm)))
-    return splits[0], splits[1], perm
-
-
-def mnist_transform(perm: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
-    """Turn uint8 images ``(B, 784)`` into normalised sequences ``(B, 784, 1)``."""
-
-    def transform(x: np.ndarray) -> np.ndarray:
-        x = (x.astype(np.float32) / 255.0 - MNIST_MEAN) / MNIST_STD
-        if perm is not None:
-            x = x[:, perm]
-        return x[..., None]
-
-    return transform
+    out = {}
+    for name, prefix in (("train", "train"), ("test", "t10k")):
+        images = read_idx(_find_idx(folder, prefix, "images"))
+        labels = read_idx(_find_idx(folder, prefix, "labels")).astype(np.int32)
+        if len(images) != len(labels):
+            raise ValueError(
+                f"MNIST {name}: {len(images)} images but {len(labels)} labels in {folder}"
+            )
+        out[name] = (images.reshape(len(images), 784), labels)
+    return out
 
 
 # --------------------------------------------------------------------------- polyphonic music
 
 
-def load_polyphonic(path: str | Path) -> dict[str, Split]:
+def read_polyphonic(path: str | Path) -> dict[str, list[np.ndarray]]:
     """JSB Chorales / Nottingham from the reference code's ``.mat`` file.
 
-    Each sequence is a ``(T, 88)`` piano roll; input is frames ``0..T-2`` and target frames
-    ``1..T-1`` (next-frame prediction).
-
     Returns:
-        ``{"train", "val", "test"}`` ragged splits.
+        ``{"train", "val", "test"}``: lists of ``(T, 88)`` float32 piano rolls.
     """
     path = Path(path)
     if not path.is_file():
@@ -273,8 +158,7 @@ def load_polyphonic(path: str | Path) -> dict[str, Split]:
     for name, key in (("train", "traindata"), ("val", "validdata"), ("test", "testdata")):
         if key not in mat:
             raise ValueError(f"{path} has no {key!r} entry (expected traindata/validdata/testdata)")
-        seqs = [np.asarray(s, dtype=np.float32) for s in mat[key][0] if len(s) > 1]
-        out[name] = Split([s[:-1] for s in seqs], [s[1:] for s in seqs])
+        out[name] = [np.asarray(s, dtype=np.float32) for s in mat[key][0]]
     return out
 
 
@@ -360,32 +244,40 @@ def to_float(
     return out
 
 
-def make_windows(
-    inputs: np.ndarray, targets: np.ndarray, seq_len: int, horizon: int, stride: int = 1
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut a series into forecasting windows.
-
-    Window ``i`` holds ``inputs[s : s + seq_len]`` and its target is ``targets[s + seq_len - 1 +
-    horizon]`` with ``s = i * stride``.
-
-    Returns:
-        ``x`` ``(N, seq_len, C_in)``, ``y`` ``(N, C_out)`` and the target rows ``(N,)``.
-    """
-    n = (len(inputs) - seq_len - horizon) // stride + 1
-    if n < 1:
-        raise ValueError(
-            f"series of {len(inputs)} rows is too short for seq_len={seq_len} and horizon={horizon} "
-            f"(needs at least {seq_len + horizon})"
-        )
-    starts = np.arange(n) * stride
-    x = np.stack([inputs[s : s + seq_len] for s in starts])
-    rows = starts + seq_len - 1 + horizon
-    return x, targets[rows], rows
+def read_npz_sequences(path: str | Path, labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sequences ``x`` ``(N, L, C)`` (a 2-D ``x`` gains one channel) and, with ``labels``,
+    their labels ``y`` ``(N,)`` from a ``.npz`` file of a classification run."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    with np.load(path, allow_pickle=False) as z:
+        if "x" not in z or (labels and "y" not in z):
+            want = "arrays 'x' (N, L[, C]) and 'y' (N,)" if labels else "an array 'x' (N, L[, C])"
+            raise ValueError(f"{path} must hold {want}, has {list(z.keys())}")
+        x = np.asarray(z["x"], dtype=np.float32)
+        y = np.asarray(z["y"]) if labels else None
+    if x.ndim == 2:
+        x = x[..., None]
+    if x.ndim != 3 or (y is not None and y.shape != (len(x),)):
+        got = f"{x.shape} and {y.shape}" if y is not None else f"{x.shape}"
+        raise ValueError(f"{path}: 'x' must be (N, L[, C]) and 'y' (N,), got {got}")
+    return x, y
 
 
-def standardize_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std over all leading axes (std 0 becomes 1)."""
-    flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
-    mean, std = flat.mean(axis=0), flat.std(axis=0)
-    std[std == 0] = 1.0
-    return mean.astype(np.float32), std.astype(np.float32)
+# Names that lived here before train/ took one role per module (issue 11).
+__getattr__ = forwarder(
+    __name__,
+    {
+        "MNIST_MEAN": "tasks",
+        "MNIST_STD": "tasks",
+        "mnist_transform": "tasks",
+        "load_mnist": "tasks",
+        "load_polyphonic": "tasks",
+        "Split": "split",
+        "epoch_order": "split",
+        "num_batches": "split",
+        "iterate_batches": "split",
+        "make_windows": "user_data",
+        "standardize_stats": "user_data",
+    },
+)

@@ -22,8 +22,8 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 
 from .config import TrainConfig
-from .data import iterate_batches, num_batches
-from .tasks import TaskData, evaluate_split, loss_fn
+from .distributed import World
+from .split import TaskData, iterate_batches, num_batches
 
 __all__ = [
     "LoopState",
@@ -106,16 +106,21 @@ def build_step(
     loss: Callable[..., mx.array],
     grad_clip: float | None,
     compile: bool,
+    reduce_gradients: Callable[[Any], Any] | None = None,
 ) -> Callable[..., mx.array]:
     """One optimiser step ``step(x, y[, mask]) -> loss``, optionally compiled.
 
     The optimiser state must exist (``optimizer.init``) and any checkpoint must be loaded
     before this is called: the compiled function captures the state containers.
+    ``reduce_gradients`` (data-parallel training) averages the gradients over the processes
+    before clipping and the update; it runs inside the compiled step.
     """
     loss_and_grad = nn.value_and_grad(model, loss)
 
     def step(x: mx.array, y: mx.array, mask: mx.array | None = None) -> mx.array:
         value, grads = loss_and_grad(model, x, y, mask)
+        if reduce_gradients is not None:
+            grads = reduce_gradients(grads)
         if grad_clip is not None:
             grads, _ = optim.clip_grad_norm(grads, grad_clip)
         optimizer.update(model, grads)
@@ -154,6 +159,7 @@ def train(
     callback: Callback | None = None,
     save: Callable[[LoopState, bool], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    world: World | None = None,
 ) -> LoopState:
     """Train ``model`` on ``task`` until the epochs, ``max_steps`` or early stopping end it.
 
@@ -168,6 +174,8 @@ def train(
             ``checkpoint_every`` steps, after each evaluation, and at the end.
         should_stop: polled after every step; when it returns True the loop saves and returns
             with status ``"interrupted"``.
+        world: the processes of a data-parallel run (:mod:`.distributed`); each takes its
+            part of every batch. None: this process alone.
 
     Returns:
         The final :class:`LoopState`.
@@ -178,18 +186,20 @@ def train(
     state = state or LoopState()
     state.status = "running"
     emit = callback or (lambda _: None)
+    world = world or World()
     steps = total_steps(cfg, len(task.train))
     per_epoch = num_batches(len(task.train), cfg.batch_size, drop_last=True)
     # Ragged data (polyphonic music) changes shape every batch: compiling would recompile each time.
     compile_step = cfg.compile and not task.train.ragged
-    step_fn = build_step(model, optimizer, loss_fn(task.kind), cfg.grad_clip, compile_step)
+    step_fn = build_step(model, optimizer, world.loss(task.kind), cfg.grad_clip, compile_step,
+                         world.reduce_gradients())  # fmt: skip
     model.train()
     window_loss, window_n, window_samples, window_t = 0.0, 0, 0, time.perf_counter()
 
     def evaluate() -> bool:
         state.last_eval_step = state.step
         batches = iterate_batches(task.val, cfg.batch_size, shuffle=False, drop_last=False)
-        metrics = evaluate_split(model, task.kind, batches, cfg.eval_batches)
+        metrics = world.evaluate(model, task.kind, batches, cfg.eval_batches)
         improved = state.best_metric is None or metrics["loss"] < state.best_metric
         if improved:
             state.best_metric, state.best_step, state.bad_evals = metrics["loss"], state.step, 0
@@ -205,12 +215,13 @@ def train(
         state.status = "max_steps"  # a resumed run that had already reached max_steps
     while state.epoch < cfg.epochs and state.status == "running":
         batches = iterate_batches(
-            task.train, cfg.batch_size, seed=cfg.seed, epoch=state.epoch, start=state.batch_in_epoch
-        )
+            task.train, cfg.batch_size, seed=cfg.seed, epoch=state.epoch,
+            start=state.batch_in_epoch, shard=world.shard,
+        )  # fmt: skip
         for x, y, mask in batches:
             loss = step_fn(x, y, mask)
             mx.eval(loss, model.parameters(), optimizer.state)
-            value = loss.item()
+            value = world.mean(loss)
             if not math.isfinite(value):
                 raise TrainingDiverged(
                     f"loss became {value} at step {state.step + 1} (epoch {state.epoch + 1}); "
@@ -221,7 +232,7 @@ def train(
             window_loss, window_n, window_samples = (
                 window_loss + value,
                 window_n + 1,
-                window_samples + x.shape[0],
+                window_samples + x.shape[0] * world.size,
             )
             emit({"event": "step", "step": state.step, "total_steps": steps, "loss": value})
             if state.step % cfg.log_every == 0:
@@ -237,7 +248,7 @@ def train(
                 save(state, False)
             if state.status == "running" and cfg.max_steps and state.step >= cfg.max_steps:
                 state.status = "max_steps"
-            if state.status == "running" and should_stop is not None and should_stop():
+            if state.status == "running" and world.any(should_stop is not None and should_stop()):
                 state.status = "interrupted"
             if state.status != "running":
                 break

@@ -23,7 +23,7 @@ def model_kwargs(cfg: TrainConfig, num_inputs: int, num_outputs: int) -> dict:
         dilation_reset=cfg.dilation_reset,
         dropout=cfg.dropout,
         causal=cfg.causal,
-        use_norm=None if cfg.use_norm == "none" else cfg.use_norm,
+        use_norm=cfg.use_norm,
         activation=cfg.activation,
         kernel_initializer=cfg.kernel_initializer,
         use_skip_connections=cfg.use_skip_connections,
@@ -52,8 +52,10 @@ def build_model(cfg: TrainConfig, num_inputs: int, num_outputs: int) -> nn.Modul
     return model
 
 
-def parameter_count(model: nn.Module) -> int:
-    """Number of trainable scalars."""
+def parameter_count(model: nn.Module, trainable: bool = True) -> int:
+    """Number of scalars in the trainable parameters (``trainable=False``: in all of them,
+    batch-norm statistics and frozen weights included)."""
     from mlx.utils import tree_flatten
 
-    return sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
+    params = model.trainable_parameters() if trainable else model.parameters()
+    return sum(v.size for _, v in tree_flatten(params))

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import mlx.core as mx
-import numpy as np
 
 from ._io import read_utf8
+from ._moved import forwarder
 from .checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -27,16 +27,16 @@ from .checkpoint import (
     write_json_atomic,
 )
 from .config import TrainConfig, resolve_config
-from .data import iterate_batches
+from .distributed import World
 from .loop import LoopState, TrainingDiverged, make_optimizer, total_steps, train
-from .model import build_model, model_kwargs
-from .tasks import TaskData, build_task, denormalize_targets, head
+from .model import build_model, parameter_count
+from .predict import predict_split
+from .tasks import TaskData, build_task
 
 __all__ = [
     "RESUMABLE_KEYS",
     "RunResult",
     "claim_run_dir",
-    "predict_split",
     "resume_config",
     "run_training",
 ]
@@ -121,35 +121,31 @@ def _claim(path: Path, config_text: str) -> bool:
     return True
 
 
-def _check_model_fits(ckpt: Checkpoint, cfg: TrainConfig, task: TaskData) -> None:
-    expected = model_kwargs(cfg, task.num_inputs, task.num_outputs)
-    have = ckpt.model.config
-    diff = [k for k, v in expected.items() if k in have and have[k] != v and not (
-        isinstance(v, list) and list(have[k] or []) == v)]  # fmt: skip
-    if diff:
-        detail = ", ".join(f"{k}: checkpoint {have[k]!r}, config {expected[k]!r}" for k in diff)
-        raise CheckpointError(f"checkpoint {ckpt.path} does not fit the config ({detail})")
-
-
 def run_training(
     cfg: TrainConfig,
     *,
     resume: Checkpoint | None = None,
     callbacks: list[Callable[[dict[str, Any]], None]] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    world: World | None = None,
 ) -> RunResult:
     """Train ``cfg`` (or continue ``resume``), writing everything into the run folder.
 
     The run folder receives ``train_config.json``, ``metrics.jsonl``, ``checkpoints/`` and,
     with ``cfg.plots``, ``metrics.png`` (and ``predictions.png`` for forecasting).
+
+    With a ``world`` of several processes (:func:`mlx_tcn.train.distributed.connect`) every
+    rank trains on its part of each batch and only rank 0 writes and calls ``callbacks``.
     """
     start = time.perf_counter()
+    world = world or World()
     # Everything that can fail on bad data or a damaged checkpoint happens before the first
     # write: a failing command leaves the disk as it was.
     mx.random.seed(cfg.seed)
     task = build_task(cfg, stats=resume.stats if resume else None)
+    world.check(cfg.batch_size, len(task.train))
     if resume:
-        _check_model_fits(resume, cfg, task)
+        resume.check_fits(cfg, task.num_inputs, task.num_outputs)
         model, state = resume.model, resume.loop
     else:
         model, state = build_model(cfg, task.num_inputs, task.num_outputs), LoopState()
@@ -159,6 +155,11 @@ def run_training(
         load_optimizer_state(resume.path, optimizer)
         if resume.random_key is not None:
             restore_random_state(resume.random_key)
+    world.sync_parameters(model)
+    world.split_random_state()
+    if not world.is_main:
+        return _follow(model, optimizer, task, cfg, state, world, should_stop, start)
+    if resume:
         run_dir = resume.path.parent.parent
         records = _read_records(run_dir / "metrics.jsonl", resume)
         write_json_atomic(run_dir / "train_config.json", cfg.to_dict())
@@ -172,9 +173,7 @@ def run_training(
     metrics_path = run_dir / "metrics.jsonl"
     _write_records(metrics_path, records)
     result = RunResult(run_dir, cfg, state, 0.0, baseline=task.baseline)
-    from mlx.utils import tree_flatten
-
-    result.num_params = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
+    result.num_params = parameter_count(model)
     result.receptive_field = model.receptive_field
 
     with metrics_path.open("a") as log:
@@ -194,7 +193,7 @@ def run_training(
 
         try:
             result.state = train(model, optimizer, task, cfg, state, callback=record, save=save,
-                                 should_stop=should_stop)  # fmt: skip
+                                 should_stop=should_stop, world=world)  # fmt: skip
         except TrainingDiverged as err:
             record({"event": "diverged", "step": state.step, "message": str(err)})
             raise
@@ -202,7 +201,24 @@ def run_training(
             result.seconds = time.perf_counter() - start
             if cfg.plots:
                 result.plots = _write_plots(run_dir, cfg, model, task, records)
+    world.barrier()  # the other ranks wait for the last checkpoint before they exit
     return result
+
+
+def _follow(
+    model: Any,
+    optimizer: Any,
+    task: TaskData,
+    cfg: TrainConfig,
+    state: LoopState,
+    world: World,
+    should_stop: Callable[[], bool] | None,
+    start: float,
+) -> RunResult:
+    """A rank other than 0: the same training, writing nothing."""
+    state = train(model, optimizer, task, cfg, state, should_stop=should_stop, world=world)
+    world.barrier()
+    return RunResult(cfg.run_dir, cfg, state, time.perf_counter() - start)
 
 
 def _read_records(path: Path, resume: Checkpoint) -> list[dict[str, Any]]:
@@ -235,18 +251,6 @@ def _write_records(path: Path, records: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def predict_split(
-    model: Any, task: TaskData, split: Any, batch_size: int = 256
-) -> tuple[np.ndarray, np.ndarray]:
-    """Model outputs (the loss's view: last step or every step) and targets for a split."""
-    model.eval()
-    preds, targets = [], []
-    for x, y, _ in iterate_batches(split, batch_size, shuffle=False, drop_last=False):
-        preds.append(np.array(head(task.kind, model(x))))
-        targets.append(np.array(y))
-    return np.concatenate(preds), np.concatenate(targets)
-
-
 def _write_plots(
     run_dir: Path, cfg: TrainConfig, model: Any, task: TaskData, records: list
 ) -> list[Path]:
@@ -258,11 +262,18 @@ def _write_plots(
         paths.append(plot_metrics(records, run_dir / "metrics.png", title, task.baseline))
         if cfg.task == "forecast":
             pred, target = predict_split(model, task, task.val)
-            names = task.stats.get("target_columns")
-            paths.append(plot_predictions(denormalize_targets(target, task.stats),
-                                          denormalize_targets(pred, task.stats),
-                                          run_dir / "predictions.png", names,
+            paths.append(plot_predictions(target, pred, run_dir / "predictions.png",
+                                          task.stats.get("target_columns"),
                                           title="validation forecasts"))  # fmt: skip
     except Exception as err:  # a plot must never cost the run its results
         logger.warning("could not write plots into %s: %s", run_dir, err)
     return paths
+
+
+# Names that lived here before train/ took one role per module (issue 11).
+__getattr__ = forwarder(
+    __name__,
+    {
+        "predict_split": "predict",
+    },
+)

@@ -1,0 +1,260 @@
+"""Data-parallel training on MLX's own distributed engine (``mx.distributed``, ring backend).
+
+``mlx.launch --backend ring -n N -- python -m mlx_tcn train ...`` starts N processes (ranks)
+that each run the same command. :func:`connect` joins them into a :class:`World`; the loop
+then asks the world for everything that differs from a single process:
+
+- rows: rank ``r`` of ``N`` takes the contiguous rows ``r*B/N .. (r+1)*B/N`` of every global
+  batch of ``B = batch_size`` rows, the batch a single process would take (same epoch order,
+  same ``(seed, epoch)``), so 1 and N processes see the same global batches and a run can be
+  resumed with another N;
+- gradients: averaged over the ranks (``nn.average_gradients``) inside the step, before
+  clipping and the optimiser update, so every rank applies the same update;
+- the loss reported and the stop request (Ctrl-C on any rank): reduced over the ranks after
+  each step, so every rank sees the same loss and stops at the same step;
+- evaluation: rank ``r`` evaluates validation batches ``r, r+N, ...``; the sums are added up,
+  so every rank gets the single-process figure and takes the same early-stopping decision.
+
+With one process every method is the identity and adds no operation to the step.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_map
+
+from .losses import evaluate_split, evaluate_sums, loss_fn, metrics_from_sums
+
+__all__ = [
+    "ENV_CONNECT_TIMEOUT",
+    "DistributedError",
+    "World",
+    "connect",
+    "launched",
+]
+
+ENV_CONNECT_TIMEOUT = "MLX_TCN_CONNECT_TIMEOUT"
+DEFAULT_CONNECT_TIMEOUT = 60.0
+
+
+class DistributedError(RuntimeError):
+    """The ranks of a data-parallel run could not connect, or lost each other."""
+
+
+@dataclass(frozen=True)
+class World:
+    """The processes of one run; ``World()`` is a single process (every method a no-op)."""
+
+    group: Any = None  # mx.distributed.Group, None for a single process
+
+    @property
+    def size(self) -> int:
+        """Number of processes."""
+        return 1 if self.group is None else self.group.size()
+
+    @property
+    def rank(self) -> int:
+        """This process's index; rank 0 writes the run folder and shows progress."""
+        return 0 if self.group is None else self.group.rank()
+
+    @property
+    def is_main(self) -> bool:
+        """True on rank 0."""
+        return self.rank == 0
+
+    @property
+    def shard(self) -> tuple[int, int]:
+        """``(rank, size)``: which part of every training batch this process takes."""
+        return self.rank, self.size
+
+    def check(self, batch_size: int, n_train: int) -> None:
+        """Refuse a global batch that does not split into equal parts, one per process."""
+        if self.size == 1:
+            return
+        if batch_size % self.size:
+            raise ValueError(
+                f"batch_size {batch_size} is not divisible by the {self.size} processes: "
+                f"each takes batch_size / {self.size} rows of every batch (pick a multiple "
+                f"of {self.size})"
+            )
+        if n_train < batch_size and n_train % self.size:
+            raise ValueError(
+                f"the training split's {n_train} samples (one batch smaller than batch_size "
+                f"{batch_size}) do not split into {self.size} equal parts"
+            )
+
+    def describe(self, batch_size: int, lr: float) -> str:
+        """The line a data-parallel run prints when it starts."""
+        return (
+            f"data-parallel: {self.size} processes (ring); global batch {batch_size} = "
+            f"{self.size} x {batch_size // self.size} per process; lr {lr:g}"
+        )
+
+    def loss(self, kind: str) -> Callable[..., mx.array]:
+        """The training loss; averaging its gradients over the ranks gives the whole batch's."""
+        if self.size == 1:
+            return loss_fn(kind)
+        size, group = self.size, self.group
+        return loss_fn(kind, lambda count: mx.distributed.all_sum(count, group=group) / size)
+
+    def reduce_gradients(self) -> Callable[[Any], Any] | None:
+        """Averages a gradient tree over the ranks; None for a single process."""
+        if self.size == 1:
+            return None
+        return lambda grads: nn.average_gradients(grads, group=self.group)
+
+    def sync_parameters(self, model: nn.Module) -> None:
+        """Give every rank rank 0's parameters (a sum in which the other ranks add zeros)."""
+        if self.size == 1:
+            return
+        keep = self.is_main
+        params = tree_map(
+            lambda p: mx.distributed.all_sum(p if keep else mx.zeros_like(p), group=self.group),
+            model.parameters(),
+        )
+        model.update(params)
+        mx.eval(model.parameters())
+
+    def split_random_state(self) -> None:
+        """Give each rank its own random stream (dropout masks), derived from the shared one.
+
+        Rank 0 keeps the key a checkpoint saves, so a resume with any number of processes
+        continues rank 0's stream and derives the others' again.
+        """
+        if self.rank == 0:
+            return
+        hi, lo = (int(v) for v in mx.random.state[0].tolist())
+        mx.random.seed((((hi << 32) | lo) ^ (self.rank * 0x9E3779B97F4A7C15)) % (1 << 64))
+
+    def mean(self, value: mx.array) -> float:
+        """The mean of a scalar over the ranks (a batch's loss: each rank has its part's)."""
+        if self.size == 1:
+            return value.item()
+        return mx.distributed.all_sum(value, group=self.group).item() / self.size
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is True on any (a stop request: Ctrl-C)."""
+        if self.size == 1:
+            return flag
+        return mx.distributed.all_sum(mx.array(float(flag)), group=self.group).item() > 0
+
+    def evaluate(
+        self, model: nn.Module, kind: str, batches: Any, max_batches: int | None
+    ) -> dict[str, float]:
+        """Metrics over ``batches`` (the first ``max_batches``), shared out between the ranks."""
+        if self.size == 1:
+            return evaluate_split(model, kind, batches, max_batches)
+        mine = itertools.islice(batches, self.rank, max_batches, self.size)
+        sums = mx.array(evaluate_sums(model, kind, mine), dtype=mx.float32)
+        return metrics_from_sums(mx.distributed.all_sum(sums, group=self.group).tolist())
+
+    @contextmanager
+    def lost_ranks(self) -> Iterator[None]:
+        """Turns MLX's error for a rank that died (or whose connection broke) into a
+        :class:`DistributedError` that says what happened and what is left."""
+        try:
+            yield
+        except RuntimeError as err:
+            if self.size == 1 or "[ring]" not in str(err):
+                raise
+            raise DistributedError(
+                f"rank {self.rank} of {self.size} lost its connection to another rank ({err}): "
+                "did a rank stop? The run folder keeps its last checkpoint; continue with "
+                "mlx-tcn train --resume RUN"
+            ) from None
+
+    def barrier(self) -> None:
+        """Wait until every rank gets here (rank 0 has finished writing)."""
+        if self.size > 1:
+            mx.eval(mx.distributed.all_sum(mx.array(0.0), group=self.group))
+
+
+def launched() -> bool:
+    """True when this process was started as one rank of several (``MLX_RANK`` and a
+    non-empty ``MLX_HOSTFILE``, as ``mlx.launch --backend ring`` sets them)."""
+    if "MLX_RANK" not in os.environ:
+        return False
+    path = os.environ.get("MLX_HOSTFILE", "")
+    try:
+        with open(path) as f:
+            hosts = json.load(f)
+    except (OSError, ValueError):
+        return False  # mlx.launch -n 1 writes an empty hostfile
+    return isinstance(hosts, list) and len(hosts) > 1
+
+
+def connect(timeout: float | None = None) -> World:
+    """Join the other ranks when launched as one of several; else a single-process world.
+
+    Args:
+        timeout: seconds to wait for every rank (default ``MLX_TCN_CONNECT_TIMEOUT`` or 60).
+            MLX's ring backend waits forever for a rank that never starts, so a watchdog
+            process ends this one with a message when the time is up.
+
+    Raises:
+        DistributedError: a rank could not connect.
+    """
+    if not launched():
+        return World()
+    seconds = _connect_timeout() if timeout is None else timeout
+    rank = os.environ["MLX_RANK"]
+    hostfile = os.environ["MLX_HOSTFILE"]
+    message = (
+        f"mlx-tcn: error: rank {rank} could not connect to the other ranks of {hostfile} "
+        f"within {seconds:g} s (is every rank started, is each address reachable and its "
+        f"port free?); stopped it ({ENV_CONNECT_TIMEOUT} sets the time)"
+    )
+    watchdog = _start_watchdog(seconds, message)
+    try:
+        group = mx.distributed.init(backend="ring", strict=True)
+    except RuntimeError as err:
+        raise DistributedError(f"rank {rank} could not connect ({hostfile}): {err}") from None
+    finally:
+        watchdog.kill()
+        watchdog.wait()
+    return World(group)
+
+
+def _connect_timeout() -> float:
+    text = os.environ.get(ENV_CONNECT_TIMEOUT, "").strip()
+    if not text:
+        return DEFAULT_CONNECT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ValueError(
+            f"{ENV_CONNECT_TIMEOUT} must be a positive number of seconds, got {text!r}"
+        )
+    return value
+
+
+_WATCHDOG = (
+    "import os, sys, time\n"
+    "time.sleep(float(sys.argv[1]))\n"
+    "sys.stderr.write(sys.argv[2] + '\\n')\n"
+    "os.kill(int(sys.argv[3]), int(sys.argv[4]))\n"
+)
+
+
+def _start_watchdog(seconds: float, message: str) -> subprocess.Popen:
+    """A process that prints ``message`` and terminates this one after ``seconds``.
+
+    A process, not a thread: ``mx.distributed.init`` holds the GIL while it waits.
+    """
+    argv = [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(seconds), message,
+            str(os.getpid()), str(int(signal.SIGTERM))]  # fmt: skip
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL)

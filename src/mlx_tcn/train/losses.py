@@ -1,0 +1,113 @@
+"""What a task's model output means and how it is scored, by task *kind*:
+
+- ``regression_last``: the last step's output is compared with ``y`` ``(B, n)`` by MSE
+  (adding problem, forecasting),
+- ``class_last``: the last step's output are class logits, cross-entropy and accuracy
+  (sequential MNIST, sequence classification),
+- ``class_all``: logits at every step, cross-entropy over all steps and accuracy (copy memory),
+- ``multilabel_all``: next-frame prediction of binary frames; NLL summed over the channels and
+  averaged over (unpadded) frames (polyphonic music).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+
+__all__ = ["KINDS", "evaluate_split", "evaluate_sums", "head", "loss_fn", "metrics_from_sums"]
+
+KINDS = ("regression_last", "class_last", "class_all", "multilabel_all")
+
+
+def head(kind: str, out: mx.array) -> mx.array:
+    """The part of the model output that the loss sees (last step or every step)."""
+    return out[:, -1, :] if kind in ("regression_last", "class_last") else out
+
+
+def loss_fn(
+    kind: str, masked_count: Callable[[mx.array], mx.array] | None = None
+) -> Callable[..., mx.array]:
+    """Scalar training loss ``f(model, x, y, mask)`` of a task kind.
+
+    Args:
+        masked_count: with a mask, maps the batch's count of unmasked units to the count the
+            loss is averaged over. Data-parallel training passes the global count divided by
+            the number of processes, so that averaging the processes' gradients gives the
+            gradient of the whole batch's loss even when their shards hold different numbers
+            of frames (without a mask every shard holds the same number).
+    """
+
+    def loss(model: nn.Module, x: mx.array, y: mx.array, mask: mx.array | None) -> mx.array:
+        total, count = _loss_sum(kind, model(x), y, mask)
+        if mask is not None and masked_count is not None:
+            count = masked_count(count)
+        return total / count
+
+    return loss
+
+
+def _loss_sum(
+    kind: str, out: mx.array, y: mx.array, mask: mx.array | None
+) -> tuple[mx.array, mx.array]:
+    """Summed loss and the number of units it is averaged over."""
+    if kind == "regression_last":
+        err = (head(kind, out) - y).square().mean(axis=-1)
+        return err.sum(), mx.array(err.size, dtype=mx.float32)
+    if kind in ("class_last", "class_all"):
+        ce = nn.losses.cross_entropy(head(kind, out), y, reduction="none")
+        return ce.sum(), mx.array(ce.size, dtype=mx.float32)
+    nll = nn.losses.binary_cross_entropy(out, y, with_logits=True, reduction="none").sum(axis=-1)
+    if mask is None:
+        return nll.sum(), mx.array(nll.size, dtype=mx.float32)
+    return (nll * mask).sum(), mask.sum()
+
+
+def evaluate_split(
+    model: nn.Module, kind: str, batches: Any, max_batches: int | None = None
+) -> dict[str, float]:
+    """Loss (and accuracy for classification) of ``model`` over ``batches``, in eval mode.
+
+    The model's previous mode is restored afterwards.
+    """
+    if max_batches is not None:
+        batches = itertools.islice(batches, max_batches)
+    return metrics_from_sums(evaluate_sums(model, kind, batches))
+
+
+def evaluate_sums(model: nn.Module, kind: str, batches: Any) -> list[float]:
+    """``[loss sum, units, correct predictions, predictions]`` of ``model`` over ``batches``
+    in eval mode: sums, so that the parts of a split (data-parallel evaluation) add up."""
+    was_training = model.training
+    model.eval()
+    loss_total, count, correct, n_pred = 0.0, 0.0, 0.0, 0
+    try:
+        for x, y, mask in batches:
+            out = model(x)
+            total, units = _loss_sum(kind, out, y, mask)
+            if kind in ("class_last", "class_all"):
+                hit = (head(kind, out).argmax(axis=-1) == y).sum()
+                mx.eval(total, units, hit)
+                correct += hit.item()
+                n_pred += y.size
+            else:
+                mx.eval(total, units)
+            loss_total += total.item()
+            count += units.item()
+    finally:
+        model.train(was_training)
+    return [loss_total, count, correct, float(n_pred)]
+
+
+def metrics_from_sums(sums: list[float]) -> dict[str, float]:
+    """The metrics of :func:`evaluate_sums`' sums: mean loss, and accuracy when predicted."""
+    loss_total, count, correct, n_pred = sums
+    if count == 0:
+        raise ValueError("evaluation got no batches (is the validation split empty?)")
+    metrics = {"loss": loss_total / count}
+    if n_pred:
+        metrics["accuracy"] = correct / n_pred
+    return metrics

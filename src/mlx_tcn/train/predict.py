@@ -1,0 +1,198 @@
+"""Using a trained checkpoint: load it with its task, evaluate a split, predict a split or a
+user's file (with the columns and normalisation saved in training), write a CSV and a plot."""
+
+from __future__ import annotations
+
+import csv
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+import numpy as np
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .config import resolve_config
+from .data import load_table, read_npz_sequences, select_columns, to_float
+from .losses import evaluate_split, head
+from .split import Split, iterate_batches
+from .tasks import TaskData, build_task
+from .user_data import denormalize_targets, make_windows, normalize_inputs
+
+__all__ = [
+    "evaluate_checkpoint",
+    "load_for_inference",
+    "predict",
+    "predict_split",
+    "prepare_user_inputs",
+    "write_predictions",
+]
+
+
+def load_for_inference(
+    path: str | Path, which: str = "best", data_path: str | None = None
+) -> tuple[Checkpoint, TaskData]:
+    """A checkpoint and its task, normalised with the statistics saved in training.
+
+    Args:
+        path: run folder or checkpoint folder.
+        which: ``"best"`` or ``"latest"`` checkpoint of a run.
+        data_path: other data of the same layout (default: the data used in training).
+    """
+    ckpt = load_checkpoint(path, which)
+    cfg = ckpt.cfg
+    if data_path:
+        cfg = resolve_config({**cfg.to_dict(), "data_path": data_path, "preset": "none"})
+    task = build_task(cfg, stats=ckpt.stats)
+    ckpt.check_fits(cfg, task.num_inputs, task.num_outputs)
+    return ckpt, task
+
+
+def evaluate_checkpoint(
+    ckpt: Checkpoint, task: TaskData, split: str = "val", batch_size: int = 256
+) -> tuple[dict[str, float], int]:
+    """Loss (and accuracy) of the checkpoint's model on ``split``, and the split's size."""
+    data = {"val": task.val, "train": task.train, "test": task.test}[split]
+    if data is None:
+        raise ValueError(f"task {ckpt.cfg.task!r} has no {split} split")
+    batches = iterate_batches(data, batch_size, shuffle=False, drop_last=False)
+    return evaluate_split(ckpt.model, task.kind, batches), len(data)
+
+
+def predict_split(
+    model: Any, task: TaskData, split: Split, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """Model outputs (the loss's view: last step or every step) and targets for a split, in
+    the data's units (a forecasting run's standardisation undone)."""
+    model.eval()
+    preds, targets = [], []
+    for x, y, _ in iterate_batches(split, batch_size, shuffle=False, drop_last=False):
+        preds.append(np.array(head(task.kind, model(x))))
+        targets.append(np.array(y))
+    unscale = partial(denormalize_targets, stats=task.stats)
+    return unscale(np.concatenate(preds)), unscale(np.concatenate(targets))
+
+
+def prepare_user_inputs(
+    path: str | Path, stats: dict[str, Any], kind: str
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read a file for ``predict`` with the columns and normalisation saved in ``stats``.
+
+    Returns:
+        Normalised inputs ``(N, L, C)`` (forecast: every window, stride 1) and extras
+        (``rows``: each window's target row; ``targets``: actual values where available).
+    """
+    if kind == "class_last":
+        path = Path(path)
+        if path.suffix.lower() == ".npz":
+            x, _ = read_npz_sequences(path, labels=False)
+        else:
+            header, table = load_table(path)
+            cols = select_columns(header, stats["input_columns"], path, "input")
+            x = to_float(table, cols, header, path)[..., None]
+        return normalize_inputs(x, stats), {}
+    header, table = load_table(path)
+    input_idx = select_columns(header, stats["input_columns"], path, "input")
+    inputs = normalize_inputs(to_float(table, input_idx, header, path), stats)
+    seq_len = stats["seq_len"]
+    if len(inputs) < seq_len:
+        raise ValueError(
+            f"{path} has {len(inputs)} rows, shorter than the model's window seq_len={seq_len}"
+        )
+    x, _, last_rows = make_windows(inputs, inputs, seq_len, horizon=0)
+    extras: dict[str, Any] = {"rows": last_rows + stats["horizon"]}
+    try:
+        target_idx = select_columns(header, stats["target_columns"], path, "target")
+        extras["targets"] = to_float(table, target_idx, header, path)
+    except ValueError:
+        pass  # targets are optional at prediction time
+    return x, extras
+
+
+def _predict_file(
+    ckpt: Checkpoint, kind: str, path: str, batch_size: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Last-step outputs for every sequence (window) of a user's file, and its targets when
+    the file holds the target columns (NaN where a window's target lies past the end)."""
+    if ckpt.cfg.task not in ("forecast", "classify"):
+        raise ValueError(
+            f"--input works for forecast/classify runs; {ckpt.cfg.task!r} predicts its validation split"
+        )
+    model, stats = ckpt.model, ckpt.stats
+    x, extras = prepare_user_inputs(path, stats, kind)
+    need = min(model.receptive_field, stats["seq_len"])
+    if kind == "class_last" and x.shape[1] < need:
+        raise ValueError(
+            f"sequences in {path} have {x.shape[1]} steps, fewer than the model needs ({need})"
+        )
+    pred = np.concatenate([np.array(model(mx.array(x[i : i + batch_size]))[:, -1, :])
+                           for i in range(0, len(x), batch_size)])  # fmt: skip
+    if "targets" not in extras:
+        return pred, None
+    rows, known = extras["rows"], extras["targets"]
+    targets = np.full((len(rows), known.shape[1]), np.nan, dtype=np.float32)
+    inside = rows < len(known)
+    targets[inside] = known[rows[inside]]
+    return pred, targets
+
+
+def predict(
+    ckpt: Checkpoint, task: TaskData, input_path: str | None = None, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Predictions of the checkpoint's model for ``input_path`` (default: the validation
+    split) and the targets where known, in the data's units."""
+    ckpt.model.eval()
+    if not input_path:
+        return predict_split(ckpt.model, task, task.val, batch_size)
+    pred, targets = _predict_file(ckpt, task.kind, input_path, batch_size)
+    return denormalize_targets(pred, task.stats), targets
+
+
+def write_predictions(
+    out: Path, kind: str, pred: np.ndarray, targets: np.ndarray | None, stats: dict[str, Any]
+) -> None:
+    """Write predictions as a CSV: one row per sequence (forecasts with their targets, or a
+    class with its probability), or per sequence and step for per-step tasks."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as f:
+        w = csv.writer(f)
+        if kind == "regression_last":
+            names = stats.get("target_columns") or [f"y{i}" for i in range(pred.shape[1])]
+            has_t = targets is not None
+            w.writerow([f"pred_{n}" for n in names] + ([f"target_{n}" for n in names] * has_t))
+            for i in range(len(pred)):
+                row = pred[i] if targets is None else np.concatenate([pred[i], targets[i]])
+                w.writerow([f"{v:.6g}" for v in row])
+        elif kind == "class_last":
+            classes = stats.get("classes") or [str(i) for i in range(pred.shape[-1])]
+            probs = np.exp(pred - pred.max(axis=-1, keepdims=True))
+            probs /= probs.sum(axis=-1, keepdims=True)
+            w.writerow(["prediction", "probability"] + (["target"] if targets is not None else []))
+            for i in range(len(pred)):
+                k = int(pred[i].argmax())
+                row = [classes[k], f"{probs[i, k]:.4f}"]
+                if targets is not None:
+                    row.append(classes[int(targets[i])])
+                w.writerow(row)
+        else:  # per-step outputs: one row per sequence and step
+            w.writerow(["sequence", "step", "prediction"])
+            for i in range(len(pred)):
+                labels = (
+                    pred[i].argmax(axis=-1)
+                    if kind == "class_all"
+                    else (pred[i] > 0).astype(int).sum(axis=-1)
+                )
+                for t, v in enumerate(labels):
+                    w.writerow([i, t, int(v)])
+
+
+def plot_forecasts(
+    out: str | Path, kind: str, pred: np.ndarray, targets: np.ndarray | None, stats: dict
+) -> Path:
+    """PNG of forecasts against targets (NaN where unknown), for regression/forecasting runs."""
+    if kind != "regression_last":
+        raise ValueError("--plot draws forecasts; this run is not a regression/forecasting run")
+    from .visualize import plot_predictions
+
+    t = targets if targets is not None else np.full_like(pred, np.nan)
+    return plot_predictions(t, pred, out, stats.get("target_columns"))

@@ -1,0 +1,122 @@
+"""A task's data (:class:`TaskData`: its splits and what they mean) and the batches of a
+split: padding and masks for sequences of different lengths, and an epoch order that depends
+only on ``(seed, epoch)`` so a resumed run repeats it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlx.core as mx
+import numpy as np
+
+__all__ = ["Split", "TaskData", "epoch_order", "iterate_batches", "num_batches"]
+
+
+@dataclass
+class Split:
+    """One data split: inputs ``x`` and targets ``y``, as arrays or as lists of sequences.
+
+    Args:
+        x: ``(N, L, C)`` array, or a list of ``(L_i, C)`` arrays of different lengths.
+        y: targets, indexed like ``x`` (for lists: a list of ``(L_i, ...)`` arrays).
+        transform: optional function applied to a batch of ``x`` (NumPy) before it becomes an
+            MLX array, e.g. MNIST's normalisation and permutation.
+    """
+
+    x: np.ndarray | list[np.ndarray]
+    y: np.ndarray | list[np.ndarray]
+    transform: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def ragged(self) -> bool:
+        """True when the samples have different lengths (padded per batch, with a mask)."""
+        return isinstance(self.x, list)
+
+    def batch(self, index: np.ndarray) -> tuple[mx.array, mx.array, mx.array | None]:
+        """Gather samples ``index`` into ``(x, y, mask)``; mask is ``(B, L)`` for ragged splits."""
+        if not self.ragged:
+            x = self.x[index]
+            if self.transform is not None:
+                x = self.transform(x)
+            return mx.array(x), mx.array(self.y[index]), None
+        xs = [self.x[i] for i in index]
+        ys = [self.y[i] for i in index]
+        length = max(len(s) for s in xs)
+        x = np.zeros((len(xs), length, xs[0].shape[-1]), dtype=np.float32)
+        y = np.zeros((len(ys), length) + ys[0].shape[1:], dtype=ys[0].dtype)
+        mask = np.zeros((len(xs), length), dtype=np.float32)
+        for j, (xi, yi) in enumerate(zip(xs, ys, strict=True)):
+            x[j, : len(xi)] = xi
+            y[j, : len(yi)] = yi
+            mask[j, : len(xi)] = 1.0
+        return mx.array(x), mx.array(y), mx.array(mask)
+
+
+@dataclass
+class TaskData:
+    """Everything the loop needs to know about a task.
+
+    Attributes:
+        kind: one of :data:`mlx_tcn.train.losses.KINDS`.
+        num_inputs: input channels.
+        num_outputs: output channels of the model head.
+        train, val: data splits; ``test`` when the task has a separate test set.
+        stats: JSON-serialisable facts saved with every checkpoint (normalisation statistics,
+            column names, classes, MNIST permutation) and reapplied at prediction time.
+        baseline: loss of a trivial predictor, for the summary (None when not meaningful).
+    """
+
+    kind: str
+    num_inputs: int
+    num_outputs: int
+    train: Split
+    val: Split
+    test: Split | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    baseline: float | None = None
+
+
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
+    """Sample order of one epoch; depends only on ``(seed, epoch)`` so a resumed run repeats it."""
+    if not shuffle:
+        return np.arange(n)
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
+    """Batches per epoch (a last partial batch is dropped in training when a full one exists)."""
+    if drop_last and n >= batch_size:
+        return n // batch_size
+    return math.ceil(n / batch_size)
+
+
+def iterate_batches(
+    split: Split,
+    batch_size: int,
+    *,
+    seed: int = 0,
+    epoch: int = 0,
+    shuffle: bool = True,
+    drop_last: bool = True,
+    start: int = 0,
+    shard: tuple[int, int] = (0, 1),
+) -> Iterator[tuple[mx.array, mx.array, mx.array | None]]:
+    """Yield the batches of one epoch, starting at batch ``start`` (used when resuming).
+
+    ``shard=(r, n)`` yields part ``r`` of ``n`` of every batch, its contiguous rows
+    ``r * batch_size / n`` up to ``(r + 1) * batch_size / n`` (data-parallel training: the
+    ``n`` parts of a batch are the batch one process would take, whatever ``n`` is).
+    """
+    order = epoch_order(len(split), seed, epoch, shuffle)
+    rank, parts = shard
+    for b in range(start, num_batches(len(split), batch_size, drop_last)):
+        rows = order[b * batch_size : (b + 1) * batch_size]
+        if parts > 1:
+            rows = rows[rank * len(rows) // parts : (rank + 1) * len(rows) // parts]
+        yield split.batch(rows)

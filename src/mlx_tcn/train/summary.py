@@ -1,0 +1,101 @@
+"""Plain-text tables for the terminal: a finished run, an evaluation, a model's layers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import mlx.nn as nn
+
+from .config import TrainConfig
+from .model import parameter_count
+
+__all__ = ["format_table", "model_table", "run_table", "task_label"]
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "inf"
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def format_table(rows: Sequence[tuple[str, Any]], title: str = "") -> str:
+    """Two aligned columns between rules; rows whose value is None are left out."""
+    rows = [(k, _fmt(v)) for k, v in rows if v is not None]
+    width = max(len(k) for k, _ in rows)
+    line = "-" * (width + 2 + max(len(v) for _, v in rows))
+    out = [title, line] if title else [line]
+    out += [f"{k.ljust(width)}  {v}" for k, v in rows]
+    out.append(line)
+    return "\n".join(out)
+
+
+def task_label(cfg: TrainConfig) -> str:
+    """The task with the settings that define it, e.g. ``adding (T=50)``."""
+    if cfg.task in ("adding", "forecast"):
+        return f"{cfg.task} (T={cfg.seq_len})"
+    if cfg.task == "copy_memory":
+        return f"copy_memory (T={cfg.seq_len}, memory {cfg.memory_length})"
+    return cfg.task
+
+
+def run_table(result: Any) -> str:
+    """The summary of a :class:`~mlx_tcn.train.runner.RunResult`."""
+    cfg, state, last = result.cfg, result.state, result.last
+    samples = state.step * cfg.batch_size
+    best = state.best_metric
+    rows = [
+        ("run", str(result.run_dir)),
+        ("task", task_label(cfg)),
+        ("status", state.status),
+        ("steps", f"{state.step:,} ({state.epoch} epoch{'s' if state.epoch != 1 else ''} done)"),
+        ("time", f"{result.seconds:.1f} s ({samples / max(result.seconds, 1e-9):,.0f} samples/s)"),
+        ("parameters", result.num_params),
+        ("receptive field", result.receptive_field),
+        ("train loss", last.get("loss")),
+        ("val loss", last.get("val_loss")),
+        ("val accuracy", last.get("val_accuracy")),
+        ("best val loss", None if best is None else f"{best:.4g} (step {state.best_step})"),
+        (
+            "baseline loss",
+            None if result.baseline is None else f"{result.baseline:.4g} (trivial predictor)",
+        ),  # fmt: skip
+        ("checkpoints", str(result.run_dir / "checkpoints")),
+        ("plots", ", ".join(str(p) for p in result.plots) or None),
+    ]
+    return format_table(rows, "summary")
+
+
+def model_table(model: nn.Module, title: str) -> str:
+    """One row per block (channels, kernel, dilation, parameters), the other parameter
+    groups, the totals and the receptive field."""
+    from mlx.utils import tree_flatten
+
+    groups: dict[str, int] = {}
+    for name, value in tree_flatten(model.parameters()):
+        parts = name.split(".")
+        nested = parts[0] in ("network", "downsample_skip_connection")
+        key = ".".join(parts[:2]) if nested else parts[0]
+        groups[key] = groups.get(key, 0) + value.size
+    header = f"{'layer':<26}{'in':>6}{'out':>6}{'kernel':>8}{'dilation':>10}{'params':>12}"
+    lines = [f"model: {title}", header, "-" * len(header)]
+    n_in = model.num_inputs
+    for i, (n_out, k, d) in enumerate(zip(model.num_channels, model.kernel_sizes,
+                                          model.dilations, strict=True)):  # fmt: skip
+        count = groups.pop(f"network.{i}", 0)
+        lines.append(f"{f'network.{i} (TemporalBlock)':<26}{n_in:>6}{n_out:>6}{k:>8}{d:>10}{count:>12,}")  # fmt: skip
+        n_in = n_out
+    for key, count in groups.items():
+        lines.append(f"{key:<26}{'':>6}{'':>6}{'':>8}{'':>10}{count:>12,}")
+    lines.append("-" * len(header))
+    total, trainable = parameter_count(model, trainable=False), parameter_count(model)
+    rf = model.receptive_field
+    lines.append(f"parameters: {total:,} ({trainable:,} trainable)")
+    unbounded = "unbounded (SE blocks pool over all past steps)"
+    lines.append(f"receptive field: {unbounded if rf == math.inf else f'{rf:,} steps'}")
+    return "\n".join(lines)
