@@ -42,3 +42,18 @@ def test_training_budget_rejects_bad_values():
         training_budget(0, 32)
     with pytest.raises(ValueError, match="batch_size must be positive, got 0"):
         training_budget(10, 0)
+
+
+def test_apply_auto_fills_only_the_listed_settings_and_empties_the_list():
+    from mlx_tcn.train import resolve_config
+    from mlx_tcn.train.budget import apply_auto
+
+    cfg = resolve_config({}, {"task": "classify", "data_path": "c.npz", "epochs": 5})
+    out = apply_auto(cfg, n_train=40, seq_len=150)
+    # the user's 5 epochs of one step each: evaluated after every step, not every 25
+    assert (out.epochs, out.eval_every, out.patience, out.levels) == (5, 1, PATIENCE, 6)
+    both = apply_auto(resolve_config({}, {"task": "classify", "data_path": "c.npz"}), 40, 150)
+    assert (both.epochs, both.eval_every) == (1000, 25)
+    assert out.auto == [] and cfg.auto == ["eval_every", "patience", "levels"]  # a copy
+    plain = resolve_config({}, {})
+    assert apply_auto(plain, 40, 150) is plain  # nothing listed: unchanged

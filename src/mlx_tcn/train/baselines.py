@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = [
     "autocorrelation",
+    "baseline_forecasts",
     "class_balance",
     "confusion_matrix",
     "detect_season",
@@ -105,6 +106,22 @@ def seasonal_naive(targets: np.ndarray, rows: np.ndarray, horizon: int, season: 
     return np.asarray(targets)[rows - lag]
 
 
+def baseline_forecasts(
+    targets: np.ndarray, rows: np.ndarray, horizon: int, season: int | None = None
+) -> dict[str, np.ndarray]:
+    """The baselines' forecasts of ``targets[rows]`` ``(N, n)``, in the data's units.
+
+    Seasonal naive is left out when ``season`` is None or the series is too short before the
+    first target row.
+    """
+    targets = np.asarray(targets, dtype=np.float64)
+    rows = np.asarray(rows)
+    out = {"persistence": persistence(targets, rows, horizon)}
+    if season is not None and len(rows) and rows.min() >= season * math.ceil(horizon / season):
+        out["seasonal_naive"] = seasonal_naive(targets, rows, horizon, season)
+    return out
+
+
 def forecast_baselines(
     targets: np.ndarray,
     rows: np.ndarray,
@@ -115,8 +132,7 @@ def forecast_baselines(
     """Validation MSE of the baseline forecasts, in the units of the model's loss.
 
     The model's loss is the MSE of targets divided by ``scale`` (per column), averaged over the
-    columns; the baselines are scored the same way. Seasonal naive is left out when ``season``
-    is None or the series is too short before the first target row.
+    columns; the baselines are scored the same way.
 
     Args:
         targets: the raw target series ``(T, n)`` (training and validation parts).
@@ -128,18 +144,12 @@ def forecast_baselines(
     Returns:
         ``{"persistence": mse}``, plus ``"seasonal_naive"`` when it can be computed.
     """
-    targets = np.asarray(targets, dtype=np.float64)
-    rows = np.asarray(rows)
-    actual = targets[rows]
+    actual = np.asarray(targets, dtype=np.float64)[np.asarray(rows)]
     scale = np.asarray(scale, dtype=np.float64)
-
-    def mse(pred: np.ndarray) -> float:
-        return float(np.mean(((pred - actual) / scale) ** 2))
-
-    out = {"persistence": mse(persistence(targets, rows, horizon))}
-    if season is not None and len(rows) and rows.min() >= season * math.ceil(horizon / season):
-        out["seasonal_naive"] = mse(seasonal_naive(targets, rows, horizon, season))
-    return out
+    return {
+        name: float(np.mean(((pred - actual) / scale) ** 2))
+        for name, pred in baseline_forecasts(targets, rows, horizon, season).items()
+    }
 
 
 def class_balance(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -147,19 +157,21 @@ def class_balance(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
 
 
-def majority_class(
-    train_labels: np.ndarray, val_labels: np.ndarray, num_classes: int
-) -> dict[str, float]:
+def majority_class(train_counts: np.ndarray, val_labels: np.ndarray) -> dict[str, float]:
     """How well knowing only the training class frequencies does on the validation labels.
+
+    Args:
+        train_counts: ``(num_classes,)`` training sequences per class (:func:`class_balance`).
+        val_labels: integer labels to score.
 
     Returns:
         ``accuracy``: always answering the most frequent training class (ties: the lowest
         index); ``loss``: the cross-entropy of predicting the training frequencies (add-one
         smoothed, so an unseen class costs a finite amount), the units of the model's loss.
     """
-    counts = class_balance(train_labels, num_classes)
+    counts = np.asarray(train_counts, dtype=np.float64)
     val = np.asarray(val_labels, dtype=np.int64)
-    prior = (counts + 1) / (counts.sum() + num_classes)
+    prior = (counts + 1) / (counts.sum() + len(counts))
     return {
         "accuracy": float(np.mean(val == int(np.argmax(counts)))),
         "loss": float(-np.mean(np.log(prior[val]))),

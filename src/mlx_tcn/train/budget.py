@@ -10,12 +10,17 @@ are what the run keeps.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 from dataclasses import dataclass
 
-from .data import num_batches
+from .config import TrainConfig
+from .split import num_batches
 
-__all__ = ["TARGET_STEPS", "Budget", "levels_for", "training_budget"]
+__all__ = ["TARGET_STEPS", "Budget", "apply_auto", "levels_for", "training_budget"]
+
+logger = logging.getLogger(__name__)
 
 #: Optimiser steps an automatic budget aims at. On the UCR sets tried (36-200 training series)
 #: the best validation loss came at 25-130 steps and test accuracy kept improving to ~300;
@@ -60,18 +65,55 @@ def levels_for(seq_len: int, kernel_size: int) -> int:
     return max(1, math.ceil(math.log2((seq_len - 1) / (2 * (kernel_size - 1)) + 1)))
 
 
-def training_budget(n_train: int, batch_size: int, target_steps: int = TARGET_STEPS) -> Budget:
+def training_budget(
+    n_train: int, batch_size: int, target_steps: int = TARGET_STEPS, epochs: int | None = None
+) -> Budget:
     """Epochs, evaluation interval and patience for ``n_train`` training samples.
 
     Epochs are chosen so the run makes about ``target_steps`` optimiser steps (at least
-    ``MIN_EPOCHS`` passes over the data), with ``EVALUATIONS`` evaluations spread over them
-    and early stopping after ``PATIENCE`` evaluations without improvement.
+    ``MIN_EPOCHS`` passes over the data), unless ``epochs`` is given; ``EVALUATIONS``
+    evaluations are spread over the steps, and early stopping comes after ``PATIENCE``
+    evaluations without improvement.
     """
     if n_train < 1:
         raise ValueError(f"n_train must be positive, got {n_train}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     per_epoch = num_batches(n_train, batch_size, drop_last=True)
-    epochs = max(MIN_EPOCHS, math.ceil(target_steps / per_epoch))
+    if epochs is None:
+        epochs = max(MIN_EPOCHS, math.ceil(target_steps / per_epoch))
     eval_every = max(1, math.ceil(epochs * per_epoch / EVALUATIONS))
     return Budget(epochs=epochs, eval_every=eval_every, patience=PATIENCE)
+
+
+def apply_auto(cfg: TrainConfig, n_train: int, seq_len: int) -> TrainConfig:
+    """``cfg`` with the settings listed in ``cfg.auto`` chosen from the data.
+
+    Args:
+        cfg: the resolved config; ``cfg.auto`` names the settings to choose (the others,
+            including any the user gave, are kept).
+        n_train: training samples (windows or sequences).
+        seq_len: steps per training sample (the window, or the sequences' length).
+
+    Returns:
+        A copy with those settings filled in and ``auto`` emptied, so the saved
+        ``train_config.json`` holds the values used and a resumed run keeps them.
+    """
+    if not cfg.auto:
+        return cfg
+    given_epochs = None if "epochs" in cfg.auto else cfg.epochs
+    budget = training_budget(n_train, cfg.batch_size, epochs=given_epochs)
+    chosen = {
+        "epochs": budget.epochs,
+        "eval_every": budget.eval_every,
+        "patience": budget.patience,
+        "levels": levels_for(seq_len, cfg.kernel_size),
+    }
+    chosen = {k: v for k, v in chosen.items() if k in cfg.auto}
+    logger.info(
+        "chosen from the data (%d samples of %d steps): %s",
+        n_train,
+        seq_len,
+        ", ".join(f"{k}={v}" for k, v in chosen.items()),
+    )
+    return dataclasses.replace(cfg, **chosen, auto=[])

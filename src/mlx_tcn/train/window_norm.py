@@ -21,9 +21,36 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import make_windows
+__all__ = [
+    "change_scale",
+    "make_windows",
+    "relative_inputs",
+    "relative_windows",
+    "restore_forecast",
+]
 
-__all__ = ["change_scale", "relative_inputs", "relative_windows", "restore_forecast"]
+
+def make_windows(
+    inputs: np.ndarray, targets: np.ndarray, seq_len: int, horizon: int, stride: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut a series into forecasting windows.
+
+    Window ``i`` holds ``inputs[s : s + seq_len]`` and its target is ``targets[s + seq_len - 1 +
+    horizon]`` with ``s = i * stride``.
+
+    Returns:
+        ``x`` ``(N, seq_len, C_in)``, ``y`` ``(N, C_out)`` and the target rows ``(N,)``.
+    """
+    n = (len(inputs) - seq_len - horizon) // stride + 1
+    if n < 1:
+        raise ValueError(
+            f"series of {len(inputs)} rows is too short for seq_len={seq_len} and horizon={horizon} "
+            f"(needs at least {seq_len + horizon})"
+        )
+    starts = np.arange(n) * stride
+    x = np.stack([inputs[s : s + seq_len] for s in starts])
+    rows = starts + seq_len - 1 + horizon
+    return x, targets[rows], rows
 
 
 def change_scale(series: np.ndarray, horizon: int) -> np.ndarray:
