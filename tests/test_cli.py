@@ -406,7 +406,8 @@ def test_classify_defaults_then_evaluate_a_test_file_with_a_confusion_matrix(tmp
     # a stratified split: 4 of each class held out; a tie answers the first class
     assert "majority class      loss 0.6931, accuracy 0.5: beaten (model" in out
     assert "classes (training)  early: 16 (50%), late: 16 (50%)" in out
-    assert "restored at the end" in out
+    # the best checkpoint is the latest with the highest validation accuracy
+    assert "best val accuracy   1 (step" in out
     run = tmp_path / "runs" / "classify"
     saved = json.loads((run / "train_config.json").read_text())
     assert saved["auto"] == [] and saved["levels"] == 3 and saved["eval_every"] == 25

@@ -208,3 +208,22 @@ def test_window_relative_forecasts_follow_a_trend_that_standardisation_cannot(tm
     standardised, _ = _trend_run(tmp_path, False)
     assert set(baselines) == {"persistence", "seasonal_naive"}
     assert relative < min(baselines.values()) < standardised
+
+
+def test_restore_best_reports_and_keeps_the_best_checkpoints_weights(tmp_path, monkeypatch):
+    # Only the first evaluation counts as the best; the run goes on for 3 more steps. With
+    # restore_best the result describes step 1's weights, which the best checkpoint holds.
+    from mlx_tcn.train import loop
+
+    monkeypatch.setattr(loop, "_improves", lambda select, metrics, best: best is None)
+    cfg = resolve_config({}, {**SMALL, "max_steps": 4, "eval_every": 1, "restore_best": True,
+                              "runs_dir": str(tmp_path)})  # fmt: skip
+    result = run_training(cfg)
+    evals = [
+        json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()
+    ]
+    evals = [e for e in evals if e["event"] == "eval"]
+    assert result.state.best_step == 1 and result.restored_step == 1 and result.state.step == 4
+    assert result.last["val_loss"] == evals[0]["val_loss"] != evals[-1]["val_loss"]
+    best = load_checkpoint(result.run_dir, "best")
+    assert best.loop.step == 1

@@ -42,6 +42,9 @@ SCHEDULES = ("constant", "cosine", "exponential")
 #: ``"none"`` (older train_config.json files, the command line) is read as ``None``.
 NORMS = ("weight_norm", "batch_norm", "layer_norm", None)
 POOLS = ("last", "mean")
+SELECTS = ("loss", "accuracy")
+#: Tasks whose evaluation reports an accuracy (``select="accuracy"`` needs one).
+ACCURACY_TASKS = ("copy_memory", "mnist", "pmnist", "classify")
 
 
 def _help(default: Any, text: str) -> Any:
@@ -173,6 +176,11 @@ class TrainConfig:
     patience: int | None = _help(
         None, "early stopping: evaluations without improvement before stopping (None: off)"
     )
+    select: str = _help(
+        "loss",
+        "the validation metric that picks the best checkpoint and drives early stopping: loss "
+        "(lowest) or accuracy (highest, a tie goes to the later evaluation; classify preset)",
+    )
     restore_best: bool = _help(
         False,
         "at the end of a run, load the best checkpoint's weights: the summary, plots and "
@@ -274,6 +282,7 @@ def validate_config(cfg: TrainConfig) -> None:
         "schedule": SCHEDULES,
         "use_norm": NORMS,
         "pool": POOLS,
+        "select": SELECTS,
     }
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
@@ -312,6 +321,8 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ValueError(f"task {cfg.task!r} needs data_path (--data-path)")
     if cfg.name is not None and (not cfg.name or "/" in cfg.name or cfg.name.startswith(".")):
         raise ValueError(f"name must be a plain folder name, got {cfg.name!r}")
+    if cfg.select == "accuracy" and cfg.task not in ACCURACY_TASKS:
+        raise ValueError(f"select='accuracy' needs a task with an accuracy, not {cfg.task!r}")
     unknown = sorted(set(cfg.auto or ()) - set(AUTO_FIELDS))
     if unknown:
         raise ValueError(

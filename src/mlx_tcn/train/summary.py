@@ -60,7 +60,10 @@ def run_table(result: Any) -> str:
         ("train loss", last.get("loss")),
         ("val loss", last.get("val_loss")),
         ("val accuracy", last.get("val_accuracy")),
-        ("best val loss", None if best is None else f"{best:.4g} (step {state.best_step})"),
+        (
+            f"best val {cfg.select}",
+            None if best is None else f"{best:.4g} (step {state.best_step})",
+        ),
         (
             "weights",
             None
