@@ -140,7 +140,8 @@ def plot_confusion(
     """A confusion matrix (rows: true class, columns: predicted) with the counts written in."""
     plt = _pyplot()
     k = len(classes)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * k, 1.0 + 0.6 * k))
+    side = max(3.5, 1.2 + 0.6 * k)  # room for the title at two classes
+    fig, ax = plt.subplots(figsize=(side, side - 0.3))
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(k), classes, rotation=45 if k > 4 else 0)
     ax.set_yticks(range(k), classes)
