@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -228,6 +229,40 @@ def test_two_processes_from_mlx_launch_train_like_one(tmp_path, one_process):
     [(rc, out, err)] = _finish([proc])
     assert rc == 0 and "summary" in out and out.count("summary") == 1, err
     _assert_same_run(one_process, tmp_path / "runs" / "launched")
+
+
+MPIRUN = shutil.which("mpirun")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    MPIRUN is None, reason="no MPI installed (mpirun); e.g. apt-get install openmpi-bin"
+)
+def test_two_processes_from_mpirun_train_like_one(tmp_path, one_process):
+    argv = [MPIRUN, "-np", "2", "--oversubscribe", "--allow-run-as-root",
+            *_train_argv(tmp_path / "runs", "mpi", RUN)]  # fmt: skip
+    env = {k: v for k, v in _env().items() if k != "MLX_MPI_LIBNAME"}  # found by mlx-tcn
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=tmp_path)  # fmt: skip
+    [(rc, out, err)] = _finish([proc])
+    assert rc == 0 and out.count("summary") == 1, err
+    assert "data-parallel: 2 processes (mpi)" in err
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["mpi"]
+    _assert_same_run(one_process, tmp_path / "runs" / "mpi")
+
+
+def test_mpi_launch_is_recognised_and_counts_local_ranks(monkeypatch):
+    from mlx_tcn.train.distributed import backend
+
+    for name in ("MLX_RANK", "MLX_HOSTFILE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert backend() is None
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "1")
+    assert backend() is None  # one rank: a plain single process
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")
+    assert backend() == "mpi"
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "2")
+    assert local_ranks() == 2
 
 
 @pytest.mark.slow

@@ -115,7 +115,7 @@ def test_block_streams_like_offline(cfg, batch, length, chunking, api, seed):
         chunk, ce = x[:, a:b], slice_embeddings(e, a, b)
         if api == "stream":
             y_only, _ = block.stream(chunk, state, ce)
-            y, skip, state = block(chunk, ce, state=state)
+            y, skip, state = block.stream_with_skip(chunk, state, ce)
             assert_close(y_only, y)
         elif api == "inference":
             y, skip = block(chunk, ce, inference=True)
@@ -152,6 +152,13 @@ def test_block_errors():
         block(x, in_buffer=(BufferIO(), BufferIO()))
     with pytest.raises(ValueError, match="give state or in_buffer, not both"):
         block(x, state=block.init_state(1), in_buffer=(BufferIO(), BufferIO()))
+    # the old three-value form still works, with a warning naming the one-shape methods
+    with pytest.warns(DeprecationWarning, match="block.stream_with_skip"):
+        old = block(x, state=block.init_state(1))
+    new = block.stream_with_skip(x, block.init_state(1))
+    assert len(old) == 3 and all(
+        mx.array_equal(a, b) for a, b in zip(old[:2], new[:2], strict=True)
+    )
     with pytest.raises(ValueError, match="the chunk has batch size 2 but the stream's state"):
         block.stream(mx.ones((2, 3, 2)), block.init_state(1))
     with pytest.raises(ValueError, match="state does not fit this block"):

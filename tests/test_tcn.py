@@ -186,7 +186,7 @@ def test_block_returns_state_when_streaming(rng):
     assert state["conv1"]["buffer"].shape == (2, 4, 3)
     assert state["conv2"]["buffer"].shape == (2, 4, 4)
     assert state["se"]["sum"].shape == (2, 4)
-    y, skip, new_state = block(mx.array(_x(rng)), state=state)
+    y, skip, new_state = block.stream_with_skip(mx.array(_x(rng)), state)
     assert y.shape == skip.shape == (2, 9, 4)
     assert block.receptive_field == 9
 

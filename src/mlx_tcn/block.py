@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -248,11 +249,21 @@ class TemporalBlock(Stateful):
         """Process the next chunk of a stream: ``y, state = block.stream(x, state)``.
 
         Pure, like :meth:`TCN.stream`; computes inference outputs (no dropout, batch-norm
-        running statistics) whatever ``training`` says. ``block(x, state=state)`` also
-        returns the skip output: ``y, skip, state``.
+        running statistics) whatever ``training`` says. :meth:`stream_with_skip` also
+        returns the skip output.
         """
         y, _, new_state = self._checked_step(x, state, embeddings)
         return y, new_state
+
+    def stream_with_skip(
+        self,
+        x: mx.array,
+        state: BlockState,
+        embeddings: list[mx.array] | mx.array | None = None,
+    ) -> tuple[mx.array, mx.array, BlockState]:
+        """:meth:`stream` with the skip output (the residual branch, what a TCN's global skip
+        connections sum): ``y, skip, state = block.stream_with_skip(x, state)``."""
+        return self._checked_step(x, state, embeddings)
 
     def __call__(
         self,
@@ -265,14 +276,20 @@ class TemporalBlock(Stateful):
         """Returns ``(output, skip)``; ``skip`` is the residual branch before the addition.
 
         ``inference=True``: ``x`` is the next chunk of the stream kept in the block (or in
-        ``in_buffer``, see the class docstring); computed in inference mode. With ``state``
-        (from :meth:`init_state`) the call is :meth:`stream` with the skip output too and
-        returns ``(output, skip, new_state)``: the one exception to ``(output, skip)``, kept
-        because callers (tests, docs/streaming.md) take a stream step's skip output this way.
+        ``in_buffer``, see the class docstring); computed in inference mode. An explicit
+        state goes through :meth:`stream` (or :meth:`stream_with_skip` for the skip output).
+        The older ``block(x, state=state)``, which returned three values, still works with a
+        ``DeprecationWarning``.
         """
         if state is not None:
             if in_buffer is not None:
                 raise ValueError("give state or in_buffer, not both")
+            warnings.warn(
+                "block(x, state=state) returns three values; use block.stream(x, state) -> "
+                "(y, state), or block.stream_with_skip(x, state) -> (y, skip, state)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
             return self._checked_step(x, state, embeddings)
         check_input(x, self.n_inputs)
         e = prepare_embeddings(embeddings, self.embedding_shapes, x, whole=not inference)

@@ -55,8 +55,12 @@ def _available_cpus() -> int:
 
 
 def local_ranks() -> int:
-    """How many ranks of a distributed run (``MLX_HOSTFILE``, ``MLX_RANK``, as ``mlx.launch``
-    sets them) share this process's host, this one included; 1 outside such a run."""
+    """How many ranks of a distributed run share this process's host, this one included
+    (from MPI's local size, or ``MLX_HOSTFILE``/``MLX_RANK`` as ``mlx.launch`` sets them);
+    1 outside such a run."""
+    for name in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"):  # Open MPI, MPICH
+        if os.environ.get(name, "").isdigit():
+            return max(int(os.environ[name]), 1)
     try:
         with open(os.environ["MLX_HOSTFILE"]) as f:
             hosts = [node[0].rsplit(":", 1)[0] for node in json.load(f)]

@@ -1,7 +1,8 @@
-"""Data-parallel training on MLX's own distributed engine (``mx.distributed``, ring backend).
+"""Data-parallel training on MLX's own distributed engine (``mx.distributed``: ring or MPI).
 
-``mlx.launch --backend ring -n N -- python -m mlx_tcn train ...`` starts N processes (ranks)
-that each run the same command. :func:`connect` joins them into a :class:`World`; the loop
+``mlx.launch --backend ring -n N -- python -m mlx_tcn train ...`` (or Open MPI's
+``mpirun -np N python -m mlx_tcn train ...``) starts N processes (ranks) that each run the
+same command. :func:`connect` joins them into a :class:`World`; the loop
 then asks the world for everything that differs from a single process:
 
 - rows: rank ``r`` of ``N`` takes the contiguous rows ``r*B/N .. (r+1)*B/N`` of every global
@@ -42,6 +43,7 @@ __all__ = [
     "DistributedError",
     "World",
     "connect",
+    "backend",
     "launched",
 ]
 
@@ -58,6 +60,7 @@ class World:
     """The processes of one run; ``World()`` is a single process (every method a no-op)."""
 
     group: Any = None  # mx.distributed.Group, None for a single process
+    kind: str = "ring"  # the backend: ring or mpi
 
     @property
     def size(self) -> int:
@@ -98,7 +101,7 @@ class World:
     def describe(self, batch_size: int, lr: float) -> str:
         """The line a data-parallel run prints when it starts."""
         return (
-            f"data-parallel: {self.size} processes (ring); global batch {batch_size} = "
+            f"data-parallel: {self.size} processes ({self.kind}); global batch {batch_size} = "
             f"{self.size} x {batch_size // self.size} per process; lr {lr:g}"
         )
 
@@ -181,18 +184,49 @@ class World:
             mx.eval(mx.distributed.all_sum(mx.array(0.0), group=self.group))
 
 
+# What an MPI launcher (Open MPI's mpirun, MPICH's mpiexec) sets in each rank's environment.
+_MPI_SIZE = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
+_MPI_RANK = ("OMPI_COMM_WORLD_RANK", "PMI_RANK")
+
+
+def _mpi_size() -> int:
+    for name in _MPI_SIZE:
+        try:
+            return int(os.environ[name])
+        except (KeyError, ValueError):
+            continue
+    return 1
+
+
+def backend() -> str | None:
+    """The backend this process was launched for: ``"ring"`` (``MLX_RANK`` and a hostfile
+    of several ranks, as ``mlx.launch --backend ring`` sets them), ``"mpi"`` (started by
+    ``mpirun``/``mpiexec`` with several ranks), or ``None`` for a single process."""
+    if "MLX_RANK" in os.environ:
+        try:
+            with open(os.environ.get("MLX_HOSTFILE", "")) as f:
+                hosts = json.load(f)
+        except (OSError, ValueError):
+            hosts = []  # mlx.launch -n 1 writes an empty hostfile
+        if isinstance(hosts, list) and len(hosts) > 1:
+            return "ring"
+    return "mpi" if _mpi_size() > 1 else None
+
+
 def launched() -> bool:
-    """True when this process was started as one rank of several (``MLX_RANK`` and a
-    non-empty ``MLX_HOSTFILE``, as ``mlx.launch --backend ring`` sets them)."""
-    if "MLX_RANK" not in os.environ:
-        return False
-    path = os.environ.get("MLX_HOSTFILE", "")
-    try:
-        with open(path) as f:
-            hosts = json.load(f)
-    except (OSError, ValueError):
-        return False  # mlx.launch -n 1 writes an empty hostfile
-    return isinstance(hosts, list) and len(hosts) > 1
+    """True when this process was started as one rank of several (ring or MPI)."""
+    return backend() is not None
+
+
+def _mpi_library() -> None:
+    """Point MLX at the MPI library (``MLX_MPI_LIBNAME``) unless the user did: MLX looks for
+    ``libmpi.so``, which only MPI's development package provides (Debian: ``libmpi.so.40``)."""
+    if "MLX_MPI_LIBNAME" not in os.environ:
+        import ctypes.util
+
+        found = ctypes.util.find_library("mpi")
+        if found:
+            os.environ["MLX_MPI_LIBNAME"] = found
 
 
 def connect(timeout: float | None = None) -> World:
@@ -206,25 +240,32 @@ def connect(timeout: float | None = None) -> World:
     Raises:
         DistributedError: a rank could not connect.
     """
-    if not launched():
+    kind = backend()
+    if kind is None:
         return World()
     seconds = _connect_timeout() if timeout is None else timeout
-    rank = os.environ["MLX_RANK"]
-    hostfile = os.environ["MLX_HOSTFILE"]
+    if kind == "ring":
+        rank = os.environ["MLX_RANK"]
+        peers = os.environ["MLX_HOSTFILE"]
+    else:
+        _mpi_library()
+        rank = next((os.environ[n] for n in _MPI_RANK if n in os.environ), "?")
+        peers = f"the MPI job ({_mpi_size()} ranks)"
     message = (
-        f"mlx-tcn: error: rank {rank} could not connect to the other ranks of {hostfile} "
+        f"mlx-tcn: error: rank {rank} could not connect to the other ranks of {peers} "
         f"within {seconds:g} s (is every rank started, is each address reachable and its "
         f"port free?); stopped it ({ENV_CONNECT_TIMEOUT} sets the time)"
     )
     watchdog = _start_watchdog(seconds, message)
     try:
-        group = mx.distributed.init(backend="ring", strict=True)
+        group = mx.distributed.init(backend=kind, strict=True)
     except RuntimeError as err:
-        raise DistributedError(f"rank {rank} could not connect ({hostfile}): {err}") from None
+        hint = " (set MLX_MPI_LIBNAME to your libmpi.so)" if kind == "mpi" else ""
+        raise DistributedError(f"rank {rank} could not connect ({peers}): {err}{hint}") from None
     finally:
         watchdog.kill()
         watchdog.wait()
-    return World(group)
+    return World(group, kind)
 
 
 def _connect_timeout() -> float:
