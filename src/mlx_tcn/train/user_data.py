@@ -1,6 +1,7 @@
 """Users' own data as a task: a CSV/NumPy series cut into forecasting windows, or a table of
-sequences to classify; standardised with statistics of the training part only, which are
-saved with every checkpoint and reapplied at prediction time."""
+sequences to classify; normalised (forecasts: relative to each window by default) with
+statistics of the training part only, which are saved with every checkpoint and reapplied at
+prediction time; with the baselines a model has to beat."""
 
 from __future__ import annotations
 
@@ -75,9 +76,10 @@ def forecast_task(cfg: TrainConfig, stats: dict[str, Any] | None) -> TaskData:
     x_va, y_va, rows, ref = forecast_windows(inputs[start:], targets[start:], stats, 1)
     rows, season = rows + start, stats.get("season")
     baselines = forecast_baselines(targets, rows, h, target_scale(stats, len(target_idx)), season)
-    return TaskData("regression_last", len(input_idx), len(target_idx), Split(x_tr, y_tr, reference=ref_tr),
-                    Split(x_va, y_va, reference=ref), stats=stats, baseline=baselines["persistence"],
-                    baselines=baselines,
+    train = Split(x_tr, y_tr, reference=ref_tr)
+    val = Split(x_va, y_va, reference=ref)
+    return TaskData("regression_last", len(input_idx), len(target_idx), train, val, stats=stats,
+                    baseline=baselines["persistence"], baselines=baselines,
                     val_forecasts=baseline_forecasts(targets, rows, h, season))  # fmt: skip
 
 
@@ -125,12 +127,12 @@ def _forecast_stats(
 
 def forecast_windows(
     inputs: np.ndarray, targets: np.ndarray, stats: dict[str, Any], stride: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Raw ``inputs``/``targets`` ``(T, C)`` cut into normalised windows as ``stats`` says.
 
     Returns:
         ``x``, ``y``, the target rows and the reference that :func:`denormalize_targets`
-        needs (each window's targets at its last row; NaN-free zeros when not relative).
+        needs for window-relative runs (each window's targets at its last row; else None).
     """
     seq_len, h = stats["seq_len"], stats["horizon"]
     if stats.get("relative"):
@@ -138,7 +140,7 @@ def forecast_windows(
                                 np.asarray(stats["x_scale"]), np.asarray(stats["y_scale"]))  # fmt: skip
     x, y, rows = make_windows(normalize_inputs(inputs, stats), normalize_targets(targets, stats),
                               seq_len, h, stride)  # fmt: skip
-    return x, y, rows, np.zeros_like(y)
+    return x, y, rows, None
 
 
 def target_scale(stats: dict[str, Any], n_targets: int) -> np.ndarray:
