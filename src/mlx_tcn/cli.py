@@ -58,7 +58,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
             continue
         if typing.get_origin(base) is list or isinstance(base, types.GenericAlias):
-            group.add_argument(flag, nargs="+", metavar="COL", **kw)
+            metavar = "COL" if f.name.endswith("_columns") else "NAME"
+            group.add_argument(flag, nargs="+", metavar=metavar, **kw)
             continue
         convert = {int: int, float: float, str: str}.get(base, str)
         group.add_argument(
