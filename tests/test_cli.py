@@ -380,3 +380,61 @@ def test_a_run_saved_with_the_old_no_norm_spelling_still_loads(tmp_path, capsys)
     (ckpt / "train_config.json").write_text(json.dumps({**saved, "use_norm": "none"}))
     assert main(["evaluate", str(run), "--json"]) == 0
     assert main(["train", "--resume", str(run), "--max-steps", "3", "--quiet"]) == 0
+
+
+def _gunpoint_like(path, n, seed):
+    """Two classes of noisy sequences: a bump early or late (a GunPoint in miniature)."""
+    rng = __import__("numpy").random.default_rng(seed)
+    np = __import__("numpy")
+    t = np.arange(24)
+    y = np.arange(n) % 2
+    x = np.exp(-((t[None, :] - np.where(y, 16, 6)[:, None]) ** 2) / 8) + 0.1 * rng.normal(
+        size=(n, 24)
+    )
+    np.savez(path, x=x.astype("float32"), y=np.where(y, "late", "early"))
+
+
+def test_classify_defaults_then_evaluate_a_test_file_with_a_confusion_matrix(tmp_path, capsys):
+    # Only the data path given: the budget comes from the data (40 sequences), the mean over
+    # the steps is the prediction, the best weights are kept, the majority class is the bar.
+    _gunpoint_like(tmp_path / "train.npz", 40, 0)
+    _gunpoint_like(tmp_path / "test.npz", 30, 1)
+    argv = ["train", "--no-compile", "--task", "classify", "--data-path", str(tmp_path / "train.npz"),
+            "--hidden", "8", "--runs-dir", str(tmp_path / "runs"), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    # a stratified split: 4 of each class held out; a tie answers the first class
+    assert "majority class      loss 0.6931, accuracy 0.5: beaten (model" in out
+    assert "classes (training)  early: 16 (50%), late: 16 (50%)" in out
+    # the best checkpoint is the latest with the highest validation accuracy
+    assert "best val accuracy   1 (step" in out
+    run = tmp_path / "runs" / "classify"
+    saved = json.loads((run / "train_config.json").read_text())
+    assert saved["auto"] == [] and saved["levels"] == 3 and saved["eval_every"] == 25
+    first = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["event"] == "baselines" and first["majority_class_accuracy"] == 0.5
+    png = tmp_path / "cm.png"
+    assert (
+        main(["evaluate", str(run), "--data-path", str(tmp_path / "test.npz"), "--plot", str(png)])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "split           test (30 samples)" in out and "accuracy        1" in out
+    assert "majority class  accuracy 0.5: beaten" in out
+    assert "true \\ predicted   early    late  recall" in out
+    assert "early                 15       0   1.000" in out
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert main(["evaluate", str(run), "--data-path", str(tmp_path / "test.npz"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["split"] == "test" and report["confusion"] == [[15, 0], [0, 15]]
+    assert main(["evaluate", str(run), "--plot", str(png), "--split", "train"]) == 0
+    capsys.readouterr()
+
+
+def test_summary_of_user_data_shows_the_depth_a_run_would_choose(tmp_path, capsys):
+    _gunpoint_like(tmp_path / "train.npz", 20, 0)  # 24 steps: 3 blocks of kernel 3 see 29
+    assert main(["summary", "--task", "classify", "--data-path", str(tmp_path / "train.npz")]) == 0
+    assert "receptive field: 29 steps" in capsys.readouterr().out
+    assert main(["summary", "--task", "classify", "--data-path", str(tmp_path / "train.npz"),
+                 "--auto", "none"]) == 0  # fmt: skip
+    assert "receptive field: 61 steps" in capsys.readouterr().out  # the preset's 4 blocks

@@ -205,3 +205,33 @@ def test_field_help_is_the_dataclass_metadata():
     comments = field_comments()
     assert comments["lr"] == "peak learning rate"
     assert all(comments[f.name] == f.metadata["help"] for f in config_fields())
+
+
+def test_user_data_presets_leave_the_budget_to_the_data_but_never_what_the_user_set():
+    cfg = resolve_config({}, {"task": "classify", "data_path": "c.npz"})
+    assert cfg.auto == ["epochs", "eval_every", "patience", "levels"]
+    assert cfg.restore_best and cfg.pool == "mean"
+    cfg = resolve_config({"levels": 3}, {"task": "forecast", "data_path": "s.csv", "epochs": 7})
+    assert cfg.auto == ["eval_every", "patience"] and (cfg.levels, cfg.epochs) == (3, 7)
+    assert resolve_config({}, {"task": "forecast", "data_path": "s.csv", "auto": None}).auto is None
+    assert (
+        resolve_config({}, {"task": "forecast", "data_path": "s.csv", "auto": ["none"]}).auto
+        is None
+    )
+    assert resolve_config({}, {}).auto is None and not resolve_config({}, {}).restore_best
+
+
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [
+        (
+            {"auto": ["epochs", "lr"]},
+            r"auto may choose epochs, eval_every, patience, levels; got 'lr'",
+        ),
+        ({"pool": "max"}, "pool must be one of last, mean, got 'max'"),
+        ({"season": 0}, "season must be a positive integer or None, got 0"),
+    ],
+)
+def test_user_data_settings_are_checked(values, match):
+    with pytest.raises(ValueError, match=match):
+        resolve_config({}, values)

@@ -223,3 +223,49 @@ def _records(run_dir):
 def test_loop_state_round_trip():
     s = LoopState(step=3, epoch=1, batch_in_epoch=2, best_metric=0.5, best_step=2, bad_evals=1)
     assert LoopState.from_dict(s.to_dict()) == s
+
+
+def test_short_epochs_are_evaluated_every_eval_every_steps_not_after_each_epoch():
+    # 2 steps per epoch, eval_every 4: evaluations at 4 and 8, and at the end of the last epoch
+    # (10). A tiny data set (one step per epoch) is otherwise evaluated after every step.
+    cfg, task, model, opt = _setup(n_train=64, epochs=5, eval_every=4)
+    events = []
+    train(model, opt, task, cfg, callback=events.append)
+    assert [e["step"] for e in events if e["event"] == "eval"] == [4, 8, 10]
+    # epochs at least eval_every steps long still end with an evaluation: 8 steps, every 3
+    cfg, task, model, opt = _setup(n_train=256, epochs=2, eval_every=3)
+    events = []
+    train(model, opt, task, cfg, callback=events.append)
+    assert [e["step"] for e in events if e["event"] == "eval"] == [3, 6, 8, 9, 12, 15, 16]
+
+
+def test_best_is_the_lowest_loss_or_the_latest_highest_accuracy():
+    from mlx_tcn.train.loop import _improves
+
+    assert _improves("loss", {"loss": 0.5}, None)
+    assert _improves("loss", {"loss": 0.5}, 0.6) and not _improves("loss", {"loss": 0.6}, 0.6)
+    # accuracy: a tie goes to the later evaluation (a small validation set scores 1.0 early)
+    assert _improves("accuracy", {"accuracy": 1.0, "loss": 0.3}, 1.0)
+    assert not _improves("accuracy", {"accuracy": 0.9, "loss": 0.01}, 1.0)
+
+
+def test_selecting_on_accuracy_keeps_training_through_ties():
+    # copy memory at chance: validation accuracy stays constant, so with select="accuracy"
+    # every evaluation is the best (no early stop), with "loss" only improvements are.
+    events = {}
+    for select in ("loss", "accuracy"):
+        cfg, task, model, opt = _setup(task="copy_memory", seq_len=5, memory_length=2, n_train=64,
+                                       optimizer="sgd", lr=1e-12, eval_every=1, patience=2,
+                                       epochs=3, select=select)  # fmt: skip
+        events[select] = []
+        state = train(model, opt, task, cfg, callback=events[select].append)
+        events[select].append(state.status)
+    assert events["accuracy"][-1] == "completed"
+    assert all(
+        e["best"] for e in events["accuracy"] if isinstance(e, dict) and e["event"] == "eval"
+    )
+    assert events["accuracy"][-2]["best_val_accuracy"] is not None
+    with pytest.raises(
+        ValueError, match="select='accuracy' needs a task with an accuracy, not 'adding'"
+    ):
+        resolve_config({}, {"select": "accuracy"})

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from mlx_tcn.train import load_checkpoint, resolve_config, run_training
@@ -179,3 +180,50 @@ def test_resuming_from_an_older_checkpoint_replaces_the_later_history(tmp_path, 
     aside = root / "superseded-1"
     assert (aside / "step-00000007" / "optimizer.safetensors").is_file()
     assert not (aside / "step-00000007" / "model.safetensors").exists()  # damaged as it was
+
+
+def _trend_run(tmp_path, relative):
+    """Validation MSE (data units) of a short run on a rising seasonal series, and the task."""
+    from mlx_tcn.train.predict import load_for_inference, predict
+
+    t = np.arange(400)
+    noise = 0.05 * np.random.default_rng(0).normal(size=t.size)
+    np.savez(tmp_path / "trend.npz", y=0.2 * t + np.sin(2 * np.pi * t / 12) + noise)
+    cfg = resolve_config({}, {"task": "forecast", "data_path": str(tmp_path / "trend.npz"),
+                              "seq_len": 24, "hidden": 16, "max_steps": 300, "compile": False,
+                              "relative": relative, "plots": False, "runs_dir": str(tmp_path),
+                              "name": f"relative-{relative}"})  # fmt: skip
+    result = run_training(cfg)
+    ckpt, task = load_for_inference(result.run_dir)
+    pred, target = predict(ckpt, task)
+    baselines = {k: float(np.mean((v - target) ** 2)) for k, v in task.val_forecasts.items()}
+    return float(np.mean((pred - target) ** 2)), baselines
+
+
+def test_window_relative_forecasts_follow_a_trend_that_standardisation_cannot(tmp_path):
+    # The validation part (the last fifth) lies above everything seen in training: with global
+    # standardisation the ReLU network cannot extrapolate and loses to persistence; relative to
+    # each window it predicts the change, and beats persistence and seasonal naive.
+    relative, baselines = _trend_run(tmp_path, True)
+    standardised, _ = _trend_run(tmp_path, False)
+    assert set(baselines) == {"persistence", "seasonal_naive"}
+    assert relative < min(baselines.values()) < standardised
+
+
+def test_restore_best_reports_and_keeps_the_best_checkpoints_weights(tmp_path, monkeypatch):
+    # Only the first evaluation counts as the best; the run goes on for 3 more steps. With
+    # restore_best the result describes step 1's weights, which the best checkpoint holds.
+    from mlx_tcn.train import loop
+
+    monkeypatch.setattr(loop, "_improves", lambda select, metrics, best: best is None)
+    cfg = resolve_config({}, {**SMALL, "max_steps": 4, "eval_every": 1, "restore_best": True,
+                              "runs_dir": str(tmp_path)})  # fmt: skip
+    result = run_training(cfg)
+    evals = [
+        json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()
+    ]
+    evals = [e for e in evals if e["event"] == "eval"]
+    assert result.state.best_step == 1 and result.restored_step == 1 and result.state.step == 4
+    assert result.last["val_loss"] == evals[0]["val_loss"] != evals[-1]["val_loss"]
+    best = load_checkpoint(result.run_dir, "best")
+    assert best.loop.step == 1

@@ -86,7 +86,8 @@ def test_forecast_windows_split_and_normalisation(tmp_path):
     _series_csv(tmp_path / "s.csv")
     cfg = resolve_config({}, {"task": "forecast", "data_path": str(tmp_path / "s.csv"), "seq_len": 8,
                               "horizon": 2, "input_columns": ["load", "temp"],
-                              "target_columns": ["load"], "val_fraction": 0.25})  # fmt: skip
+                              "target_columns": ["load"], "val_fraction": 0.25,
+                              "relative": False})  # fmt: skip
     task = build_task(cfg)
     assert (task.kind, task.num_inputs, task.num_outputs) == ("regression_last", 2, 1)
     st = task.stats
@@ -140,15 +141,21 @@ def test_classify_from_csv_rows_and_npz(tmp_path):
     cfg = resolve_config({}, {"task": "classify", "data_path": str(tmp_path / "c.csv"),
                               "target_columns": ["label"], "val_fraction": 0.25})  # fmt: skip
     task = build_task(cfg)
-    assert (task.kind, task.num_inputs, task.num_outputs) == ("class_last", 1, 2)
+    assert (task.kind, task.num_inputs, task.num_outputs) == ("class_mean", 1, 2)  # pool="mean"
     assert task.stats["classes"] == ["down", "up"] and task.stats["input_columns"] == [
         "t0",
         "t1",
         "t2",
         "t3",
     ]
-    assert (len(task.train), len(task.val)) == (15, 5)
-    assert math.isclose(task.baseline, math.log(2))
+    assert (len(task.train), len(task.val)) == (16, 4)  # round(10 * 0.25) = 2 of each class
+    # The baseline is the majority class: the training frequencies (add-one smoothed) scored
+    # on the validation labels.
+    train_counts = np.bincount(task.train.y, minlength=2)
+    assert task.stats["class_counts"] == train_counts.tolist()
+    prior = (train_counts + 1) / (train_counts.sum() + 2)
+    assert math.isclose(task.baseline, -np.mean(np.log(prior[task.val.y])), rel_tol=1e-6)
+    assert task.baselines["majority_class"] == task.baseline
     x, _ = prepare_user_inputs(tmp_path / "c.csv", task.stats, "class_last")
     assert x.shape == (20, 4, 1)
     np.savez(
@@ -225,3 +232,129 @@ def test_names_moved_by_the_restructure_keep_their_old_import_path(old, name, ne
     assert getattr(before, name) is getattr(after, name)
     with pytest.raises(AttributeError, match=f"mlx_tcn.train.{old}' has no attribute 'nope'"):
         before.nope  # noqa: B018
+
+
+def test_forecast_windows_relative_to_their_last_row(tmp_path):
+    # The default: inputs and targets relative to each window's last row, scaled by the
+    # training part's typical change; denormalising gives back the CSV's values.
+    _series_csv(tmp_path / "s.csv")
+    cfg = resolve_config({}, {"task": "forecast", "data_path": str(tmp_path / "s.csv"), "seq_len": 8,
+                              "horizon": 2, "input_columns": ["load", "temp"],
+                              "target_columns": ["load"], "val_fraction": 0.25})  # fmt: skip
+    task = build_task(cfg)
+    st = task.stats
+    assert st["relative"] and "x_mean" not in st
+    load = 10 + np.sin(np.arange(60) / 3)
+    temp = 20 + np.arange(60) * 0.5
+    # scales: std of 2-step changes over the training part (45 rows); temp's are all 1.0
+    assert math.isclose(st["y_scale"][0], np.std(load[2:45] - load[:43]), rel_tol=1e-5)
+    assert st["x_scale"][1] == 1.0  # constant change: std 0 -> left unscaled
+    np.testing.assert_allclose(task.train.x[0, :, 1], temp[:8] - temp[7], atol=1e-6)
+    assert math.isclose(task.train.y[0, 0], (load[9] - load[7]) / st["y_scale"][0], rel_tol=1e-5)
+    # validation: the first target row is 45; back in the data's units with the reference
+    np.testing.assert_allclose(task.val.reference[:, 0], load[43:58], rtol=1e-6)
+    restored = denormalize_targets(task.val.y, st, task.val.reference)
+    np.testing.assert_allclose(restored[:, 0], load[45:60], rtol=1e-5)
+    # baselines, in the loss's units: persistence = the reference; its forecasts for the plot
+    expected = np.mean(((load[45:60] - load[43:58]) / st["y_scale"][0]) ** 2)
+    assert math.isclose(task.baselines["persistence"], expected, rel_tol=1e-5)
+    assert task.baseline == task.baselines["persistence"]
+    np.testing.assert_allclose(task.val_forecasts["persistence"][:, 0], load[43:58], rtol=1e-6)
+    with pytest.raises(ValueError, match="need each window's last target values"):
+        denormalize_targets(task.val.y, st)
+
+
+def test_forecast_default_inputs_leave_out_text_columns(tmp_path):
+    # A date column is not an input (before: "column 'date' ... is not numeric").
+    rows = ["date,load"] + [f"2020-01-{i % 28 + 1:02d},{math.sin(i / 3):.4f}" for i in range(60)]
+    (tmp_path / "s.csv").write_text("\n".join(rows) + "\n")
+    cfg = resolve_config({}, {"task": "forecast", "data_path": str(tmp_path / "s.csv"),
+                              "target_columns": ["load"], "seq_len": 8})  # fmt: skip
+    task = build_task(cfg)
+    assert task.stats["input_columns"] == ["load"] and task.num_inputs == 1
+
+
+def test_forecast_season_detected_or_given(tmp_path):
+    t = np.arange(240)
+    np.savez(tmp_path / "s.npz", y=np.sin(2 * np.pi * t / 12) + 0.01 * t)
+    base = {"task": "forecast", "data_path": str(tmp_path / "s.npz"), "seq_len": 24}
+    task = build_task(resolve_config({}, base))
+    assert task.stats["season"] == 12
+    # a clean season: seasonal naive misses only the trend over a season (0.12), persistence
+    # misses the cycle's change over one step
+    assert task.baselines["seasonal_naive"] < 0.2 * task.baselines["persistence"]
+    assert build_task(resolve_config({}, {**base, "season": 7})).stats["season"] == 7
+    np.savez(tmp_path / "n.npz", y=np.random.default_rng(0).normal(size=240))
+    task = build_task(resolve_config({}, {**base, "data_path": str(tmp_path / "n.npz")}))
+    assert task.stats["season"] is None and set(task.baselines) == {"persistence"}
+
+
+def test_classify_on_saved_statistics_tests_the_whole_file(tmp_path):
+    np.savez(
+        tmp_path / "c.npz", x=np.random.default_rng(0).normal(size=(10, 6)), y=np.arange(10) % 2
+    )
+    cfg = resolve_config({}, {"task": "classify", "data_path": str(tmp_path / "c.npz")})
+    task = build_task(cfg)
+    assert task.test is None  # training: no test split
+    again = build_task(cfg, stats=task.stats)
+    assert len(again.test) == 10
+    np.testing.assert_array_equal(again.test.y, np.arange(10) % 2)
+
+
+def test_classify_multivariate_csv_in_the_long_layout(tmp_path):
+    # One row per step: sequence id, label, two channels; rows of a sequence need not be
+    # adjacent, their order within the sequence is the file order.
+    rows = ["id,label,ax,ay"]
+    for step in range(3):
+        for seq, label in (("s1", "walk"), ("s2", "run"), ("s3", "walk")):
+            k = int(seq[1])
+            rows.append(f"{seq},{label},{10 * k + step},{-step}")
+    (tmp_path / "long.csv").write_text("\n".join(rows) + "\n")
+    cfg = resolve_config({}, {"task": "classify", "data_path": str(tmp_path / "long.csv"),
+                              "target_columns": ["label"], "sequence_column": "id",
+                              "val_fraction": 0.34, "normalize": False})  # fmt: skip
+    task = build_task(cfg)
+    assert task.num_inputs == 2 and task.stats["input_columns"] == ["ax", "ay"]
+    assert task.stats["classes"] == ["run", "walk"] and task.stats["sequence_column"] == "id"
+    x = np.concatenate([task.train.x, task.val.x])
+    y = np.concatenate([task.train.y, task.val.y])
+    by_first = {int(s[0, 0]): (s, label) for s, label in zip(x, y, strict=True)}
+    np.testing.assert_array_equal(by_first[20][0], [[20, 0], [21, -1], [22, -2]])
+    assert [by_first[k][1] for k in (10, 20, 30)] == [1, 0, 1]  # walk, run, walk
+    x_pred, _ = prepare_user_inputs(tmp_path / "long.csv", task.stats, "class_mean")
+    np.testing.assert_array_equal(x_pred[:, 0, 0], [10, 20, 30])  # file order of first rows
+
+
+@pytest.mark.parametrize(
+    ("rows", "match"),
+    [
+        (["a,x,1", "a,x,2", "b,y,3"], r"same number of rows; sequence 'b' has 1, 'a' has 2"),
+        (
+            ["a,x,1", "a,y,2", "b,y,3", "b,y,4"],
+            r"sequence 'a' has more than one label in column 'label'",
+        ),
+        (["a,x,1"], "sequence column 'nope' not in"),
+    ],
+)
+def test_classify_long_layout_errors(tmp_path, rows, match):
+    (tmp_path / "long.csv").write_text("\n".join(["id,label,v", *rows]) + "\n")
+    seq = "nope" if "nope" in match else "id"
+    cfg = resolve_config({}, {"task": "classify", "data_path": str(tmp_path / "long.csv"),
+                              "target_columns": ["label"], "sequence_column": seq})  # fmt: skip
+    with pytest.raises(ValueError, match=match):
+        build_task(cfg)
+
+
+def test_stratified_split_holds_out_each_class_in_proportion():
+    from mlx_tcn.train.user_data import stratified_split
+
+    labels = np.array([0] * 12 + [1] * 12 + [2] * 12 + [3] * 3)
+    tr, va = stratified_split(labels, 0.2, seed=0)
+    assert sorted(np.concatenate([tr, va]).tolist()) == list(range(39))
+    np.testing.assert_array_equal(np.bincount(labels[va]), [2, 2, 2, 1])  # round(0.6) = 1
+    tr2, va2 = stratified_split(labels, 0.2, seed=0)
+    np.testing.assert_array_equal(va, va2)  # fixed by the seed
+    assert not np.array_equal(va, stratified_split(labels, 0.2, seed=1)[1])
+    # a class of one keeps it for training; still one validation sequence overall
+    tr, va = stratified_split(np.array([0, 1]), 0.2, seed=0)
+    assert len(va) == 1 and len(tr) == 1

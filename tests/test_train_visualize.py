@@ -35,3 +35,14 @@ def test_prediction_plot_multiple_columns(tmp_path):
     assert (
         plot_predictions(np.arange(5.0), np.arange(5.0), tmp_path / "q.png").read_bytes()[:8] == PNG
     )
+
+
+def test_prediction_plot_with_baselines_and_confusion_plot(tmp_path):
+    from mlx_tcn.train.visualize import plot_confusion
+
+    t = np.arange(20.0)[:, None]
+    out = plot_predictions(t, t + 0.5, tmp_path / "p.png", ["y"],
+                           baselines={"persistence": t - 1, "seasonal_naive": t + 2})  # fmt: skip
+    assert out.read_bytes()[:8] == PNG
+    cm = np.array([[5, 1], [0, 4]])
+    assert plot_confusion(cm, ["a", "b"], tmp_path / "c.png", "t").read_bytes()[:8] == PNG

@@ -58,7 +58,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
             continue
         if typing.get_origin(base) is list or isinstance(base, types.GenericAlias):
-            group.add_argument(flag, nargs="+", metavar="COL", **kw)
+            metavar = "COL" if f.name.endswith("_columns") else "NAME"
+            group.add_argument(flag, nargs="+", metavar=metavar, **kw)
             continue
         convert = {int: int, float: float, str: str}.get(base, str)
         group.add_argument(
@@ -84,13 +85,18 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a data split")
     p.add_argument("checkpoint", help="run folder or checkpoint folder")
-    p.add_argument("--split", choices=("val", "test", "train"), default="val")
+    p.add_argument(
+        "--split",
+        choices=("val", "test", "train"),
+        help="default: val; test (all of the file) when a classification run gets --data-path",
+    )
     p.add_argument("--data-path", help="data file/folder (default: the one used in training)")
     p.add_argument(
         "--which", choices=("best", "latest"), default="best", help="checkpoint of a run"
     )
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--plot", metavar="PNG", help="classification: write the confusion matrix")
 
     p = sub.add_parser("predict", help="predict with a checkpoint and write a CSV (and a plot)")
     p.add_argument("checkpoint", help="run folder or checkpoint folder")
@@ -171,18 +177,37 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .train.predict import evaluate_checkpoint, load_for_inference
-    from .train.summary import format_table, task_label
+    from .train.predict import class_report, evaluate_checkpoint, load_for_inference
+    from .train.summary import confusion_table, format_table, task_label
 
     ckpt, task = load_for_inference(args.checkpoint, args.which, args.data_path)
-    metrics, size = evaluate_checkpoint(ckpt, task, args.split, args.batch_size)
+    split = args.split or ("test" if args.data_path and task.test is not None else "val")
+    metrics, size = evaluate_checkpoint(ckpt, task, split, args.batch_size)
+    report = class_report(ckpt, task, split, args.batch_size)
+    if args.plot:
+        if report is None:
+            raise CLIError("--plot draws a confusion matrix; this run does not classify sequences")
+        from .train.visualize import plot_confusion
+
+        plot_confusion(report["confusion"], ckpt.stats["classes"], args.plot,
+                       f"{task_label(ckpt.cfg)}, {split}: accuracy {metrics['accuracy']:.3f}")  # fmt: skip
     if args.json:
-        print(json.dumps({"checkpoint": str(ckpt.path), "split": args.split, **metrics}))
+        extra = {} if report is None else {"confusion": report["confusion"].tolist(),
+                                           "majority_accuracy": report["majority_accuracy"]}  # fmt: skip
+        print(json.dumps({"checkpoint": str(ckpt.path), "split": split, **metrics, **extra}))
         return 0
     rows = [("checkpoint", str(ckpt.path)), ("task", task_label(ckpt.cfg)),
-            ("split", f"{args.split} ({size:,} samples)"), *metrics.items(),
-            ("baseline loss", task.baseline)]  # fmt: skip
+            ("split", f"{split} ({size:,} samples)"), *metrics.items()]  # fmt: skip
+    if report is None:
+        rows.append(("baseline loss", task.baseline))
+    else:
+        verdict = "beaten" if metrics["accuracy"] > report["majority_accuracy"] else "NOT beaten"
+        rows.append(("majority class", f"accuracy {report['majority_accuracy']:.4g}: {verdict}"))
     print(format_table(rows, "evaluation"))
+    if report is not None:
+        print(confusion_table(report["confusion"], ckpt.stats["classes"]))
+    if args.plot:
+        print(f"wrote {args.plot}")
     return 0
 
 
@@ -209,11 +234,15 @@ def _cmd_summary(args: argparse.Namespace) -> int:
         ckpt = load_checkpoint(args.checkpoint, "latest")
         model, title = ckpt.model, str(ckpt.path)
     else:
+        from .train.budget import apply_auto
         from .train.config import resolve_config
         from .train.model import build_model
-        from .train.tasks import task_shape
+        from .train.tasks import build_task, task_shape
 
         cfg = resolve_config(*_config_from_args(args))
+        if cfg.auto:  # the depth a run would choose from the data
+            task = build_task(cfg)
+            cfg = apply_auto(cfg, len(task.train), task.train.x.shape[1])
         model = build_model(cfg, *task_shape(cfg))
         title = f"{task_label(cfg)} ({cfg.preset} preset)"
     print(model_table(model, title))

@@ -14,7 +14,7 @@ from typing import Any
 
 from ._coerce import typed
 from ._io import load_config_file
-from .presets import PRESETS
+from .presets import AUTO_FIELDS, PRESETS
 
 __all__ = [
     "PRESETS",
@@ -41,6 +41,10 @@ SCHEDULES = ("constant", "cosine", "exponential")
 #: ``None`` is "no normalisation", as in the model (pytorch-tcn's spelling); the string
 #: ``"none"`` (older train_config.json files, the command line) is read as ``None``.
 NORMS = ("weight_norm", "batch_norm", "layer_norm", None)
+POOLS = ("last", "mean")
+SELECTS = ("loss", "accuracy")
+#: Tasks whose evaluation reports an accuracy (``select="accuracy"`` needs one).
+ACCURACY_TASKS = ("copy_memory", "mnist", "pmnist", "classify")
 
 
 def _help(default: Any, text: str) -> Any:
@@ -94,6 +98,27 @@ class TrainConfig:
     )
     normalize: bool = _help(
         True, "user data: standardise inputs (and forecast targets) with training statistics"
+    )
+    relative: bool = _help(
+        True,
+        "forecast (with normalize): inputs and targets relative to each window's last row, "
+        "scaled by the training part's typical change, so the model predicts the change and "
+        "follows a trend; off: standardise with the training mean and std",
+    )
+    season: int | None = _help(
+        None,
+        "forecast: season length in steps for the seasonal-naive baseline "
+        "(None: detected from the training part's autocorrelation)",
+    )
+    sequence_column: str | None = _help(
+        None,
+        "classify (CSV): the column naming each row's sequence: one row per step, one column "
+        "per channel (the long layout, for several channels); None: one row per sequence",
+    )
+    pool: str = _help(
+        "last",
+        "classify: one prediction per sequence from the last step's output (last) "
+        "or from the mean of all steps' outputs (mean)",
     )
 
     # --- model (see mlx_tcn.TCN) ---
@@ -151,11 +176,30 @@ class TrainConfig:
     patience: int | None = _help(
         None, "early stopping: evaluations without improvement before stopping (None: off)"
     )
+    select: str = _help(
+        "loss",
+        "the validation metric that picks the best checkpoint and drives early stopping: loss "
+        "(lowest) or accuracy (highest, a tie goes to the later evaluation; classify preset)",
+    )
+    restore_best: bool = _help(
+        False,
+        "at the end of a run, load the best checkpoint's weights: the summary, plots and "
+        "predictions then describe them (forecast/classify presets: on)",
+    )
+    auto: list[str] | None = _help(
+        None,
+        "settings chosen from the data when a run starts (forecast/classify presets: "
+        + ", ".join(AUTO_FIELDS)
+        + "); a setting given in a file or on the command line is never replaced; "
+        "none: keep the preset values",
+    )
     plots: bool = _help(True, "write PNG plots into the run folder")
 
     def __post_init__(self) -> None:
         if self.use_norm == "none":  # one spelling is stored: the model's None
             self.use_norm = None
+        if self.auto is not None and [str(a).lower() for a in self.auto] == ["none"]:
+            self.auto = None  # --auto none
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict of all fields."""
@@ -211,6 +255,8 @@ def resolve_config(
     if preset != "none" and preset not in task_presets:
         raise ValueError(f"task {task!r} has no {preset!r} preset (has: {', '.join(task_presets)})")
     merged = {**(task_presets.get(preset, {}) if preset != "none" else {}), **top}
+    if merged.get("auto"):  # what the user set is theirs: only the rest comes from the data
+        merged["auto"] = [k for k in merged["auto"] if k not in top]
     cfg = TrainConfig(**merged)
     validate_config(cfg)
     return cfg
@@ -235,6 +281,8 @@ def validate_config(cfg: TrainConfig) -> None:
         "optimizer": OPTIMIZERS,
         "schedule": SCHEDULES,
         "use_norm": NORMS,
+        "pool": POOLS,
+        "select": SELECTS,
     }
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
@@ -249,7 +297,7 @@ def validate_config(cfg: TrainConfig) -> None:
     for name in ("n_train", "n_val", "warmup_steps"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be a non-negative integer, got {getattr(cfg, name)!r}")
-    for name in ("max_steps", "patience", "eval_batches", "dilation_reset"):
+    for name in ("max_steps", "patience", "eval_batches", "dilation_reset", "season"):
         value = getattr(cfg, name)
         if value is not None and value < 1:
             raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
@@ -273,6 +321,13 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ValueError(f"task {cfg.task!r} needs data_path (--data-path)")
     if cfg.name is not None and (not cfg.name or "/" in cfg.name or cfg.name.startswith(".")):
         raise ValueError(f"name must be a plain folder name, got {cfg.name!r}")
+    if cfg.select == "accuracy" and cfg.task not in ACCURACY_TASKS:
+        raise ValueError(f"select='accuracy' needs a task with an accuracy, not {cfg.task!r}")
+    unknown = sorted(set(cfg.auto or ()) - set(AUTO_FIELDS))
+    if unknown:
+        raise ValueError(
+            f"auto may choose {', '.join(AUTO_FIELDS)}; got {', '.join(map(repr, unknown))}"
+        )
     for name in ("input_columns", "target_columns"):
         value = getattr(cfg, name)
         if value is not None and not value:

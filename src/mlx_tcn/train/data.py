@@ -23,6 +23,7 @@ from ._moved import forwarder
 __all__ = [
     "adding_problem",
     "copy_memory",
+    "group_sequences",
     "load_table",
     "read_idx",
     "read_mnist",
@@ -265,6 +266,53 @@ def read_npz_sequences(path: str | Path, labels: bool) -> tuple[np.ndarray, np.n
 
 
 # Names that lived here before train/ took one role per module (issue 11).
+def group_sequences(
+    table: np.ndarray,
+    header: Sequence[str],
+    sequence_idx: int,
+    input_idx: list[int],
+    label_idx: int | None,
+    path: str | Path,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sequences from a table in the long layout: one row per time step, a column naming the
+    sequence each row belongs to, one column per channel (and one with the label).
+
+    Rows of one sequence keep their file order (they need not be adjacent); sequences come in
+    the order of their first row.
+
+    Returns:
+        ``x`` ``(N, L, C)`` float32 and, with ``label_idx``, each sequence's label ``(N,)``.
+
+    Raises:
+        ValueError: sequences of different lengths, or a sequence with two labels.
+    """
+    ids = table[:, sequence_idx]
+    _, first, inverse = np.unique(ids.astype(str), return_index=True, return_inverse=True)
+    order = np.argsort(first)  # sequences in the order they appear
+    values = to_float(table, input_idx, header, path)
+    rows = [np.flatnonzero(inverse == k) for k in order]
+    lengths = {len(r) for r in rows}
+    if len(lengths) > 1:
+        short, long = min(rows, key=len), max(rows, key=len)
+        raise ValueError(
+            f"{path}: every sequence needs the same number of rows; sequence "
+            f"{ids[short[0]]!r} has {len(short)}, {ids[long[0]]!r} has {len(long)}"
+        )
+    x = np.stack([values[r] for r in rows])
+    if label_idx is None:
+        return x, None
+    labels = []
+    for r in rows:
+        seen = set(table[r, label_idx].tolist())
+        if len(seen) != 1:
+            raise ValueError(
+                f"{path}: sequence {ids[r[0]]!r} has more than one label in column "
+                f"{header[label_idx]!r}: {sorted(map(str, seen))}"
+            )
+        labels.append(table[r[0], label_idx])
+    return x, np.asarray(labels)
+
+
 __getattr__ = forwarder(
     __name__,
     {

@@ -50,7 +50,7 @@ class LoopState:
     step: int = 0  # optimiser steps done
     epoch: int = 0  # current epoch (completed epochs)
     batch_in_epoch: int = 0  # batches of the current epoch already done
-    best_metric: float | None = None  # best validation loss so far
+    best_metric: float | None = None  # best validation loss (or accuracy: cfg.select) so far
     best_step: int | None = None  # step at which it was reached
     bad_evals: int = 0  # evaluations since the last improvement (early stopping)
     last_eval_step: int | None = None  # step of the latest evaluation (none is repeated)
@@ -140,6 +140,31 @@ def build_step(
     return lambda x, y, mask=None: plain(x, y) if mask is None else masked(x, y, mask)
 
 
+def _improves(select: str, metrics: dict[str, float], best: float | None) -> bool:
+    """Whether an evaluation is the new best: a lower loss, or (``select="accuracy"``) an
+    accuracy at least as high; on a tie the later evaluation wins, so a small validation set
+    that scores perfectly early does not keep the first, barely trained weights (BasicMotions,
+    8 validation sequences: the lowest validation loss came at step 25, test accuracy 0.75
+    there, 0.93 after 525 steps)."""
+    if best is None:
+        return True
+    if select == "accuracy":
+        return metrics["accuracy"] >= best
+    return metrics["loss"] < best
+
+
+def _evaluate_at_epoch_end(cfg: TrainConfig, state: LoopState, per_epoch: int) -> bool:
+    """Whether the epoch that just ended gets an evaluation of its own.
+
+    Epochs at least ``eval_every`` steps long and the last epoch do; shorter ones do not, so a
+    data set of a few dozen samples (one step per epoch) is evaluated every ``eval_every``
+    steps rather than after every step.
+    """
+    if state.last_eval_step == state.step:
+        return False
+    return per_epoch >= cfg.eval_every or state.epoch >= cfg.epochs
+
+
 def train(
     model: nn.Module,
     optimizer: optim.Optimizer,
@@ -179,6 +204,7 @@ def train(
     emit = callback or (lambda _: None)
     world = world or World()
     steps = total_steps(cfg, len(task.train))
+    per_epoch = num_batches(len(task.train), cfg.batch_size, drop_last=True)
     # Ragged data (polyphonic music) changes shape every batch: compiling would recompile each time.
     compile_step = cfg.compile and not task.train.ragged
     step_fn = build_step(model, optimizer, world.loss(task.kind), cfg.grad_clip, compile_step,
@@ -190,9 +216,10 @@ def train(
         state.last_eval_step = state.step
         batches = iterate_batches(task.val, cfg.batch_size, shuffle=False, drop_last=False)
         metrics = world.evaluate(model, task.kind, batches, cfg.eval_batches)
-        improved = state.best_metric is None or metrics["loss"] < state.best_metric
+        improved = _improves(cfg.select, metrics, state.best_metric)
         if improved:
-            state.best_metric, state.best_step, state.bad_evals = metrics["loss"], state.step, 0
+            state.best_metric, state.best_step, state.bad_evals = (
+                metrics[cfg.select], state.step, 0)  # fmt: skip
         else:
             state.bad_evals += 1
         emit({"event": "eval", "step": state.step, "epoch": state.epoch,
@@ -245,7 +272,7 @@ def train(
         else:
             state.epoch += 1
             state.batch_in_epoch = 0
-            if state.last_eval_step != state.step and evaluate():
+            if _evaluate_at_epoch_end(cfg, state, per_epoch) and evaluate():
                 state.status = "early_stopped"
     if state.status == "running":
         state.status = "completed"
@@ -254,5 +281,5 @@ def train(
     if save is not None:
         save(state, False)
     emit({"event": "end", "status": state.status, "step": state.step, "epoch": state.epoch,
-          "best_val_loss": state.best_metric, "best_step": state.best_step})  # fmt: skip
+          f"best_val_{cfg.select}": state.best_metric, "best_step": state.best_step})  # fmt: skip
     return state

@@ -3,7 +3,9 @@
 - ``regression_last``: the last step's output is compared with ``y`` ``(B, n)`` by MSE
   (adding problem, forecasting),
 - ``class_last``: the last step's output are class logits, cross-entropy and accuracy
-  (sequential MNIST, sequence classification),
+  (sequential MNIST, sequence classification with ``pool="last"``),
+- ``class_mean``: the same with the mean of all steps' outputs as the logits (sequence
+  classification's default: every step's features count, not only the last one's),
 - ``class_all``: logits at every step, cross-entropy over all steps and accuracy (copy memory),
 - ``multilabel_all``: next-frame prediction of binary frames; NLL summed over the channels and
   averaged over (unpadded) frames (polyphonic music).
@@ -18,13 +20,27 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
-__all__ = ["KINDS", "evaluate_split", "evaluate_sums", "head", "loss_fn", "metrics_from_sums"]
+__all__ = [
+    "CLASS_KINDS",
+    "KINDS",
+    "SEQUENCE_CLASS_KINDS",
+    "evaluate_split",
+    "evaluate_sums",
+    "head",
+    "loss_fn",
+    "metrics_from_sums",
+]
 
-KINDS = ("regression_last", "class_last", "class_all", "multilabel_all")
+KINDS = ("regression_last", "class_last", "class_mean", "class_all", "multilabel_all")
+#: Kinds with one class per sequence, and all kinds scored by cross-entropy and accuracy.
+SEQUENCE_CLASS_KINDS = ("class_last", "class_mean")
+CLASS_KINDS = (*SEQUENCE_CLASS_KINDS, "class_all")
 
 
 def head(kind: str, out: mx.array) -> mx.array:
-    """The part of the model output that the loss sees (last step or every step)."""
+    """The part of the model output that the loss sees (last step, mean of steps, every step)."""
+    if kind == "class_mean":
+        return out.mean(axis=1)
     return out[:, -1, :] if kind in ("regression_last", "class_last") else out
 
 
@@ -57,7 +73,7 @@ def _loss_sum(
     if kind == "regression_last":
         err = (head(kind, out) - y).square().mean(axis=-1)
         return err.sum(), mx.array(err.size, dtype=mx.float32)
-    if kind in ("class_last", "class_all"):
+    if kind in CLASS_KINDS:
         ce = nn.losses.cross_entropy(head(kind, out), y, reduction="none")
         return ce.sum(), mx.array(ce.size, dtype=mx.float32)
     nll = nn.losses.binary_cross_entropy(out, y, with_logits=True, reduction="none").sum(axis=-1)
@@ -88,7 +104,7 @@ def evaluate_sums(model: nn.Module, kind: str, batches: Any) -> list[float]:
         for x, y, mask in batches:
             out = model(x)
             total, units = _loss_sum(kind, out, y, mask)
-            if kind in ("class_last", "class_all"):
+            if kind in CLASS_KINDS:
                 hit = (head(kind, out).argmax(axis=-1) == y).sum()
                 mx.eval(total, units, hit)
                 correct += hit.item()

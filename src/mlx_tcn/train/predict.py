@@ -11,15 +11,18 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
+from .baselines import class_balance, confusion_matrix, majority_class
 from .checkpoint import Checkpoint, load_checkpoint
 from .config import resolve_config
-from .data import load_table, read_npz_sequences, select_columns, to_float
-from .losses import evaluate_split, head
+from .data import load_table, select_columns, to_float
+from .losses import SEQUENCE_CLASS_KINDS, evaluate_split, head
 from .split import Split, iterate_batches
 from .tasks import TaskData, build_task
-from .user_data import denormalize_targets, make_windows, normalize_inputs
+from .user_data import denormalize_targets, normalize_inputs, read_sequences
+from .window_norm import make_windows, relative_inputs
 
 __all__ = [
+    "class_report",
     "evaluate_checkpoint",
     "load_for_inference",
     "predict",
@@ -59,6 +62,24 @@ def evaluate_checkpoint(
     return evaluate_split(ckpt.model, task.kind, batches), len(data)
 
 
+def class_report(
+    ckpt: Checkpoint, task: TaskData, split: str = "val", batch_size: int = 256
+) -> dict[str, Any] | None:
+    """Confusion matrix (rows: true class, columns: predicted) of a sequence-classification
+    checkpoint on ``split``, and the accuracy of always answering the majority training
+    class; None for other tasks."""
+    if task.kind not in SEQUENCE_CLASS_KINDS:
+        return None
+    data = {"val": task.val, "train": task.train, "test": task.test}[split]
+    logits, y = predict_split(ckpt.model, task, data, batch_size)
+    n = task.num_outputs
+    counts = ckpt.stats.get("class_counts") or class_balance(task.train.y, n).tolist()
+    return {
+        "confusion": confusion_matrix(y, logits.argmax(axis=-1), n),
+        "majority_accuracy": majority_class(counts, y)["accuracy"],
+    }
+
+
 def predict_split(
     model: Any, task: TaskData, split: Split, batch_size: int = 256
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -69,7 +90,7 @@ def predict_split(
     for x, y, _ in iterate_batches(split, batch_size, shuffle=False, drop_last=False):
         preds.append(np.array(head(task.kind, model(x))))
         targets.append(np.array(y))
-    unscale = partial(denormalize_targets, stats=task.stats)
+    unscale = partial(denormalize_targets, stats=task.stats, reference=split.reference)
     return unscale(np.concatenate(preds)), unscale(np.concatenate(targets))
 
 
@@ -79,34 +100,49 @@ def prepare_user_inputs(
     """Read a file for ``predict`` with the columns and normalisation saved in ``stats``.
 
     Returns:
-        Normalised inputs ``(N, L, C)`` (forecast: every window, stride 1) and extras
-        (``rows``: each window's target row; ``targets``: actual values where available).
+        Normalised inputs ``(N, L, C)`` (forecast: every window, stride 1, the last one ending
+        at the file's last row, so its forecast continues the series) and extras (``rows``:
+        each window's target row; ``targets``: actual values where available; ``reference``:
+        what turns window-relative outputs back into the data's units).
     """
-    if kind == "class_last":
-        path = Path(path)
-        if path.suffix.lower() == ".npz":
-            x, _ = read_npz_sequences(path, labels=False)
-        else:
-            header, table = load_table(path)
-            cols = select_columns(header, stats["input_columns"], path, "input")
-            x = to_float(table, cols, header, path)[..., None]
-        return normalize_inputs(x, stats), {}
+    if kind in SEQUENCE_CLASS_KINDS:
+        return normalize_inputs(read_sequences(path, stats), stats), {}
     header, table = load_table(path)
     input_idx = select_columns(header, stats["input_columns"], path, "input")
-    inputs = normalize_inputs(to_float(table, input_idx, header, path), stats)
+    raw = to_float(table, input_idx, header, path)
     seq_len = stats["seq_len"]
-    if len(inputs) < seq_len:
+    if len(raw) < seq_len:
         raise ValueError(
-            f"{path} has {len(inputs)} rows, shorter than the model's window seq_len={seq_len}"
+            f"{path} has {len(raw)} rows, shorter than the model's window seq_len={seq_len}"
         )
-    x, _, last_rows = make_windows(inputs, inputs, seq_len, horizon=0)
+    targets = _file_targets(path, header, table, stats)
+    if stats.get("relative"):
+        windows, _, last_rows = make_windows(raw, raw, seq_len, horizon=0)
+        x = relative_inputs(windows, np.asarray(stats["x_scale"]))
+    else:
+        x, _, last_rows = make_windows(normalize_inputs(raw, stats), raw, seq_len, horizon=0)
     extras: dict[str, Any] = {"rows": last_rows + stats["horizon"]}
+    if targets is not None:
+        extras["targets"] = targets
+        extras["reference"] = targets[last_rows]
+    return x, extras
+
+
+def _file_targets(
+    path: str | Path, header: list[str], table: np.ndarray, stats: dict[str, Any]
+) -> np.ndarray | None:
+    """The target columns of a file given to ``predict``: optional, except that a
+    window-relative forecast is a change from the targets' last values, so it needs them."""
     try:
         target_idx = select_columns(header, stats["target_columns"], path, "target")
-        extras["targets"] = to_float(table, target_idx, header, path)
     except ValueError:
-        pass  # targets are optional at prediction time
-    return x, extras
+        if stats.get("relative"):
+            raise ValueError(
+                f"{path} lacks the target column(s) {', '.join(stats['target_columns'])}: "
+                "this model forecasts the change from their last values, so it needs them"
+            ) from None
+        return None
+    return to_float(table, target_idx, header, path)
 
 
 def _predict_file(
@@ -121,12 +157,14 @@ def _predict_file(
     model, stats = ckpt.model, ckpt.stats
     x, extras = prepare_user_inputs(path, stats, kind)
     need = min(model.receptive_field, stats["seq_len"])
-    if kind == "class_last" and x.shape[1] < need:
+    if kind in SEQUENCE_CLASS_KINDS and x.shape[1] < need:
         raise ValueError(
             f"sequences in {path} have {x.shape[1]} steps, fewer than the model needs ({need})"
         )
-    pred = np.concatenate([np.array(model(mx.array(x[i : i + batch_size]))[:, -1, :])
+    pred = np.concatenate([np.array(head(kind, model(mx.array(x[i : i + batch_size]))))
                            for i in range(0, len(x), batch_size)])  # fmt: skip
+    if kind == "regression_last":
+        pred = denormalize_targets(pred, stats, extras.get("reference"))
     if "targets" not in extras:
         return pred, None
     rows, known = extras["rows"], extras["targets"]
@@ -140,12 +178,11 @@ def predict(
     ckpt: Checkpoint, task: TaskData, input_path: str | None = None, batch_size: int = 256
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Predictions of the checkpoint's model for ``input_path`` (default: the validation
-    split) and the targets where known, in the data's units."""
+    split) and the targets where known; forecasts in the data's units."""
     ckpt.model.eval()
     if not input_path:
         return predict_split(ckpt.model, task, task.val, batch_size)
-    pred, targets = _predict_file(ckpt, task.kind, input_path, batch_size)
-    return denormalize_targets(pred, task.stats), targets
+    return _predict_file(ckpt, task.kind, input_path, batch_size)
 
 
 def write_predictions(
@@ -163,7 +200,7 @@ def write_predictions(
             for i in range(len(pred)):
                 row = pred[i] if targets is None else np.concatenate([pred[i], targets[i]])
                 w.writerow([f"{v:.6g}" for v in row])
-        elif kind == "class_last":
+        elif kind in SEQUENCE_CLASS_KINDS:
             classes = stats.get("classes") or [str(i) for i in range(pred.shape[-1])]
             probs = np.exp(pred - pred.max(axis=-1, keepdims=True))
             probs /= probs.sum(axis=-1, keepdims=True)

@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import mlx.core as mx
+import numpy as np
 
 from ._io import read_utf8
 from ._moved import forwarder
+from .budget import apply_auto
 from .checkpoint import (
     Checkpoint,
     CheckpointError,
+    load_checkpoint,
     load_optimizer_state,
     restore_random_state,
     rewind_to,
@@ -46,7 +49,8 @@ logger = logging.getLogger(__name__)
 #: Fields that may change when a run is resumed; every other field must match the checkpoint.
 RESUMABLE_KEYS = frozenset({
     "epochs", "max_steps", "eval_every", "eval_batches", "log_every", "checkpoint_every",
-    "keep_checkpoints", "patience", "plots", "compile", "runs_dir", "name",
+    "keep_checkpoints", "patience", "plots", "compile", "runs_dir", "name", "restore_best",
+    "auto",
 })  # fmt: skip
 
 
@@ -60,6 +64,10 @@ class RunResult:
     seconds: float
     last: dict[str, Any] = field(default_factory=dict)  # latest value of every reported metric
     baseline: float | None = None
+    baselines: dict[str, float] = field(default_factory=dict)  # users' data, by name
+    restored_step: int | None = None  # the best checkpoint's step, when its weights were loaded
+    class_counts: dict[str, int] = field(default_factory=dict)  # classify: training sequences
+    data_mse: dict[str, float] = field(default_factory=dict)  # forecast: model and baselines
     num_params: int = 0
     receptive_field: float = 0
     plots: list[Path] = field(default_factory=list)
@@ -148,6 +156,7 @@ def run_training(
         resume.check_fits(cfg, task.num_inputs, task.num_outputs)
         model, state = resume.model, resume.loop
     else:
+        cfg = apply_auto(cfg, len(task.train), _sample_length(task))
         model, state = build_model(cfg, task.num_inputs, task.num_outputs), LoopState()
     optimizer = make_optimizer(cfg, total_steps(cfg, len(task.train)))
     optimizer.init(model.trainable_parameters())
@@ -172,7 +181,10 @@ def run_training(
 
     metrics_path = run_dir / "metrics.jsonl"
     _write_records(metrics_path, records)
-    result = RunResult(run_dir, cfg, state, 0.0, baseline=task.baseline)
+    result = RunResult(run_dir, cfg, state, 0.0, baseline=task.baseline, baselines=task.baselines)
+    if "class_counts" in task.stats:
+        result.class_counts = dict(zip(task.stats["classes"], task.stats["class_counts"],
+                                       strict=True))  # fmt: skip
     result.num_params = parameter_count(model)
     result.receptive_field = model.receptive_field
 
@@ -191,9 +203,17 @@ def run_training(
             save_checkpoint(run_dir, model, optimizer, st, cfg, task.stats, is_best=is_best,
                             metrics_records=len(records))  # fmt: skip
 
+        if task.baselines and not resume:  # a resumed run kept this line from its start
+            record({"event": "baselines", **task.baselines})
         try:
             result.state = train(model, optimizer, task, cfg, state, callback=record, save=save,
                                  should_stop=should_stop, world=world)  # fmt: skip
+            if cfg.restore_best:
+                model = _restore_best(run_dir, model, result, records)
+            if cfg.task == "forecast":
+                result.data_mse = _data_mse(
+                    *predict_split(model, task, task.val), task.val_forecasts
+                )
         except TrainingDiverged as err:
             record({"event": "diverged", "step": state.step, "message": str(err)})
             raise
@@ -219,6 +239,25 @@ def _follow(
     state = train(model, optimizer, task, cfg, state, should_stop=should_stop, world=world)
     world.barrier()
     return RunResult(cfg.run_dir, cfg, state, time.perf_counter() - start)
+
+
+def _sample_length(task: TaskData) -> int:
+    """Steps per training sample (the window, or the sequences' length)."""
+    return task.train.x.shape[1] if not task.train.ragged else max(len(s) for s in task.train.x)
+
+
+def _restore_best(run_dir: Path, model: Any, result: RunResult, records: list[dict]) -> Any:
+    """The best checkpoint's model when it is not the last one's (``result`` then reports
+    that checkpoint's validation numbers); ``model`` itself otherwise."""
+    state = result.state
+    if state.best_step is None or state.best_step == state.step:
+        return model
+    best = load_checkpoint(run_dir, "best")
+    result.restored_step = best.loop.step
+    for r in records:
+        if r.get("event") == "eval" and r.get("step") == best.loop.step:
+            result.last.update({k: v for k, v in r.items() if k.startswith("val_")})
+    return best.model
 
 
 def _read_records(path: Path, resume: Checkpoint) -> list[dict[str, Any]]:
@@ -262,12 +301,22 @@ def _write_plots(
         paths.append(plot_metrics(records, run_dir / "metrics.png", title, task.baseline))
         if cfg.task == "forecast":
             pred, target = predict_split(model, task, task.val)
-            paths.append(plot_predictions(target, pred, run_dir / "predictions.png",
-                                          task.stats.get("target_columns"),
-                                          title="validation forecasts"))  # fmt: skip
+            names = task.stats.get("target_columns")
+            paths.append(plot_predictions(target, pred, run_dir / "predictions.png", names,
+                                          title="validation forecasts",
+                                          baselines=task.val_forecasts))  # fmt: skip
     except Exception as err:  # a plot must never cost the run its results
         logger.warning("could not write plots into %s: %s", run_dir, err)
     return paths
+
+
+def _data_mse(
+    pred: np.ndarray, target: np.ndarray, baselines: dict[str, np.ndarray]
+) -> dict[str, float]:
+    """Validation MSE in the data's units (all target columns together) of the model
+    (``"model"``) and of each baseline forecast."""
+    forecasts = {"model": pred, **baselines}
+    return {name: float(np.mean((f - target) ** 2)) for name, f in forecasts.items()}
 
 
 # Names that lived here before train/ took one role per module (issue 11).

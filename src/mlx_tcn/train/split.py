@@ -24,11 +24,14 @@ class Split:
         y: targets, indexed like ``x`` (for lists: a list of ``(L_i, ...)`` arrays).
         transform: optional function applied to a batch of ``x`` (NumPy) before it becomes an
             MLX array, e.g. MNIST's normalisation and permutation.
+        reference: window-relative forecasting: each window's targets at its last row, which
+            turn the model's outputs (changes) back into the data's units.
     """
 
     x: np.ndarray | list[np.ndarray]
     y: np.ndarray | list[np.ndarray]
     transform: Callable[[np.ndarray], np.ndarray] | None = None
+    reference: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -69,7 +72,12 @@ class TaskData:
         train, val: data splits; ``test`` when the task has a separate test set.
         stats: JSON-serialisable facts saved with every checkpoint (normalisation statistics,
             column names, classes, MNIST permutation) and reapplied at prediction time.
-        baseline: loss of a trivial predictor, for the summary (None when not meaningful).
+        baseline: loss of a trivial predictor, for the summary (None when not meaningful);
+            for users' data the strongest simple one (persistence, the majority class).
+        baselines: users' data: every baseline's loss by name, in the units of the model's
+            loss (forecast: persistence, seasonal_naive; classify: majority_class).
+        val_forecasts: forecasting: the baselines' validation forecasts in the data's units
+            (for the predictions plot).
     """
 
     kind: str
@@ -80,6 +88,8 @@ class TaskData:
     test: Split | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     baseline: float | None = None
+    baselines: dict[str, float] = field(default_factory=dict)
+    val_forecasts: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:

@@ -11,7 +11,7 @@ import mlx.nn as nn
 from .config import TrainConfig
 from .model import parameter_count
 
-__all__ = ["format_table", "model_table", "run_table", "task_label"]
+__all__ = ["confusion_table", "format_table", "model_table", "run_table", "task_label"]
 
 
 def _fmt(value: Any) -> str:
@@ -60,15 +60,80 @@ def run_table(result: Any) -> str:
         ("train loss", last.get("loss")),
         ("val loss", last.get("val_loss")),
         ("val accuracy", last.get("val_accuracy")),
-        ("best val loss", None if best is None else f"{best:.4g} (step {state.best_step})"),
         (
-            "baseline loss",
-            None if result.baseline is None else f"{result.baseline:.4g} (trivial predictor)",
+            f"best val {cfg.select}",
+            None if best is None else f"{best:.4g} (step {state.best_step})",
+        ),
+        (
+            "weights",
+            None
+            if result.restored_step is None
+            else f"the best checkpoint's (step {result.restored_step}), restored at the end",
         ),  # fmt: skip
+        *(
+            _baseline_rows(result.baselines, last)
+            if result.baselines
+            else [
+                (
+                    "baseline loss",
+                    None
+                    if result.baseline is None
+                    else f"{result.baseline:.4g} (trivial predictor)",
+                )
+            ]
+        ),  # fmt: skip
+        ("classes (training)", _balance(result.class_counts)),
+        ("val MSE, data units", _data_units(result.data_mse)),
         ("checkpoints", str(result.run_dir / "checkpoints")),
         ("plots", ", ".join(str(p) for p in result.plots) or None),
     ]
     return format_table(rows, "summary")
+
+
+def _baseline_rows(baselines: dict[str, float], last: dict[str, Any]) -> list[tuple[str, str]]:
+    """One row per baseline: its validation loss, and plainly whether the model beat it."""
+    val = last.get("val_loss")
+    rows = []
+    for name, loss in baselines.items():
+        if name.endswith("_accuracy"):
+            continue
+        text = f"loss {loss:.4g}"
+        if f"{name}_accuracy" in baselines:
+            text += f", accuracy {baselines[f'{name}_accuracy']:.4g}"
+        if val is not None:
+            verdict = "beaten" if val < loss else "NOT beaten"
+            text += f": {verdict} (model {val:.4g}, {val / loss:.2f}x)" if loss > 0 else ""
+        rows.append((name.replace("_", " "), text))
+    return rows
+
+
+def _data_units(mse: dict[str, float]) -> str | None:
+    """``model 0.152, persistence 0.263, ...``: the forecasts' errors in the data's units."""
+    return ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in mse.items()) or None
+
+
+def _balance(counts: dict[str, int]) -> str | None:
+    """Training sequences per class, e.g. ``1: 24 (48%), 2: 26 (52%)``."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    return ", ".join(f"{c}: {n} ({n / total:.0%})" for c, n in counts.items())
+
+
+def confusion_table(matrix: Any, classes: Sequence[str]) -> str:
+    """A confusion matrix as text: one row per true class, one column per predicted class,
+    and each class's recall (the fraction of its sequences classified right)."""
+    names = [str(c) for c in classes]
+    corner = "true \\ predicted"
+    width = 2 + max(6, *(len(n) for n in names), *(len(f"{int(v):,}") for v in matrix.ravel()))
+    first = max(len(corner), *(len(n) for n in names))
+    lines = ["confusion matrix", corner.ljust(first) + "".join(n.rjust(width) for n in names)
+             + "recall".rjust(width)]  # fmt: skip
+    for i, (name, row) in enumerate(zip(names, matrix, strict=True)):
+        recall = f"{row[i] / row.sum():.3f}" if row.sum() else "-"
+        cells = "".join(f"{int(v):,}".rjust(width) for v in row)
+        lines.append(name.ljust(first) + cells + recall.rjust(width))
+    return "\n".join(lines)
 
 
 def model_table(model: nn.Module, title: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_metrics", "plot_predictions", "read_metrics"]
+__all__ = ["plot_confusion", "plot_metrics", "plot_predictions", "read_metrics"]
 
 
 def _pyplot() -> Any:
@@ -99,8 +99,10 @@ def plot_predictions(
     out_path: str | Path,
     names: Sequence[str] | None = None,
     title: str = "",
+    baselines: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    """Forecasts against targets, one panel per target column.
+    """Forecasts against targets, one panel per target column; each line's MSE is in the
+    legend, so the plot says whether the model beat the baselines.
 
     Args:
         targets: ``(N, C)`` actual values (NaN where unknown).
@@ -108,17 +110,46 @@ def plot_predictions(
         out_path: PNG file to write.
         names: column names for the panel titles.
         title: figure title.
+        baselines: other forecasts ``(N, C)`` by name (persistence, seasonal_naive), drawn thin.
     """
     plt = _pyplot()
     targets, predictions = np.atleast_2d(targets.T).T, np.atleast_2d(predictions.T).T
+    lines = {"prediction": predictions, **(baselines or {})}
     n = predictions.shape[1]
     fig, axes = plt.subplots(n, 1, figsize=(10, 2.6 * n), squeeze=False, sharex=True)
     for c in range(n):
         ax = axes[c, 0]
         ax.plot(targets[:, c], label="target", color="black", linewidth=1)
-        ax.plot(predictions[:, c], label="prediction", color="C3", linewidth=1)
+        for i, (name, values) in enumerate(lines.items()):
+            err = (np.atleast_2d(values.T).T[:, c] - targets[:, c]) ** 2
+            label = name.replace("_", " ")
+            if np.isfinite(err).any():
+                label += f" (MSE {np.nanmean(err):.4g})"
+            ax.plot(np.atleast_2d(values.T).T[:, c], label=label, color=f"C{3 + i}",
+                    linewidth=1 if i == 0 else 0.7, alpha=1 if i == 0 else 0.6)  # fmt: skip
         ax.set_ylabel(names[c] if names else f"target {c}")
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(loc="upper right")
+        ax.legend(loc="upper left", fontsize=8)
     axes[-1, 0].set_xlabel("window")
+    return _save(plt, fig, out_path, title)
+
+
+def plot_confusion(
+    matrix: np.ndarray, classes: Sequence[str], out_path: str | Path, title: str = ""
+) -> Path:
+    """A confusion matrix (rows: true class, columns: predicted) with the counts written in."""
+    plt = _pyplot()
+    k = len(classes)
+    side = max(3.5, 1.2 + 0.6 * k)  # room for the title at two classes
+    fig, ax = plt.subplots(figsize=(side, side - 0.3))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(k), classes, rotation=45 if k > 4 else 0)
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    top = matrix.max() if matrix.size else 0
+    for i in range(k):
+        for j in range(k):
+            color = "white" if matrix[i, j] > top / 2 else "black"
+            ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", color=color)
     return _save(plt, fig, out_path, title)
