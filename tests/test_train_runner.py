@@ -166,7 +166,7 @@ def test_resuming_from_an_older_checkpoint_replaces_the_later_history(tmp_path, 
     run_training(cfg)
     root = cfg.run_dir / "checkpoints"
     (root / "step-00000007" / "model.safetensors").unlink()  # damaged latest
-    ck = load_checkpoint(root / "step-00000004")
+    ck = load_checkpoint(root / "step-00000006")  # the older of the two recent ones kept
     run_training(resume_config(ck, {}, {}), resume=ck)
     assert _log(cfg.run_dir) == reference
     best = min((r for r in reference if r[0] == "eval"), key=lambda r: r[2])[1]
