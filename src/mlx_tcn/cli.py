@@ -1,6 +1,9 @@
 """The ``mlx-tcn`` command line: ``train``, ``evaluate``, ``predict``, ``summary``, ``info`` and
 ``convert``.
 
+(Over 300 lines: one argparse definition per subcommand, with its help text; every
+subcommand body is a few lines that call the library.)
+
 This module only parses arguments and owns the terminal (progress bar, tables, one-line
 errors); the work happens in :mod:`mlx_tcn.train`, :mod:`mlx_tcn.interop` and
 :mod:`mlx_tcn._backend`.

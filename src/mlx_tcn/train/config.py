@@ -1,6 +1,9 @@
 """Training configuration: one dataclass, and the single place where command-line values, a
 config file, the task preset (:mod:`.presets`) and the defaults are merged.
 
+(Over 300 lines: every setting with its help text in field metadata, which the CLI's
+--help and the docs both read.)
+
 Precedence (highest first): command line > config file > task preset > dataclass defaults.
 """
 

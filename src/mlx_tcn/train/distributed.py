@@ -1,5 +1,8 @@
 """Data-parallel training on MLX's own distributed engine (``mx.distributed``: ring or MPI).
 
+(Over 300 lines: the world, the connection with its watchdog and the two launchers'
+environments belong to one contract between ranks, which reads best in one place.)
+
 ``mlx.launch --backend ring -n N -- python -m mlx_tcn train ...`` (or Open MPI's
 ``mpirun -np N python -m mlx_tcn train ...``) starts N processes (ranks) that each run the
 same command. :func:`connect` joins them into a :class:`World`; the loop

@@ -1,6 +1,10 @@
 """A training run end to end: run folder, data, model, optimiser, checkpoints, metrics log and
 plots, around :func:`mlx_tcn.train.loop.train`. The CLI adds only the terminal (progress bar,
-summary table)."""
+summary table).
+
+(Over 300 lines: a run's folder, its resume rules and its crash-safe metrics log share
+one order of writes, which reads best in one place.)
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,11 @@
 """Users' own data as a task: a CSV/NumPy series cut into forecasting windows, or a table of
 sequences to classify; normalised (forecasts: relative to each window by default) with
 statistics of the training part only, which are saved with every checkpoint and reapplied at
-prediction time; with the baselines a model has to beat."""
+prediction time; with the baselines a model has to beat.
+
+(Over 300 lines: the forecast and classify tasks share reading, column selection, splits
+and the statistics saved with checkpoints; split by task they would each repeat them.)
+"""
 
 from __future__ import annotations
 
