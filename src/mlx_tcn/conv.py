@@ -122,12 +122,19 @@ class TemporalConv1d(WeightNormSupport, StreamingModule):
             raise ValueError(f"streaming supports stride 1 only, this layer has {self.stride}")
         return self.padder.init_state(batch_size, dtype)
 
-    def _forward(self, x: mx.array, state: dict | None) -> tuple[mx.array, dict | None]:
+    def _forward(
+        self, x: mx.array, state: dict | None, with_bias: bool = True
+    ) -> tuple[mx.array, dict | None]:
+        """The convolution of ``x`` after the padding (or the stream's ``state``).
+
+        ``with_bias=False`` leaves the bias out, for a caller that adds it in a fused pass
+        (see :mod:`mlx_tcn.fused`).
+        """
         padded, new_state = self.padder.pad(x, state)
         y = ops.conv1d(
             padded,
             get_weight(self),
-            self.get("bias"),
+            self.get("bias") if with_bias else None,
             stride=self.stride,
             dilation=self.dilation,
             groups=self.groups,
