@@ -266,6 +266,24 @@ def test_mpi_launch_is_recognised_and_counts_local_ranks(monkeypatch):
 
 
 @pytest.mark.slow
+def test_two_processes_cut_the_learning_rate_where_one_does(tmp_path):
+    """The plateau schedule decides on the shared validation loss: every rank makes the same
+    cuts (here at steps 9 and 12), so the ranks' rates and weights stay those of one process."""
+    values = {**RUN, "schedule": "plateau", "plateau_start": 0, "plateau_window": 1,
+              "plateau_factor": 0.5}  # fmt: skip
+    one = run_training(resolve_config({}, {**values, "runs_dir": str(tmp_path / "one"),
+                                          "name": "one"})).run_dir  # fmt: skip
+    results = _finish(_start_ranks(tmp_path, _train_argv(tmp_path / "runs", "two", values)))
+    assert [rc for rc, _, _ in results] == [0, 0], results
+    two = tmp_path / "runs" / "two"
+    _assert_same_run(one, two)
+    cuts = [[(r["step"], r["lr_scale"]) for r in map(json.loads, (d / "metrics.jsonl").open())
+             if r["event"] == "eval" and r["lr_cut"]] for d in (one, two)]  # fmt: skip
+    assert cuts[0] == cuts[1] == [(9, 0.5), (12, 0.25)]
+    assert load_checkpoint(two).loop.lr_scale == 0.25
+
+
+@pytest.mark.slow
 def test_a_two_process_run_resumes_in_one_process_and_back(tmp_path, one_process):
     """Steps 1-4 on 2 processes, 5-8 on 1, 9-12 on 2: the run of one process throughout."""
     runs = tmp_path / "runs"

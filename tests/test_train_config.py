@@ -32,6 +32,24 @@ def test_paper_presets_match_bai_et_al():
     assert PRESETS["pmnist"] is PRESETS["mnist"]
 
 
+@pytest.mark.parametrize("task", ["jsb", "nottingham"])
+def test_music_paper_presets_follow_the_reference_schedule(task):
+    """music_test.py: one evaluation per epoch; after epoch 10 an epoch worse than each of the
+    three before it divides the rate by 10; the best validation epoch is the result."""
+    cfg = resolve_config(cli_values={"task": task, "preset": "paper", "data_path": "m.mat"})
+    assert (cfg.schedule, cfg.plateau_factor, cfg.plateau_window, cfg.plateau_start) == (
+        "plateau", 0.1, 3, 10)  # fmt: skip
+    assert (cfg.eval_every, cfg.restore_best, cfg.epochs, cfg.batch_size) == (0, True, 100, 1)
+    assert (cfg.lr, cfg.grad_clip, cfg.levels, cfg.hidden, cfg.kernel_size) == (
+        1e-3, 0.2, 4, 150, 5)  # fmt: skip
+    quick = resolve_config(cli_values={"task": task, "data_path": "m.mat"})
+    assert (quick.schedule, quick.eval_every, quick.restore_best) == ("constant", 50, False)
+
+
+def test_eval_every_zero_is_once_per_epoch():
+    assert resolve_config({}, {"eval_every": 0}).eval_every == 0
+
+
 def test_precedence_cli_over_file_over_preset_over_default():
     file_values = {"lr": 0.01, "hidden": 7, "task": "copy_memory"}
     cfg = resolve_config(file_values, {"hidden": 9})
@@ -72,6 +90,12 @@ def test_unknown_keys_are_errors():
         ({"weight_decay": -0.1}, "weight_decay must be non-negative"),
         ({"grad_clip": -1.0}, "grad_clip must be positive or None"),
         ({"decay_rate": 2.0}, "decay_rate must be in"),
+        ({"schedule": "step"}, "schedule must be one of constant, cosine, exponential, plateau"),
+        ({"plateau_factor": 1.0}, r"plateau_factor must be in \(0, 1\), got 1.0"),
+        ({"plateau_factor": 0.0}, r"plateau_factor must be in \(0, 1\), got 0.0"),
+        ({"plateau_window": 0}, "plateau_window must be a positive integer, got 0"),
+        ({"plateau_start": -1}, "plateau_start must be a non-negative integer, got -1"),
+        ({"eval_every": -1}, "eval_every must be a non-negative integer, got -1"),
         ({"task": "mnist"}, "task 'mnist' needs data_path"),
         ({"name": "../x"}, "name must be a plain folder name"),
         ({"input_columns": []}, "input_columns must be a non-empty list"),

@@ -239,6 +239,13 @@ def test_short_epochs_are_evaluated_every_eval_every_steps_not_after_each_epoch(
     assert [e["step"] for e in events if e["event"] == "eval"] == [3, 6, 8, 9, 12, 15, 16]
 
 
+def test_eval_every_zero_evaluates_at_each_epoch_end_only():
+    cfg, task, model, opt = _setup(n_train=64, epochs=3, eval_every=0, checkpoint_every=1)
+    events = []
+    state = train(model, opt, task, cfg, callback=events.append)
+    assert state.step == 6 and [e["step"] for e in events if e["event"] == "eval"] == [2, 4, 6]
+
+
 def test_best_is_the_lowest_loss_or_the_latest_highest_accuracy():
     from mlx_tcn.train.loop import _improves
 

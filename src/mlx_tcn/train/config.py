@@ -40,7 +40,7 @@ TASKS = (
     "classify",
 )
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
-SCHEDULES = ("constant", "cosine", "exponential")
+SCHEDULES = ("constant", "cosine", "exponential", "plateau")
 #: ``None`` is "no normalisation", as in the model (pytorch-tcn's spelling); the string
 #: ``"none"`` (older train_config.json files, the command line) is read as ``None``.
 NORMS = ("weight_norm", "batch_norm", "layer_norm", None)
@@ -151,11 +151,23 @@ class TrainConfig:
         None, "clip the global gradient norm to this value (None: no clipping)"
     )
     schedule: str = _help(
-        "constant", "learning-rate schedule: constant, cosine or exponential (after the warm-up)"
+        "constant",
+        "learning-rate schedule: constant, cosine, exponential (over the steps, after the "
+        "warm-up) or plateau (cut by plateau_factor when a validation evaluation is worse than "
+        "each of the plateau_window before it)",
     )
     warmup_steps: int = _help(0, "linear warm-up steps before the schedule")
     decay_rate: float = _help(
         0.1, "exponential schedule: factor the learning rate has reached at the last step"
+    )
+    plateau_factor: float = _help(
+        0.1, "plateau schedule: factor each cut multiplies the learning rate by, in (0, 1)"
+    )
+    plateau_window: int = _help(
+        3, "plateau schedule: a cut when the evaluation is worse than all of the last N before it"
+    )
+    plateau_start: int = _help(
+        10, "plateau schedule: evaluations that pass before the rule applies (0: from the 2nd)"
     )
     batch_size: int = _help(32, "samples per step")
     epochs: int = _help(1, "passes over the training data")
@@ -166,7 +178,9 @@ class TrainConfig:
 
     # --- evaluation, logging, checkpoints ---
     eval_every: int = _help(
-        100, "evaluate on the validation split every N steps (and at each epoch end)"
+        100,
+        "evaluate on the validation split every N steps (and at each epoch end); "
+        "0: once per epoch, at its end",
     )
     eval_batches: int | None = _help(
         None, "cap the batches per evaluation (None: the whole validation split)"
@@ -292,12 +306,12 @@ def validate_config(cfg: TrainConfig) -> None:
             names = ", ".join(str(a) for a in allowed)
             raise ValueError(f"{name} must be one of {names}, got {getattr(cfg, name)!r}")
     positive = ["seq_len", "memory_length", "horizon", "stride", "levels", "hidden",
-                "kernel_size", "batch_size", "epochs", "eval_every", "log_every",
-                "checkpoint_every", "keep_checkpoints"]  # fmt: skip
+                "kernel_size", "batch_size", "epochs", "log_every", "checkpoint_every",
+                "keep_checkpoints", "plateau_window"]  # fmt: skip
     for name in positive:
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be a positive integer, got {getattr(cfg, name)!r}")
-    for name in ("n_train", "n_val", "warmup_steps"):
+    for name in ("n_train", "n_val", "warmup_steps", "eval_every", "plateau_start"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be a non-negative integer, got {getattr(cfg, name)!r}")
     for name in ("max_steps", "patience", "eval_batches", "dilation_reset", "season"):
@@ -317,6 +331,8 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ValueError(f"grad_clip must be positive or None, got {cfg.grad_clip!r}")
     if not 0.0 < cfg.decay_rate <= 1.0:
         raise ValueError(f"decay_rate must be in (0, 1], got {cfg.decay_rate!r}")
+    if not 0.0 < cfg.plateau_factor < 1.0:
+        raise ValueError(f"plateau_factor must be in (0, 1), got {cfg.plateau_factor!r}")
     if (
         cfg.task in ("forecast", "classify", "mnist", "pmnist", "jsb", "nottingham")
         and not cfg.data_path

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -23,6 +23,7 @@ import mlx.optimizers as optim
 
 from .config import TrainConfig
 from .distributed import World
+from .schedule import make_optimizer, plateau_cut, set_lr_scale
 from .split import TaskData, iterate_batches, num_batches
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "TrainingDiverged",
     "build_step",
     "make_optimizer",
+    "plateau_update",
     "total_steps",
     "train",
 ]
@@ -54,6 +56,9 @@ class LoopState:
     best_step: int | None = None  # step at which it was reached
     bad_evals: int = 0  # evaluations since the last improvement (early stopping)
     last_eval_step: int | None = None  # step of the latest evaluation (none is repeated)
+    evaluations: int = 0  # validation evaluations so far (schedule="plateau")
+    recent_metrics: list[float] = field(default_factory=list)  # their last plateau_window values
+    lr_scale: float = 1.0  # product of the plateau cuts so far (schedule="plateau")
     status: str = "running"  # running | completed | early_stopped | max_steps | interrupted
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,37 +75,6 @@ def total_steps(cfg: TrainConfig, n_train: int) -> int:
     """Optimiser steps of the whole run (epochs x batches, capped by ``max_steps``)."""
     steps = cfg.epochs * num_batches(n_train, cfg.batch_size, drop_last=True)
     return min(steps, cfg.max_steps) if cfg.max_steps else steps
-
-
-def _schedule(cfg: TrainConfig, steps: int) -> float | Callable[[mx.array], mx.array]:
-    decay_steps = max(steps - cfg.warmup_steps, 1)
-    if cfg.schedule == "cosine":
-        main = optim.cosine_decay(cfg.lr, decay_steps)
-    elif cfg.schedule == "exponential":
-        main = optim.exponential_decay(cfg.lr, cfg.decay_rate ** (1.0 / decay_steps))
-    else:
-        main = None
-    if cfg.warmup_steps:
-        warm = optim.linear_schedule(cfg.lr / cfg.warmup_steps, cfg.lr, cfg.warmup_steps)
-        return optim.join_schedules(
-            [warm, main or (lambda _: mx.array(cfg.lr))], [cfg.warmup_steps]
-        )
-    return main or cfg.lr
-
-
-def make_optimizer(cfg: TrainConfig, steps: int) -> optim.Optimizer:
-    """The optimiser ``cfg`` names, with its learning-rate schedule over ``steps`` steps."""
-    lr = _schedule(cfg, steps)
-    # Bias-corrected moments, as in PyTorch's Adam that the paper's recipes were tuned with; MLX
-    # leaves them uncorrected by default, which makes the first ~1,000 steps up to 3.2x larger
-    # (docs/RESULTS.md: without it the adding problem, T=50, left its plateau later or never).
-    if cfg.optimizer == "adam":
-        return optim.Adam(learning_rate=lr, bias_correction=True)
-    if cfg.optimizer == "adamw":
-        return optim.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay, bias_correction=True)
-    if cfg.optimizer == "rmsprop":
-        return optim.RMSprop(learning_rate=lr)
-    return optim.SGD(learning_rate=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 def build_step(
@@ -153,16 +127,27 @@ def _improves(select: str, metrics: dict[str, float], best: float | None) -> boo
     return metrics["loss"] < best
 
 
+def plateau_update(cfg: TrainConfig, state: LoopState, value: float) -> bool:
+    """Record one validation evaluation's ``value`` (of ``cfg.select``) in ``state`` and apply
+    the plateau rule (:func:`.schedule.plateau_cut`) to ``state.lr_scale``; True on a cut."""
+    cut = plateau_cut(cfg, value, state.recent_metrics, state.evaluations)
+    if cut:
+        state.lr_scale *= cfg.plateau_factor
+    state.recent_metrics = [*state.recent_metrics, value][-cfg.plateau_window :]
+    state.evaluations += 1
+    return cut
+
+
 def _evaluate_at_epoch_end(cfg: TrainConfig, state: LoopState, per_epoch: int) -> bool:
     """Whether the epoch that just ended gets an evaluation of its own.
 
     Epochs at least ``eval_every`` steps long and the last epoch do; shorter ones do not, so a
     data set of a few dozen samples (one step per epoch) is evaluated every ``eval_every``
-    steps rather than after every step.
+    steps rather than after every step. ``eval_every=0``: every epoch does, and only they.
     """
     if state.last_eval_step == state.step:
         return False
-    return per_epoch >= cfg.eval_every or state.epoch >= cfg.epochs
+    return cfg.eval_every == 0 or per_epoch >= cfg.eval_every or state.epoch >= cfg.epochs
 
 
 def train(
@@ -207,6 +192,9 @@ def train(
     per_epoch = num_batches(len(task.train), cfg.batch_size, drop_last=True)
     # Ragged data (polyphonic music) changes shape every batch: compiling would recompile each time.
     compile_step = cfg.compile and not task.train.ragged
+    plateau = cfg.schedule == "plateau"
+    if plateau:  # before build_step: the compiled step captures the state as it is now
+        set_lr_scale(optimizer, state.lr_scale)
     step_fn = build_step(model, optimizer, world.loss(task.kind), cfg.grad_clip, compile_step,
                          world.reduce_gradients())  # fmt: skip
     model.train()
@@ -222,8 +210,13 @@ def train(
                 metrics[cfg.select], state.step, 0)  # fmt: skip
         else:
             state.bad_evals += 1
-        emit({"event": "eval", "step": state.step, "epoch": state.epoch,
-              **{f"val_{k}": v for k, v in metrics.items()}, "best": improved})  # fmt: skip
+        record = {"event": "eval", "step": state.step, "epoch": state.epoch,
+                  **{f"val_{k}": v for k, v in metrics.items()}, "best": improved}  # fmt: skip
+        if plateau:  # every rank has the same metrics (a sum over ranks), so the same cuts
+            record["lr_cut"] = plateau_update(cfg, state, metrics[cfg.select])
+            record["lr_scale"] = state.lr_scale
+            set_lr_scale(optimizer, state.lr_scale)
+        emit(record)
         if save is not None:
             save(state, improved)
         return cfg.patience is not None and state.bad_evals >= cfg.patience
@@ -258,7 +251,7 @@ def train(
                       "loss": window_loss / window_n, "lr": float(optimizer.learning_rate),
                       "samples_per_s": window_samples / elapsed, "steps_per_s": window_n / elapsed})  # fmt: skip
                 window_loss, window_n, window_samples, window_t = 0.0, 0, 0, time.perf_counter()
-            if state.step % cfg.eval_every == 0:
+            if cfg.eval_every and state.step % cfg.eval_every == 0:
                 if evaluate():
                     state.status = "early_stopped"
             elif save is not None and state.step % cfg.checkpoint_every == 0:
