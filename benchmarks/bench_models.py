@@ -47,7 +47,7 @@ import bench_models_report as report
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "performance_models.md"
-PNG = ROOT / "docs" / "img" / "bench_models.png"
+PNG = ROOT / "docs" / "img" / "bench_models_rounds.png"  # bench_models.png: the old harness
 
 LIBRARIES = (report.REFERENCE, report.LIBRARY)
 COMPILED = "mlx-tcn (mx.compile)"
@@ -486,9 +486,14 @@ def _git_commit() -> str:
 
 
 def measure(args: argparse.Namespace, argv: list[str]) -> dict:
-    """Run every round and return the result set :mod:`bench_models_report` renders."""
+    """Run every round and return the result set :mod:`bench_models_report` renders.
+
+    With ``--json`` the file is rewritten after every round, so that a run cut short (a
+    failed worker, a reboot) still leaves the complete rounds to ``--render``.
+    """
     t_start = time.time()
     load_before = os.getloadavg()[0]
+    versions = _run_job({"kind": "versions"}, args.threads)
     results: dict = {
         "gemm": {"threads": [], "single": [], "lanes": []},
         "cases": [],
@@ -497,21 +502,23 @@ def measure(args: argparse.Namespace, argv: list[str]) -> dict:
     plan = _plan(args, results)
     for r in range(args.rounds):
         _run_round(r, args, plan, results)
-    results["meta"] = {
-        "command": " ".join(["python benchmarks/bench_models.py", *argv]),
-        "elapsed_s": time.time() - t_start,
-        "commit": _git_commit(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "load": [load_before, os.getloadavg()[0]],
-        "machine": f"{_cpu_model()}, {os.cpu_count()} cores visible, {platform.system()} "
-        f"{platform.machine()}, Python {platform.python_version()}",
-        "threads": args.threads,
-        "rounds": args.rounds,
-        "warmup": args.warmup,
-        "iters": args.iters,
-        "stream_steps": args.stream_steps,
-        "versions": _run_job({"kind": "versions"}, args.threads),
-    }
+        results["meta"] = {
+            "command": " ".join(["python benchmarks/bench_models.py", *argv]),
+            "elapsed_s": time.time() - t_start,
+            "commit": _git_commit(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "load": [load_before, os.getloadavg()[0]],
+            "machine": f"{_cpu_model()}, {os.cpu_count()} cores visible, {platform.system()} "
+            f"{platform.machine()}, Python {platform.python_version()}",
+            "threads": args.threads,
+            "rounds": r + 1,
+            "warmup": args.warmup,
+            "iters": args.iters,
+            "stream_steps": args.stream_steps,
+            "versions": versions,
+        }
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1) + "\n")
     return results
 
 
@@ -649,8 +656,6 @@ def main(argv: list[str] | None = None) -> None:
         return
     _resolve(args, parser)
     results = measure(args, argv)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
     _publish(results, write=not args.no_write)
 
 

@@ -34,6 +34,7 @@ GOAL_RATIO = 1.0
 GOAL_RATIO_WIDE = 0.8
 GOAL_STREAM_SPEEDUP = 10.0  # batch-1 step against pytorch-tcn's at its best thread count
 GOAL_STREAM_PER_ROW = 0.1  # batch-32 per-stream cost over the batch-1 step
+CHART_ALT = "mlx-tcn's time over pytorch-tcn's per row: median and range of the rounds"
 BEGIN = "<!-- bench_models:begin (written by benchmarks/bench_models.py) -->"
 END = "<!-- bench_models:end -->"
 
@@ -502,6 +503,8 @@ def section(results: dict) -> str:
         f"{GOAL_RATIO_WIDE:.1f}x from {WIDE} channels).",
         "",
         time_table(rows),
+        "",
+        f"![{CHART_ALT}](img/bench_models_rounds.png)",
         "",
         "Convolution GFLOP/s (counted analytically, `2*B*T*Cin*Cout*k` per convolution, 1x1 "
         "downsamples included, x3 for a training step; medians over the rounds). "
