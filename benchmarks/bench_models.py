@@ -1,32 +1,38 @@
-"""Whole-model benchmark: mlx-tcn against pytorch-tcn on the same CPU and thread count.
+"""Whole-model benchmark: mlx-tcn against pytorch-tcn, measured so that a claim survives a rerun.
 
-One command runs everything and writes the results into the docs::
+One command runs everything and writes the results into ``docs/performance_models.md``::
 
-    python benchmarks/bench_models.py            # default (~3 min on 2 cores)
-    python benchmarks/bench_models.py --quick    # fewer iterations (~1.5 min)
+    python benchmarks/bench_models.py                # sMNIST + mid-size + streaming, 6 rounds
+    python benchmarks/bench_models.py --grid         # also the user-like shapes of GRID
+    python benchmarks/bench_models.py --quick --no-write --rounds 1 --models smnist
 
-For each model (the paper's sMNIST TCN and a mid-size TCN) it times a training step
-(forward + backward + Adam update) and an inference forward (eval mode) for
+Why it is built this way: on a shared machine one library's time swings by tens of percent
+from minute to minute (issue 14 saw pytorch-tcn's mid-size inference median at 58-86 ms in
+different runs), so a single pooled median can show a win that is not there. Here
 
-* ``pytorch-tcn`` (the reference, ``torch.set_num_threads(threads)``),
-* ``mlx-tcn`` (the library as installed: its BLAS set-up and convolution primitive),
-* ``mlx seed conv1d``: mlx-tcn with every convolution replaced by plain ``mx.conv1d``
-  (what the seed did), for reference.
+* the run is a number of *rounds*; in each, every (model, mode) runs once per library, each
+  in its own fresh process (threads, caches and allocator state never leak), the libraries
+  in alternating order (reversed every other round);
+* a process runs warm-up iterations, then a fixed number of timed ones, and reports their
+  median; after the model it times the model's convolutions alone (their per-layer shapes:
+  ``torch.nn.functional.conv1d``, and ``mlx_tcn.ops.conv1d`` split over mlx-tcn's lanes),
+  the best rate a library reaches on exactly those convolutions on this machine;
+* each round also measures OpenBLAS's large-GEMM rate (2048^3 sgemm through MLX, with the
+  run's thread count, single-threaded, and one matmul per lane) and, unless
+  ``--no-streaming``, the streaming step (mlx-tcn's ``stream_step`` at batch 1 and 32,
+  pytorch-tcn's ``inference=True`` at 1 and 2 threads);
+* :mod:`bench_models_report` turns the per-round medians into medians over the rounds with
+  their range, per-round time ratios, and a verdict only where a sign test over the rounds
+  allows one, and writes the docs text, its summary included, from those verdicts alone.
 
-Each (library, model, mode) runs in a fresh subprocess, so that thread settings, caches and
-the peak-memory high-water mark of one case never leak into another. Reported: the median
-time per iteration after warm-up, the ratio to pytorch-tcn, the achieved convolution
-GFLOP/s (counted analytically: ``2*B*T*Cin*Cout*k`` per convolution, the 1x1 downsample
-included, x3 for a training step) against the machine's GEMM peak (an MLX ``float32``
-2048^3 matmul, measured in the same run), and peak memory.
-
-MLX timing is honest: every iteration ends with ``mx.eval`` of the loss, the parameters and
-the optimizer state (training) or of the output (inference).
+``--json PATH`` keeps the raw per-round numbers; ``--render PATH`` rewrites the docs from
+such a file without measuring again.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata as md
 import json
 import os
 import platform
@@ -34,59 +40,20 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
+
+import bench_models_report as report
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "performance_models.md"
-PNG = ROOT / "docs" / "img" / "bench_models.png"
-BEGIN = "<!-- bench_models:begin (written by benchmarks/bench_models.py) -->"
-END = "<!-- bench_models:end -->"
+PNG = ROOT / "docs" / "img" / "bench_models_rounds.png"  # bench_models.png: the old harness
 
-BACKENDS = ("pytorch-tcn", "mlx-tcn", "mlx seed conv1d")
-MODES = ("train", "infer")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One benchmark model: a causal, weight-normalised TCN and its batch."""
-
-    key: str
-    title: str
-    num_inputs: int
-    channels: tuple[int, ...]
-    kernel_size: int
-    length: int
-    batch: int
-    dropout: float
-    classes: int | None  # a linear head on the last step (sMNIST) or sequence regression
-
-    def conv_flops(self) -> int:
-        """Forward FLOPs of every convolution: ``2*B*T*Cin*Cout*k``, downsamples included."""
-        total, cin = 0, self.num_inputs
-        bt = 2 * self.batch * self.length
-        for c in self.channels:
-            total += bt * cin * c * self.kernel_size + bt * c * c * self.kernel_size
-            if cin != c:
-                total += bt * cin * c
-            cin = c
-        return total
-
-
-MODELS = {
-    "smnist": ModelSpec("smnist", "sMNIST (paper)", 1, (25,) * 8, 7, 784, 64, 0.05, 10),
-    "mid": ModelSpec("mid", "mid-size", 64, (128,) * 6, 3, 1024, 16, 0.1, None),
-}
-
-# (warm-up, timed) iterations; the seed path is 30-100x slower, so it gets fewer. A case
-# stops early once its timed iterations add up to BUDGET_S seconds (and at least MIN_ITERS
-# ran), so that slow cases (pytorch-tcn's dilated conv on sMNIST) keep the run short.
-ITERS = {
-    "default": {"pytorch-tcn": (2, 15), "mlx-tcn": (2, 15), "mlx seed conv1d": (1, 2)},
-    "quick": {"pytorch-tcn": (1, 5), "mlx-tcn": (1, 5), "mlx seed conv1d": (0, 1)},
-}
-BUDGET_S = {"default": 12.0, "quick": 5.0}
-MIN_ITERS = 3
+LIBRARIES = (report.REFERENCE, report.LIBRARY)
+COMPILED = "mlx-tcn (mx.compile)"
+STREAM_MODELS = ("k3", "smnist")  # bench_streaming.py's models
+CASE_CAP_S = 60.0  # a process stops timing once its timed iterations exceed this (>= 3 ran)
+LEVELS = {"default": (6, 2, 8, 200), "quick": (3, 1, 3, 50)}  # rounds, warm-up, timed, steps
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,51 +61,26 @@ MIN_ITERS = 3
 # --------------------------------------------------------------------------------------------
 
 
-def _rss_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def _maxrss_kib() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-# CPU seconds (all threads of the process) of the iterations _time_loop timed last.
-_CPU_TIMES: list[float] = []
-
-
-def _time_loop(step, warmup: int, iters: int, budget: float) -> list[float]:
-    """Wall times of up to ``iters`` calls after ``warmup`` untimed ones; stops early once
-    they add up to ``budget`` seconds (after at least ``MIN_ITERS``, or ``iters`` if fewer)."""
+def _time_loop(step: Callable[[], None], warmup: int, iters: int) -> list[float]:
+    """Wall seconds of ``iters`` calls after ``warmup`` untimed ones (fewer once they pass
+    ``CASE_CAP_S``, at least 3)."""
     for _ in range(warmup):
         step()
     times: list[float] = []
-    cpu: list[float] = []
     while len(times) < iters:
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-        if sum(times) > budget and len(times) >= MIN_ITERS:
+        if sum(times) > CASE_CAP_S and len(times) >= 3:
             break
-    _CPU_TIMES[:] = cpu
     return times
 
 
-def _torch_case(
-    spec: ModelSpec, mode: str, threads: int, warmup: int, iters: int, budget: float
-) -> dict:
+def _torch_model(spec: report.ModelSpec, mode: str) -> Callable[[], None]:
     import torch
     from pytorch_tcn import TCN
 
-    torch.set_num_threads(threads)
     torch.manual_seed(0)
-    rss0 = _rss_kib()
     tcn = TCN(
         spec.num_inputs,
         list(spec.channels),
@@ -153,65 +95,79 @@ def _torch_case(
         target = torch.randint(0, spec.classes, (spec.batch,))
     else:
         target = torch.randn(spec.batch, spec.channels[-1], spec.length)
-
-    def loss_fn():
-        y = tcn(x)
-        if head is not None:
-            return torch.nn.functional.cross_entropy(head(y[:, :, -1]), target)
-        return torch.nn.functional.mse_loss(y, target)
-
-    if mode == "train":
-        params = list(tcn.parameters()) + (list(head.parameters()) if head else [])
-        opt = torch.optim.Adam(params, lr=1e-3)
-        tcn.train()
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            loss_fn().backward()
-            opt.step()
-
-    else:
+    if mode == "infer":
         tcn.eval()
 
-        def step():
+        def infer() -> None:
             with torch.inference_mode():
                 tcn(x)
 
-    times = _time_loop(step, warmup, iters, budget)
-    return {
-        "times": times,
-        "cpu_times": list(_CPU_TIMES),
-        "peak_mib": (_maxrss_kib() - rss0) / 1024,
-        "rss_mib": None,
-    }
+        return infer
+    params = list(tcn.parameters()) + (list(head.parameters()) if head else [])
+    opt = torch.optim.Adam(params, lr=1e-3)
+    tcn.train()
+
+    def train() -> None:
+        opt.zero_grad(set_to_none=True)
+        y = tcn(x)
+        if head is not None:
+            loss = torch.nn.functional.cross_entropy(head(y[:, :, -1]), target)
+        else:
+            loss = torch.nn.functional.mse_loss(y, target)
+        loss.backward()
+        opt.step()
+
+    return train
 
 
-def _mlx_case(
-    spec: ModelSpec,
-    mode: str,
-    backend: str,
-    warmup: int,
-    iters: int,
-    budget: float,
-    compile_step: bool,
-) -> dict:
+def _torch_convs(spec: report.ModelSpec, mode: str) -> Callable[[], None]:
+    """The model's convolutions alone, ``F.conv1d`` on padded NCL inputs."""
+    import torch
+
+    conv1d = torch.nn.functional.conv1d
+    grad = mode == "train"
+    layers = spec.conv_layers()
+    b, t = spec.batch, spec.length
+    xs = [torch.randn(b, c.cin, t + c.padding, requires_grad=grad) for c in layers]
+    ws = [torch.randn(c.cout, c.cin, c.kernel, requires_grad=grad) for c in layers]
+    bs = [torch.randn(c.cout, requires_grad=grad) for c in layers]
+    args = list(zip(xs, ws, bs, (c.dilation for c in layers), strict=True))
+    if not grad:
+
+        def forward() -> None:
+            with torch.inference_mode():
+                for x, w, bias, d in args:
+                    conv1d(x, w, bias, dilation=d)
+
+        return forward
+    cotangents = [torch.randn(b, c.cout, t) for c in layers]
+
+    def forward_backward() -> None:
+        outs = [conv1d(x, w, bias, dilation=d) for x, w, bias, d in args]
+        torch.autograd.backward(outs, cotangents)
+        for tensor in (*xs, *ws, *bs):
+            tensor.grad = None
+
+    return forward_backward
+
+
+def _torch_case(job: dict) -> dict:
+    import torch
+
+    torch.set_num_threads(job["threads"])
+    spec = report.ALL_MODELS[job["model"]]
+    times = _time_loop(_torch_model(spec, job["mode"]), job["warmup"], job["iters"])
+    conv = _time_loop(_torch_convs(spec, job["mode"]), job["warmup"], job["iters"])
+    return {"times": times, "conv_times": conv}
+
+
+def _mlx_model(spec: report.ModelSpec, mode: str, compiled: bool) -> Callable[[], None]:
     import mlx_tcn  # noqa: I001  (first: it routes MLX's matmul to an optimized BLAS)
     import mlx.core as mx
     import mlx.nn as nn
     import mlx.optimizers as optim
 
-    if backend == "mlx seed conv1d":
-        import mlx_tcn.ops
-
-        def seed_conv1d(x, weight, bias=None, *, stride=1, dilation=1, groups=1, **_):
-            # plain mx.conv1d whatever extra options (e.g. inference=) ops.conv1d grows
-            y = mx.conv1d(x, weight, stride=stride, dilation=dilation, groups=groups)
-            return y if bias is None else y + bias
-
-        mlx_tcn.ops.conv1d = seed_conv1d
-
     mx.random.seed(0)
-    rss0 = _rss_kib()
     tcn = mlx_tcn.TCN(
         spec.num_inputs,
         list(spec.channels),
@@ -237,89 +193,192 @@ def _mlx_case(
     x = mx.random.normal((spec.batch, spec.length, spec.num_inputs))  # channels-last
     if spec.classes:
         target = mx.random.randint(0, spec.classes, (spec.batch,))
+        loss_of = nn.losses.cross_entropy
     else:
         target = mx.random.normal((spec.batch, spec.length, spec.channels[-1]))
+        loss_of = nn.losses.mse_loss
     mx.eval(x, target)
-
-    def loss_fn(m, x, target):
-        y = m(x)
-        if spec.classes:
-            return nn.losses.cross_entropy(y, target, reduction="mean")
-        return nn.losses.mse_loss(y, target, reduction="mean")
-
-    if mode == "train":
-        model.train()
-        opt = optim.Adam(learning_rate=1e-3)
-        loss_and_grad = nn.value_and_grad(model, loss_fn)
-
-        def train_step(x, target):
-            loss, grads = loss_and_grad(model, x, target)
-            opt.update(model, grads)
-            return loss
-
-        if compile_step:
-            from functools import partial
-
-            state = [model.state, opt.state, mx.random.state]
-            train_step = partial(mx.compile, inputs=state, outputs=state)(train_step)
-
-        def step():
-            loss = train_step(x, target)
-            mx.eval(loss, model.parameters(), opt.state)
-
-    else:
+    if mode == "infer":
         model.eval()
-        forward = mx.compile(model) if compile_step else model
+        forward = mx.compile(model) if compiled else model
+        return lambda: mx.eval(forward(x))
 
-        def step():
-            mx.eval(forward(x))
+    model.train()
+    opt = optim.Adam(learning_rate=1e-3)
+    loss_and_grad = nn.value_and_grad(model, lambda m, x, y: loss_of(m(x), y, reduction="mean"))
 
-    mx.reset_peak_memory()
-    times = _time_loop(step, warmup, iters, budget)
-    return {
-        "times": times,
-        "cpu_times": list(_CPU_TIMES),
-        "peak_mib": mx.get_peak_memory() / 2**20,
-        "rss_mib": (_maxrss_kib() - rss0) / 1024,
-    }
+    def train_step(x: mx.array, target: mx.array) -> mx.array:
+        loss, grads = loss_and_grad(model, x, target)
+        opt.update(model, grads)
+        return loss
+
+    if compiled:
+        state = [model.state, opt.state, mx.random.state]
+        train_step = mx.compile(train_step, inputs=state, outputs=state)
+
+    def step() -> None:
+        loss = train_step(x, target)
+        mx.eval(loss, model.parameters(), opt.state)
+
+    return step
 
 
-def _gemm_peak(threads: int, n: int = 2048, reps: int = 5) -> dict:
-    """The machine's float32 GEMM rate at ``threads``: the better of one ``n^3`` matmul with
-    a ``threads``-thread BLAS and one single-threaded matmul per parallel stream at once."""
+def _lane_parts(batch: int, length: int, padding: int, lanes: int) -> list[tuple[slice, slice]]:
+    """(rows, padded input steps) of each lane's part: by rows when the batch allows, else
+    by output time (a part of one convolution reads ``padding`` steps before its outputs)."""
+    if lanes < 2:
+        return [(slice(None), slice(None))]
+    if batch >= lanes:
+        edges = [batch * i // lanes for i in range(lanes + 1)]
+        return [(slice(a, b), slice(None)) for a, b in zip(edges, edges[1:], strict=False)]
+    edges = [length * i // lanes for i in range(lanes + 1)]
+    return [(slice(None), slice(a, b + padding)) for a, b in zip(edges, edges[1:], strict=False)]
+
+
+def _mlx_convs(spec: report.ModelSpec, mode: str) -> Callable[[], None]:
+    """The model's convolutions alone, ``ops.conv1d`` on padded inputs, split over the lanes
+    as a ``TCN`` splits its forward."""
+    import mlx_tcn  # noqa: F401, I001
+    import mlx.core as mx
+    from mlx_tcn import _backend, ops
+
+    lanes = _backend.cpu_lanes()
+    parts, weights = [], []  # parts: (lane, layer index, x part, dilation)
+    for i, c in enumerate(spec.conv_layers()):
+        x = mx.random.normal((spec.batch, spec.length + c.padding, c.cin))
+        weights += [mx.random.normal((c.cout, c.kernel, c.cin)) * 0.1, mx.zeros((c.cout,))]
+        for lane, (rows, steps) in zip(
+            lanes, _lane_parts(spec.batch, spec.length, c.padding, len(lanes)), strict=False
+        ):
+            parts.append((lane, i, mx.contiguous(x[rows, steps]), c.dilation))
+    xs = [p[2] for p in parts]
+    mx.eval(xs, weights)
+
+    def run(xs: list[mx.array], weights: list[mx.array]) -> list[mx.array]:
+        outs = []
+        for (lane, i, _, d), x in zip(parts, xs, strict=True):
+            with mx.stream(lane):
+                outs.append(ops.conv1d(x, weights[2 * i], weights[2 * i + 1], dilation=d))
+        return outs
+
+    if mode == "infer":
+        return lambda: mx.eval(run(xs, weights))
+    cotangents = [mx.random.normal(y.shape) for y in run(xs, weights)]
+    mx.eval(cotangents)
+
+    def forward_backward() -> None:
+        mx.eval(
+            mx.vjp(
+                lambda *a: run(list(a[: len(xs)]), list(a[len(xs) :])), [*xs, *weights], cotangents
+            )
+        )
+
+    return forward_backward
+
+
+def _mlx_case(job: dict) -> dict:
+    spec = report.ALL_MODELS[job["model"]]
+    compiled = job["library"] == COMPILED
+    times = _time_loop(_mlx_model(spec, job["mode"], compiled), job["warmup"], job["iters"])
+    conv = (
+        None if compiled else _time_loop(_mlx_convs(spec, job["mode"]), job["warmup"], job["iters"])
+    )
+    return {"times": times, "conv_times": conv}
+
+
+def _gemm(job: dict) -> dict:
+    """OpenBLAS's 2048^3 sgemm rate through MLX: with ``threads`` OpenBLAS threads, with one,
+    and as one single-threaded matmul per lane at once (how mlx-tcn's models use it)."""
     import mlx_tcn  # noqa: F401, I001
     from mlx_tcn import _backend
 
-    rates = [_backend.matmul_gflops(n, repeat=reps)]
-    runtime = _backend.runtime.STATE
-    if _backend.parallel_streams() > 1 and _backend.blas.set_blas_threads(threads):
-        lanes = runtime.lanes
-        runtime.lanes = 1
-        try:
-            rates.append(_backend.matmul_gflops(n, repeat=reps))
-        finally:
-            _backend.blas.set_blas_threads(1)
-            runtime.lanes = lanes
-    return {"gflops": max(rates), "n": n}
+    runtime, blas = _backend.runtime.STATE, _backend.blas
+    lanes = runtime.lanes
+    runtime.lanes = 1
+    try:
+        owned = blas.set_blas_threads(job["threads"])
+        multi = _backend.matmul_gflops(2048, repeat=5)
+        single = None
+        if owned:
+            blas.set_blas_threads(1)
+            single = _backend.matmul_gflops(2048, repeat=5)
+    finally:
+        runtime.lanes = lanes
+    per_lane = _backend.matmul_gflops(2048, repeat=5) if lanes > 1 else None
+    return {"threads": multi, "single": single, "lanes": per_lane}
 
 
-def _worker(job: dict) -> dict:
-    if job["kind"] == "gemm":
-        return _gemm_peak(job["threads"])
-    spec = MODELS[job["model"]]
-    if job["backend"] == "pytorch-tcn":
-        return _torch_case(
-            spec, job["mode"], job["threads"], job["warmup"], job["iters"], job["budget"]
-        )
-    return _mlx_case(
-        spec,
-        job["mode"],
-        job["backend"],
-        job["warmup"],
-        job["iters"],
-        job["budget"],
-        job.get("compile", False),
+def _stream_step_case(model_key: str, batch: int, steps: int) -> dict:
+    """One step of ``model.stream_step()`` (compiled, weight norm folded) at ``batch``."""
+    import mlx_tcn  # noqa: I001
+    import mlx.core as mx
+    from bench_streaming import LEVELS as STREAM_LEVELS
+    from bench_streaming import MODELS as STREAM_SPECS
+    from bench_streaming import _time_steps
+
+    spec = STREAM_SPECS[model_key]
+    mx.random.seed(0)
+    model = mlx_tcn.TCN(
+        spec["inputs"],
+        [spec["channels"]] * STREAM_LEVELS,
+        kernel_sizes=spec["kernel"],
+        causal=True,
+        use_norm="weight_norm",
     )
+    model.eval()
+    step_fn = model.stream_step()
+    state = [model.init_state(batch)]
+    for _ in range(64):  # a real history in the state first
+        y, state[0] = step_fn(mx.random.normal((batch, 1, spec["inputs"])), state[0])
+    mx.eval(y, state[0])
+    x = mx.random.normal((batch, 1, spec["inputs"]))
+    mx.eval(x)
+
+    def step() -> None:
+        y, state[0] = step_fn(x, state[0])
+        mx.eval(y, state[0])
+
+    return _time_steps(step, 20, steps)
+
+
+def _stream_case(job: dict) -> dict:
+    from bench_streaming import _torch_case as torch_stream_case
+
+    case = job["case"]
+    if case.startswith(report.REFERENCE):
+        threads = 1 if case.endswith("1 thread") else 2
+        return torch_stream_case(job["model"], threads, job["steps"])
+    return _stream_step_case(job["model"], int(case.split()[-1]), job["steps"])
+
+
+def _versions(_job: dict) -> dict:
+    import mlx_tcn  # noqa: I001
+    import mlx.core as mx
+    import numpy
+    import torch
+    from mlx_tcn import _backend
+
+    i = _backend.info()
+    return {
+        "mlx": mx.__version__,
+        "torch": torch.__version__,
+        "pytorch-tcn": md.version("pytorch-tcn"),
+        "numpy": numpy.__version__,
+        "mlx-tcn": mlx_tcn.__version__,
+        "blas": i.get("blas"),
+        "blas_core": i.get("blas_core") or "-",
+        "device": i.get("default_device"),
+        "lanes": i.get("parallel_streams"),
+    }
+
+
+WORKERS: dict[str, Callable[[dict], dict]] = {
+    "gemm": _gemm,
+    "versions": _versions,
+    "stream": _stream_case,
+    "torch": _torch_case,
+    "mlx": _mlx_case,
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,7 +391,7 @@ def _run_job(job: dict, threads: int) -> dict:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MLX_TCN_THREADS"):
         env[var] = str(threads)
     out = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(job)],
+        [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
         env=env,
         capture_output=True,
         text=True,
@@ -343,17 +402,69 @@ def _run_job(job: dict, threads: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _versions() -> dict:
-    code = (
-        "import json, mlx_tcn, mlx.core as mx, torch, numpy, importlib.metadata as md;"
-        "from mlx_tcn import _backend as b; i = b.info();"
-        "print(json.dumps({'mlx': mx.__version__, 'torch': torch.__version__,"
-        "'pytorch-tcn': md.version('pytorch-tcn'), 'numpy': numpy.__version__,"
-        "'mlx-tcn': mlx_tcn.__version__, 'blas': i.get('blas'), 'device': i.get('default_device'),"
-        "'cache_limit': i.get('cache_limit')}))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def _ms(times: list[float] | None) -> float | None:
+    return None if times is None else statistics.median(times) * 1e3
+
+
+def _alternate(items: list, round_index: int) -> list:
+    """``items`` in order on even rounds, reversed on odd ones."""
+    return items if round_index % 2 == 0 else items[::-1]
+
+
+def _run_round(r: int, args: argparse.Namespace, plan: dict, results: dict) -> None:
+    """One round: the GEMM rate, every (model, mode) per library, the streaming cases."""
+    gemm = _run_job({"kind": "gemm", "threads": args.threads}, args.threads)
+    for key in ("threads", "single", "lanes"):
+        if gemm[key] is not None:
+            results["gemm"][key].append(gemm[key])
+    print(f"round {r + 1}: GEMM 2048^3 {gemm['threads']:.0f} GFLOP/s", flush=True)
+    for (model, mode), cases in plan["cases"].items():
+        for library in _alternate(plan["libraries"], r):
+            kind = "torch" if library == report.REFERENCE else "mlx"
+            job = {"kind": kind, "model": model, "mode": mode, "library": library}
+            job.update(threads=args.threads, warmup=args.warmup, iters=args.iters)
+            res = _run_job(job, args.threads)
+            entry = cases[library]
+            entry["ms"].append(_ms(res["times"]))
+            if res["conv_times"] is not None:
+                entry.setdefault("conv_ms", []).append(_ms(res["conv_times"]))
+            print(
+                f"  {model:>8} {mode:>5} {library:>22}: {entry['ms'][-1]:9.1f} ms"
+                + (
+                    f", convolutions alone {entry['conv_ms'][-1]:.1f} ms"
+                    if "conv_ms" in entry
+                    else ""
+                ),
+                flush=True,
+            )
+    for model, cases in plan["stream"].items():
+        for case in _alternate(list(report.STREAM_CASES), r):
+            job = {"kind": "stream", "model": model, "case": case, "steps": args.stream_steps}
+            res = _run_job(job, args.threads)
+            cases[case]["us"].append(statistics.median(res["wall"]) * 1e6)
+            print(f"  stream {model:>6} {case:>22}: {cases[case]['us'][-1]:9.0f} us", flush=True)
+
+
+def _plan(args: argparse.Namespace, results: dict) -> dict:
+    """The result entries to fill, shared with ``results`` (so filling one fills both)."""
+    from bench_streaming import MODELS as STREAM_SPECS
+
+    libraries = [*LIBRARIES, *([COMPILED] if args.compile else [])]
+    plan: dict = {"libraries": libraries, "cases": {}, "stream": {}}
+    for model in args.model_keys:
+        for mode in args.mode_keys:
+            plan["cases"][(model, mode)] = {}
+            for library in libraries:
+                entry = {"model": model, "mode": mode, "library": library, "ms": []}
+                results["cases"].append(entry)
+                plan["cases"][(model, mode)][library] = entry
+    for model in args.stream_keys:
+        plan["stream"][model] = {}
+        for case in report.STREAM_CASES:
+            entry = {"model": model, "title": STREAM_SPECS[model]["title"], "case": case, "us": []}
+            results["stream"].append(entry)
+            plan["stream"][model][case] = entry
+    return plan
 
 
 def _cpu_model() -> str:
@@ -374,61 +485,75 @@ def _git_commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def _table(rows: list[dict], peak: float) -> str:
-    lines = [
-        "| model | mode | library | median ms | min ms | ratio to pytorch-tcn | CPU ms "
-        "| CPU ratio | conv GFLOP/s | % of GEMM peak | peak memory MiB | n |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        mem = f"{r['peak_mib']:.0f}"
-        if r["rss_mib"] is not None:
-            mem += f" (RSS +{r['rss_mib']:.0f})"
-        lines.append(
-            f"| {MODELS[r['model']].title} | {r['mode']} | {r['backend']} | {r['median_ms']:.1f} "
-            f"| {r['min_ms']:.1f} | {r['ratio']:.2f} | {r['cpu_ms']:.0f} | {r['cpu_ratio']:.2f} "
-            f"| {r['gflops']:.1f} "
-            f"| {100 * r['gflops'] / peak:.0f}% | {mem} | {r['n']} |"
-        )
-    return "\n".join(lines)
+def measure(args: argparse.Namespace, argv: list[str]) -> dict:
+    """Run every round and return the result set :mod:`bench_models_report` renders.
+
+    With ``--json`` the file is rewritten after every round, so that a run cut short (a
+    failed worker, a reboot) still leaves the complete rounds to ``--render``.
+    """
+    t_start = time.time()
+    load_before = os.getloadavg()[0]
+    versions = _run_job({"kind": "versions"}, args.threads)
+    results: dict = {
+        "gemm": {"threads": [], "single": [], "lanes": []},
+        "cases": [],
+        "stream": [],
+    }
+    plan = _plan(args, results)
+    for r in range(args.rounds):
+        _run_round(r, args, plan, results)
+        results["meta"] = {
+            "command": " ".join(["python benchmarks/bench_models.py", *argv]),
+            "elapsed_s": time.time() - t_start,
+            "commit": _git_commit(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "load": [load_before, os.getloadavg()[0]],
+            "machine": f"{_cpu_model()}, {os.cpu_count()} cores visible, {platform.system()} "
+            f"{platform.machine()}, Python {platform.python_version()}",
+            "threads": args.threads,
+            "rounds": r + 1,
+            "warmup": args.warmup,
+            "iters": args.iters,
+            "stream_steps": args.stream_steps,
+            "versions": versions,
+        }
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1) + "\n")
+    return results
 
 
-def _chart(rows: list[dict], path: Path, title: str) -> None:
+def _chart(results: dict, path: Path) -> None:
+    """mlx-tcn's time over pytorch-tcn's per (model, mode): the median over the rounds, the
+    range of the rounds as whiskers, 1.0 and the goal as lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = []
-    for r in rows:
-        g = (r["model"], r["mode"])
-        if g not in groups:
-            groups.append(g)
-    backends = [b for b in BACKENDS if any(r["backend"] == b for r in rows)]
-    width = 0.8 / len(backends)
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    for j, backend in enumerate(backends):
-        xs, ys, labels = [], [], []
-        for i, g in enumerate(groups):
-            for r in rows:
-                if (r["model"], r["mode"]) == g and r["backend"] == backend:
-                    xs.append(i + (j - (len(backends) - 1) / 2) * width)
-                    ys.append(r["median_ms"])
-                    labels.append(f"{r['ratio']:.2f}x")
-        bars = ax.bar(xs, ys, width, label=backend)
-        for bar, label in zip(bars, labels, strict=True):
-            ax.annotate(
-                label,
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                ha="center",
-                va="bottom",
-                fontsize=8,
-            )
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels([f"{MODELS[m].title}\n{mode}" for m, mode in groups])
-    ax.set_ylabel("ms per iteration (log scale; label: ratio to pytorch-tcn)")
-    ax.set_title(title, fontsize=9)
+    rows = [r for r in report.case_rows(results) if r.library == report.LIBRARY]
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(rows) + 2), 4.5))
+    xs = range(len(rows))
+    med = [r.ratio.median for r in rows]
+    err = [
+        [m - r.ratio.low for m, r in zip(med, rows, strict=True)],
+        [r.ratio.high - m for m, r in zip(med, rows, strict=True)],
+    ]
+    colors = [
+        "tab:green" if r.verdict == "faster" else "tab:red" if r.verdict == "slower" else "tab:gray"
+        for r in rows
+    ]
+    ax.bar(xs, med, color=colors, yerr=err, capsize=4)
+    ax.scatter(xs, [r.goal for r in rows], marker="_", s=400, color="black", label="goal", zorder=3)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels([f"{r.model.title}\n{r.mode}" for r in rows], fontsize=8)
+    ax.set_ylabel("mlx-tcn time / pytorch-tcn time\n(median of rounds; whiskers: range)")
+    meta = results["meta"]
+    ax.set_title(
+        f"{meta['rounds']} rounds, {meta['threads']} thread(s); green: faster, red: slower, "
+        f"gray: no clear difference",
+        fontsize=9,
+    )
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -436,214 +561,102 @@ def _chart(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def _write_doc(section: str) -> None:
-    block = f"{BEGIN}\n{section}\n{END}"
-    if DOC.exists():
-        text = DOC.read_text()
-        if BEGIN in text and END in text:
-            head, rest = text.split(BEGIN, 1)
-            tail = rest.split(END, 1)[1]
-            DOC.write_text(head + block + tail)
-            return
-        DOC.write_text(text.rstrip() + "\n\n" + block + "\n")
-        return
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(
-        "# Whole-model performance: mlx-tcn vs pytorch-tcn\n\n## Results\n\n" + block + "\n"
+def _publish(results: dict, write: bool) -> None:
+    rows = report.case_rows(results)
+    print()
+    print(report.time_table(rows))
+    print()
+    print(report.rate_table(results))
+    streams = report.stream_rows(results)
+    if streams:
+        print()
+        print(report.stream_table(streams))
+    print()
+    print(report.summary(rows, streams, results["meta"]["rounds"]))
+    if write:
+        report.write_doc(DOC, report.section(results))
+        _chart(results, PNG)
+        print(f"\nwrote {DOC.relative_to(ROOT)} and {PNG.relative_to(ROOT)}")
+
+
+def _keys(
+    text: str, allowed: dict | tuple, what: str, parser: argparse.ArgumentParser
+) -> list[str]:
+    keys = [k for k in text.split(",") if k]
+    for k in keys:
+        if k not in allowed:
+            parser.error(f"--{what}: unknown {what[:-1]} {k!r}, choose from {sorted(allowed)}")
+    return keys
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--quick", action="store_true", help="3 rounds of 1+3 iterations, 50 stream steps"
+    )
+    p.add_argument("--rounds", type=int, help="alternated rounds (default 6; --quick: 3)")
+    p.add_argument("--warmup", type=int, help="warm-up iterations per process (default 2)")
+    p.add_argument("--iters", type=int, help="timed iterations per process (default 8)")
+    p.add_argument("--stream-steps", type=int, help="timed steps per streaming process (200)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="for both libraries")
+    p.add_argument(
+        "--models", default="smnist,mid", help=f"comma list of {', '.join(report.ALL_MODELS)}"
+    )
+    p.add_argument("--grid", action="store_true", help="add every GRID shape to --models")
+    p.add_argument("--modes", default="train,infer", help="comma list: train,infer")
+    p.add_argument("--stream-models", default=",".join(STREAM_MODELS), help="comma list: k3,smnist")
+    p.add_argument(
+        "--streaming", action=argparse.BooleanOptionalAction, default=True, help="time streaming"
+    )
+    p.add_argument("--compile", action="store_true", help="also time mx.compile'd mlx-tcn")
+    p.add_argument("--no-write", action="store_true", help="print only; keep the docs")
+    p.add_argument("--json", type=Path, help="also write the raw per-round results here")
+    p.add_argument("--render", type=Path, help="write the docs from a --json file; measure nothing")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    return p
+
+
+def _resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Fill the defaults of the level (default or --quick) and check every number and list."""
+    rounds, warmup, iters, steps = LEVELS["quick" if args.quick else "default"]
+    args.rounds = rounds if args.rounds is None else args.rounds
+    args.warmup = warmup if args.warmup is None else args.warmup
+    args.iters = iters if args.iters is None else args.iters
+    args.stream_steps = steps if args.stream_steps is None else args.stream_steps
+    for name, low in (
+        ("rounds", 1),
+        ("warmup", 0),
+        ("iters", 1),
+        ("stream_steps", 1),
+        ("threads", 1),
+    ):
+        if getattr(args, name) < low:
+            parser.error(
+                f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}"
+            )
+    args.model_keys = _keys(args.models, report.ALL_MODELS, "models", parser)
+    if args.grid:
+        args.model_keys += [k for k in report.GRID if k not in args.model_keys]
+    args.mode_keys = _keys(args.modes, report.MODES, "modes", parser)
+    args.stream_keys = (
+        _keys(args.stream_models, STREAM_MODELS, "stream-models", parser) if args.streaming else []
     )
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer iterations (~half the time)")
-    parser.add_argument(
-        "--threads", type=int, default=os.cpu_count() or 1, help="threads for both libraries"
-    )
-    parser.add_argument("--models", default="smnist,mid", help="comma list: smnist,mid")
-    parser.add_argument(
-        "--backends", default=",".join(BACKENDS), help=f"comma list of {', '.join(BACKENDS)}"
-    )
-    parser.add_argument("--modes", default="train,infer", help="comma list: train,infer")
-    parser.add_argument("--compile", action="store_true", help="also time mx.compile'd mlx-tcn")
-    parser.add_argument(
-        "--seed-all",
-        action="store_true",
-        help="also time the seed path's mid-size training step (about 100 s per step)",
-    )
-    parser.add_argument(
-        "--rounds",
-        type=int,
-        default=3,
-        help="alternate the libraries this many times per case and pool the timings (default 3)",
-    )
-    parser.add_argument("--no-write", action="store_true", help="print only; keep the docs")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _parser()
     args = parser.parse_args(argv)
-
     if args.worker:
-        print(json.dumps(_worker(json.loads(args.worker))))
+        job = json.loads(args.worker)
+        print(json.dumps(WORKERS[job["kind"]](job)))
         return
-
-    models = [m for m in args.models.split(",") if m]
-    backends = [b for b in args.backends.split(",") if b]
-    modes = [m for m in args.modes.split(",") if m]
-    for m in models:
-        if m not in MODELS:
-            parser.error(f"--models: unknown model {m!r}, choose from {sorted(MODELS)}")
-    for b in backends:
-        if b not in BACKENDS:
-            parser.error(f"--backends: unknown backend {b!r}, choose from {BACKENDS}")
-    if args.rounds < 1:
-        parser.error(f"--rounds must be at least 1, got {args.rounds}")
-    if "pytorch-tcn" not in backends:
-        parser.error("--backends must include pytorch-tcn (the reference for the ratios)")
-    level = "quick" if args.quick else "default"
-    iters, budget = ITERS[level], BUDGET_S[level]
-    variants = [(b, False) for b in backends]
-    if args.compile and "mlx-tcn" in backends:
-        variants.insert(variants.index(("mlx-tcn", False)) + 1, ("mlx-tcn", True))
-
-    t_start = time.time()
-    load_before = os.getloadavg()[0]
-    peak = _run_job({"kind": "gemm", "threads": args.threads}, args.threads)["gflops"]
-    print(f"GEMM peak (MLX sgemm 2048^3, {args.threads} threads): {peak:.1f} GFLOP/s", flush=True)
-    rows = []
-    for m in models:
-        spec = MODELS[m]
-        for mode in modes:
-            cases = [
-                (backend, compiled)
-                for backend, compiled in variants
-                if not (
-                    backend == "mlx seed conv1d"
-                    and (m, mode) == ("mid", "train")
-                    and not args.seed_all
-                )
-            ]
-            if len(cases) < len(variants):
-                print(f"{spec.title:>15} {mode:>5} {'mlx seed conv1d':>26}: skipped (--seed-all)")
-            # Rounds alternate the libraries (in reverse order every other round), so that a
-            # slow spell of a shared machine falls on all of them, not on one.
-            pooled = {
-                case: {"times": [], "cpu_times": [], "peak_mib": 0.0, "rss_mib": 0.0}
-                for case in cases
-            }
-            for r in range(args.rounds):
-                for backend, compiled in cases if r % 2 == 0 else cases[::-1]:
-                    warmup, n = iters[backend]
-                    job = {
-                        "kind": "case",
-                        "model": m,
-                        "mode": mode,
-                        "backend": backend,
-                        "threads": args.threads,
-                        "warmup": warmup,
-                        "iters": max(MIN_ITERS, -(-n // args.rounds)),
-                        "budget": budget / args.rounds,
-                        "compile": compiled,
-                    }
-                    res = _run_job(job, args.threads)
-                    acc = pooled[(backend, compiled)]
-                    acc["times"] += res["times"]
-                    acc["cpu_times"] += res["cpu_times"]
-                    acc["peak_mib"] = max(acc["peak_mib"], res["peak_mib"])
-                    if res["rss_mib"] is None or acc["rss_mib"] is None:
-                        acc["rss_mib"] = None
-                    else:
-                        acc["rss_mib"] = max(acc["rss_mib"], res["rss_mib"])
-            ref = pooled[("pytorch-tcn", False)]
-            ref_med = statistics.median(ref["times"]) * 1e3
-            ref_cpu = statistics.median(ref["cpu_times"]) * 1e3
-            for (backend, compiled), res in pooled.items():
-                med = statistics.median(res["times"]) * 1e3
-                cpu_med = statistics.median(res["cpu_times"]) * 1e3
-                flops = spec.conv_flops() * (3 if mode == "train" else 1)
-                row = {
-                    "model": m,
-                    "mode": mode,
-                    "backend": backend + (" (mx.compile)" if compiled else ""),
-                    "median_ms": med,
-                    "min_ms": min(res["times"]) * 1e3,
-                    "cpu_ms": cpu_med,
-                    "cpu_ratio": cpu_med / ref_cpu,
-                    "ratio": med / ref_med,
-                    "gflops": flops / (med / 1e3) / 1e9,
-                    "peak_mib": res["peak_mib"],
-                    "rss_mib": res["rss_mib"],
-                    "n": len(res["times"]),
-                }
-                rows.append(row)
-                print(
-                    f"{spec.title:>15} {mode:>5} {row['backend']:>26}: {med:9.1f} ms "
-                    f"ratio {row['ratio']:6.2f}  {row['gflops']:6.1f} GFLOP/s "
-                    f"({100 * row['gflops'] / peak:3.0f}% of peak)  peak {res['peak_mib']:.0f} MiB",
-                    flush=True,
-                )
-    elapsed = time.time() - t_start
-    load = f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
-    v = _versions()
-    cmd = "python benchmarks/bench_models.py" + (" --quick" if args.quick else "")
-    extra = " ".join(a for a in (argv if argv is not None else sys.argv[1:]) if a != "--quick")
-    if extra:
-        cmd += " " + extra
-    machine = (
-        f"{_cpu_model()}, {os.cpu_count()} cores visible, {platform.system()} "
-        f"{platform.machine()}, Python {platform.python_version()}"
-    )
-    specs = "\n".join(
-        f"- **{s.title}**: {s.num_inputs} input(s), {len(s.channels)} levels x "
-        f"{s.channels[0]} channels, kernel {s.kernel_size}, T={s.length}, batch {s.batch}, "
-        f"causal, weight norm, dropout {s.dropout}, "
-        + (
-            f"linear head on the last step + cross-entropy ({s.classes} classes)"
-            if s.classes
-            else "MSE on the whole output sequence"
-        )
-        + f"; {s.conv_flops() / 1e9:.2f} GFLOP of convolutions per forward"
-        for s in (MODELS[m] for m in models)
-    )
-    section = (
-        f"Command: `{cmd}` ({elapsed:.0f} s), commit `{_git_commit()}`, "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {load}.\n\n"
-        f"Machine: {machine}. Threads: {args.threads} for both libraries "
-        f"(`torch.set_num_threads({args.threads})`; `OMP_NUM_THREADS`/`OPENBLAS_NUM_THREADS`/"
-        f"`MLX_TCN_THREADS`={args.threads}: mlx-tcn splits each batch over {args.threads} "
-        f"parallel MLX CPU stream(s) with single-threaded OpenBLAS when that is above 1).\n\n"
-        f"Versions: mlx {v['mlx']} ({v['device']}), mlx-tcn {v['mlx-tcn']}, torch {v['torch']}, "
-        f"pytorch-tcn {v['pytorch-tcn']}, numpy {v['numpy']}. MLX BLAS: {v['blas']}; MLX cache "
-        f"limit {v['cache_limit']}.\n\n"
-        f"GEMM peak (MLX `float32` matmul 2048^3, best of 5): **{peak:.1f} GFLOP/s**.\n\n"
-        f"{specs}\n\n"
-        f"Median of the timed iterations of {args.rounds} round(s) that alternate the "
-        f"libraries (each a fresh process: {iters['mlx-tcn'][0]} warm-up iterations, then up "
-        f"to {max(MIN_ITERS, -(-iters['mlx-tcn'][1] // args.rounds))} timed ones, fewer once "
-        f"they add up to {budget / args.rounds:.1f} s, at least {MIN_ITERS}; column n counts "
-        f"all rounds; seed path: {iters['mlx seed conv1d'][1]} after "
-        f"{iters['mlx seed conv1d'][0]}, its mid-size training step, ~100 s, only with "
-        f"`--seed-all`); every MLX iteration ends in `mx.eval`. Training = "
-        f"forward + backward + Adam update; inference = forward in eval mode "
-        f"(`torch.inference_mode()` for pytorch-tcn). GFLOP/s counts convolution FLOPs only "
-        f"(2*B*T*Cin*Cout*k per convolution, 1x1 downsample included, x3 for training). Peak "
-        f"memory: `mx.get_peak_memory()` for MLX (RSS high-water growth in brackets), RSS "
-        f"high-water growth during the case for pytorch-tcn; each case runs in its own "
-        f"process. CPU ms: median CPU time of the process per iteration (all its threads), "
-        f"and CPU ratio its ratio to pytorch-tcn's; when other jobs share the cores, wall "
-        f"times depend on scheduling and, with one thread per library, the CPU ratio is the "
-        f"steadier comparison (with more threads it also counts busy-waiting).\n\n"
-        f"{_table(rows, peak)}\n\n"
-        f"![bench_models](img/bench_models.png)\n"
-    )
-    print()
-    print(_table(rows, peak))
-    if not args.no_write:
-        _write_doc(section)
-        _chart(
-            rows,
-            PNG,
-            f"{_cpu_model()}, {args.threads} thread(s); mlx {v['mlx']}, torch {v['torch']}, "
-            f"pytorch-tcn {v['pytorch-tcn']}",
-        )
-        print(f"\nwrote {DOC.relative_to(ROOT)} and {PNG.relative_to(ROOT)}")
+    if args.render:
+        _publish(json.loads(args.render.read_text()), write=not args.no_write)
+        return
+    _resolve(args, parser)
+    results = measure(args, argv)
+    _publish(results, write=not args.no_write)
 
 
 if __name__ == "__main__":
