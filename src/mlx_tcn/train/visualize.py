@@ -109,6 +109,7 @@ def plot_predictions(
     title: str = "",
     baselines: dict[str, np.ndarray] | None = None,
     x: Sequence[np.ndarray] | None = None,
+    last: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Path:
     """Forecasts against targets, one panel per target column; each line's MSE is in the
     legend, so the plot says whether the model beat the baselines.
@@ -121,6 +122,8 @@ def plot_predictions(
         title: figure title.
         baselines: other forecasts ``(N, C)`` by name (persistence, seasonal_naive), drawn thin.
         x: per panel, the position of each value (the rows forecast); default: its index.
+        last: per panel, positions and values of one more forecast drawn dashed (the whole
+            horizon forecast from the last window).
     """
     plt = _pyplot()
     targets, predictions = np.atleast_2d(targets.T).T, np.atleast_2d(predictions.T).T
@@ -138,6 +141,8 @@ def plot_predictions(
                 label += f" (MSE {np.nanmean(err):.4g})"
             ax.plot(pos, np.atleast_2d(values.T).T[:, c], label=label, color=f"C{3 + i}",
                     linewidth=1 if i == 0 else 0.7, alpha=1 if i == 0 else 0.6)  # fmt: skip
+        if last is not None:
+            ax.plot(*last[c], "--", color="C3", linewidth=1, label="forecast from the last window")
         ax.set_ylabel(names[c] if names else f"target {c}")
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left", fontsize=8)
@@ -157,7 +162,9 @@ def plot_forecast_steps(
 ) -> Path:
     """Multi-step forecasts against targets: one panel per target column for the first step
     ahead and (when there are several) one for the last, each point drawn at the row it
-    forecasts, with each line's MSE in the legend (:func:`plot_predictions`).
+    forecasts, with each line's MSE in the legend (:func:`plot_predictions`), and the whole
+    forecast from the last window dashed (past the end of a file given to ``predict``: the
+    series continued).
 
     Args:
         targets, predictions: flat ``(N, S * C)``, step-major (NaN where unknown).
@@ -177,9 +184,13 @@ def plot_forecast_steps(
 
     labels = [f"{names[c]}, {steps[s]} step{'s' if steps[s] != 1 else ''} ahead" for s, c in picks]
     base = {k: columns(v) for k, v in (baselines or {}).items()}
-    x = None if ends is None else [np.asarray(ends) + steps[s] for s, _ in picks]
+    x = last = None
+    if ends is not None:
+        x = [np.asarray(ends) + steps[s] for s, _ in picks]
+        final = np.asarray(predictions)[-1].reshape(n_steps, n_cols)
+        last = [(ends[-1] + np.asarray(steps), final[:, c]) for _, c in picks]
     return plot_predictions(columns(targets), columns(predictions), out_path, labels, title,
-                            base, x=x)  # fmt: skip
+                            base, x=x, last=last)  # fmt: skip
 
 
 def plot_step_scores(scores: Any, out_path: str | Path, title: str = "") -> Path:
