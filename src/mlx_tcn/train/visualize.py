@@ -195,19 +195,20 @@ def plot_forecast_steps(
 
 def plot_step_scores(scores: Any, out_path: str | Path, title: str = "") -> Path:
     """The model's and the baselines' validation MSE at each step of the horizon (data units);
-    the legend says on how many steps the model beat each baseline.
+    the legend gives each one's MSE over all steps and on how many steps the model beat it.
 
     Args:
         scores: a :class:`~mlx_tcn.train.horizon.StepScores`.
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    beaten = scores.steps_beaten()
+    beaten, overall = scores.steps_beaten(), scores.overall("mse")
     n = len(scores.steps)
     for i, (name, values) in enumerate(scores.mse.items()):
-        label = name.replace("_", " ")
+        label = f"{name.replace('_', ' ')} (all steps {overall[name]:.4g}"
         if name in beaten:
-            label += f" (model better on {beaten[name]}/{n} steps)"
+            label += f"; model better on {beaten[name]}/{n} steps"
+        label += ")"
         ax.plot(scores.steps, values, "o-" if i == 0 else "s--", label=label,
                 color=f"C{3 + i}", linewidth=1.5 if i == 0 else 1)  # fmt: skip
     ax.set_xticks(scores.steps if n <= 24 else scores.steps[:: math.ceil(n / 24)])
