@@ -53,9 +53,10 @@ print(f"validation MSE in the data's units: {result.data_mse}")
 assert val_loss < 0.5 * persistence
 
 # Forecast new data: `mlx-tcn predict` cuts it into windows relative to their last row with
-# the scales saved in the checkpoint, predicts the step after each window (the last one lies
-# past the end of the file: the series continued) and writes the forecasts in the data's own
-# units.
+# the scales saved in the checkpoint, predicts the steps after each window (with --horizon H:
+# all of steps 1..H; the last window's lie past the end of the file: the series continued)
+# and writes the forecasts in the data's own units, one row per window and step, with the
+# row where the window ends and the row each value forecasts.
 new = folder / "demand_new.csv"
 np.savetxt(new, np.column_stack([temperature, demand])[-200:], delimiter=",",
            header="temperature,demand", comments="")  # fmt: skip

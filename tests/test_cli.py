@@ -134,8 +134,11 @@ def test_forecast_end_to_end_with_plots(tmp_path, capsys):
     assert main(["predict", str(run), "--input", str(tmp_path / "s.csv"), "--output", str(out_csv),
                  "--plot", str(plot)]) == 0  # fmt: skip
     lines = out_csv.read_text().splitlines()
-    assert lines[0] == "pred_load,target_load" and len(lines) == 1 + 120 - 12 + 1
-    assert lines[-1].endswith(",nan")  # the last window's target lies beyond the file
+    assert (
+        lines[0] == "window_end,step,row,pred_load,target_load" and len(lines) == 1 + 120 - 12 + 1
+    )
+    assert lines[1].startswith("11,1,12,")  # the first window ends at row 11, forecasts row 12
+    assert lines[-1].startswith("119,1,120,") and lines[-1].endswith(",nan")  # past the end
     assert plot.read_bytes()[:4] == b"\x89PNG"
     (tmp_path / "short.csv").write_text("load,temp\n1,2\n")
     assert main(["predict", str(run), "--input", str(tmp_path / "short.csv")]) == 1

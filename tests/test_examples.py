@@ -22,7 +22,10 @@ EXPECTED = {
         "inference=True equals offline too",
     ],
     "port_pytorch_tcn.py": ["round trip: pytorch-tcn loads the exported weights"],
-    "forecast_csv.py": ["columns: ('pred_demand', 'target_demand')"],
+    "forecast_csv.py": [
+        "columns: ('window_end', 'step', 'row', 'pred_demand', 'target_demand')",
+        "(199., 1., 200.,",  # the last window ends at the file's last row: row 200 follows
+    ],
     "train_from_python.py": ["re-evaluated from step-"],
 }
 

@@ -15,7 +15,9 @@ from mlx_tcn.train.baselines import (
     majority_class,
     persistence,
     seasonal_naive,
+    step_baseline_forecasts,
 )
+from mlx_tcn.train.horizon import by_step, forecast_steps, score_steps
 
 
 def test_autocorrelation_exact():
@@ -81,6 +83,51 @@ def test_forecast_baselines_in_units_of_the_scaled_loss():
     assert math.isclose(out["seasonal_naive"], (25 + 16 + 9 + 1) / 4)
     assert "seasonal_naive" not in forecast_baselines(y, rows, 1, scale, season=None)
     assert "seasonal_naive" not in forecast_baselines(y, rows, 1, scale, season=4)  # no history
+
+
+def test_baselines_for_every_step_of_a_horizon_exact():
+    # Windows end at rows 4 and 5 of 0, 10, 20, ... (column 0) and 0, 1, 4, 9, ... (column 1);
+    # steps 1..3 ahead, season 2.
+    y = np.column_stack([10 * np.arange(9.0), np.arange(9.0) ** 2])
+    out = step_baseline_forecasts(y, np.array([4, 5]), np.array([1, 2, 3]), season=2)
+    assert out["persistence"].shape == (2, 3, 2)
+    # persistence: the value at the window's last row, for every step
+    np.testing.assert_array_equal(out["persistence"][:, :, 0], [[40, 40, 40], [50, 50, 50]])
+    # seasonal naive, forecasting row e + h from row e: the latest row of the same phase
+    # known at e, e + h - 2 * ceil(h / 2): rows 3, 4, 5 for e = 4 and 4, 5, 6 for e = 5
+    np.testing.assert_array_equal(out["seasonal_naive"][:, :, 0], [[30, 40, 30], [40, 50, 40]])
+    np.testing.assert_array_equal(out["seasonal_naive"][:, :, 1], [[9, 16, 9], [16, 25, 16]])
+    # no season, or too little history before a window's targets: persistence alone
+    assert set(step_baseline_forecasts(y, np.array([4]), np.array([1, 2]), None)) == {"persistence"}
+    assert set(step_baseline_forecasts(y, np.array([0, 4]), np.array([1]), 2)) == {"persistence"}
+
+
+def test_step_scores_exact_per_step_and_overall():
+    # Two windows, steps 1 and 2, one column; step 2's scale is 2.
+    target = np.array([[1.0, 2.0], [3.0, 4.0]])
+    model = np.array([[1.0, 3.0], [2.0, 4.0]])  # errors: step 1: 0, -1; step 2: 1, 0
+    persist = np.array([[0.0, 0.0], [3.0, 3.0]])  # errors: step 1: -1, 0; step 2: -2, -1
+    scores = score_steps(model, target, {"persistence": persist}, np.array([[1.0], [2.0]]), [1, 2])
+    assert scores.steps == [1, 2]
+    np.testing.assert_allclose(scores.mse["model"], [0.5, 0.5])
+    np.testing.assert_allclose(scores.mse["persistence"], [0.5, 2.5])
+    np.testing.assert_allclose(scores.loss["model"], [0.5, 0.125])  # step 2: (1/2)^2 / 2
+    np.testing.assert_allclose(scores.loss["persistence"], [0.5, 0.625])  # (1 + 1/4) / 2
+    assert scores.overall("loss") == pytest.approx({"model": 0.3125, "persistence": 0.5625})
+    assert scores.steps_beaten() == {"persistence": 1}  # step 1 is a tie: not beaten
+    record = scores.to_record()
+    assert record["overall_mse"] == pytest.approx({"model": 0.5, "persistence": 1.5})
+    assert record["steps_beaten"] == {"persistence": 1}
+
+
+def test_steps_of_old_and_new_runs_and_their_layout():
+    assert forecast_steps({"horizon": 3, "steps": [1, 2, 3]}).tolist() == [1, 2, 3]
+    # saved before multi-step horizons: the single step `horizon` ahead
+    assert forecast_steps({"horizon": 3}).tolist() == [3]
+    flat = np.arange(12.0).reshape(2, 6)  # 2 windows, 3 steps of 2 columns, step-major
+    np.testing.assert_array_equal(by_step(flat, 3)[1, 2], [10.0, 11.0])
+    with pytest.raises(ValueError, match="6 outputs do not split into 4 steps"):
+        by_step(flat, 4)
 
 
 def test_seasonal_naive_is_the_bar_on_a_seasonal_series():

@@ -89,23 +89,27 @@ def test_forecast_windows_split_and_normalisation(tmp_path):
                               "target_columns": ["load"], "val_fraction": 0.25,
                               "relative": False})  # fmt: skip
     task = build_task(cfg)
-    assert (task.kind, task.num_inputs, task.num_outputs) == ("regression_last", 2, 1)
+    # horizon 2: both steps ahead are predicted (before: only the second), one output each
+    assert (task.kind, task.num_inputs, task.num_outputs) == ("regression_last", 2, 2)
     st = task.stats
     assert st["input_columns"] == ["load", "temp"] and st["target_columns"] == ["load"]
+    assert st["steps"] == [1, 2]
     # Statistics come from the training part only (first 45 rows).
     temp = 20 + np.arange(45) * 0.5
     assert math.isclose(st["x_mean"][1], temp.mean(), rel_tol=1e-5)
     assert math.isclose(st["x_std"][1], temp.std(), rel_tol=1e-4)
     assert len(task.train) == 45 - 8 - 2 + 1
-    assert len(task.val) == 15  # one window per validation row
-    # Targets are normalised; denormalising gives back the CSV values.
-    raw = 10 + math.sin((8 - 1 + 2) / 3)
-    assert math.isclose(float(denormalize_targets(task.train.y[0], st)[0]), raw, rel_tol=1e-5)
+    # validation: the windows whose two targets both lie in the last 15 rows
+    assert len(task.val) == 15 - 2 + 1 and task.val.rows[0] == 44
+    # Targets are normalised; denormalising gives back the CSV values of rows 8 and 9.
+    raw = 10 + np.sin(np.array([8, 9]) / 3)
+    np.testing.assert_allclose(denormalize_targets(task.train.y[0], st), raw, rtol=1e-5)
     # Prediction reapplies the saved statistics to a new file.
     x, extras = prepare_user_inputs(tmp_path / "s.csv", st, "regression_last")
     assert x.shape == (60 - 8 + 1, 8, 2)
     np.testing.assert_allclose(x[0], task.train.x[0], rtol=1e-5, atol=1e-6)
-    assert extras["rows"][0] == 9 and extras["targets"].shape == (60, 1)
+    assert extras["ends"][0] == 7 and extras["rows"][0].tolist() == [8, 9]
+    assert extras["targets"].shape == (60, 1)
 
 
 @pytest.mark.parametrize(
@@ -246,20 +250,27 @@ def test_forecast_windows_relative_to_their_last_row(tmp_path):
     assert st["relative"] and "x_mean" not in st
     load = 10 + np.sin(np.arange(60) / 3)
     temp = 20 + np.arange(60) * 0.5
-    # scales: std of 2-step changes over the training part (45 rows); temp's are all 1.0
-    assert math.isclose(st["y_scale"][0], np.std(load[2:45] - load[:43]), rel_tol=1e-5)
-    assert st["x_scale"][1] == 1.0  # constant change: std 0 -> left unscaled
+    # scales: step h's is the std of h-step changes over the training part (45 rows); the
+    # inputs' that of 1-step changes (temp's are all 0.5: std 0 -> left unscaled)
+    s1, s2 = np.std(load[1:45] - load[:44]), np.std(load[2:45] - load[:43])
+    np.testing.assert_allclose(st["y_scale"], [[s1], [s2]], rtol=1e-5)
+    assert math.isclose(st["x_scale"][0], s1, rel_tol=1e-5) and st["x_scale"][1] == 1.0
     np.testing.assert_allclose(task.train.x[0, :, 1], temp[:8] - temp[7], atol=1e-6)
-    assert math.isclose(task.train.y[0, 0], (load[9] - load[7]) / st["y_scale"][0], rel_tol=1e-5)
-    # validation: the first target row is 45; back in the data's units with the reference
-    np.testing.assert_allclose(task.val.reference[:, 0], load[43:58], rtol=1e-6)
+    expected = [(load[8] - load[7]) / s1, (load[9] - load[7]) / s2]
+    np.testing.assert_allclose(task.train.y[0], expected, rtol=1e-5)
+    # validation: windows ending at rows 44..57, whose targets are rows 45..59; back in the
+    # data's units with the reference
+    np.testing.assert_allclose(task.val.reference[:, 0], load[44:58], rtol=1e-6)
     restored = denormalize_targets(task.val.y, st, task.val.reference)
-    np.testing.assert_allclose(restored[:, 0], load[45:60], rtol=1e-5)
-    # baselines, in the loss's units: persistence = the reference; its forecasts for the plot
-    expected = np.mean(((load[45:60] - load[43:58]) / st["y_scale"][0]) ** 2)
-    assert math.isclose(task.baselines["persistence"], expected, rel_tol=1e-5)
+    np.testing.assert_allclose(restored, np.column_stack([load[45:59], load[46:60]]), rtol=1e-5)
+    # baselines in the loss's units: persistence repeats the reference at both steps, each
+    # step divided by its own scale; their forecasts for the plot, flat like the targets
+    step1 = np.mean(((load[45:59] - load[44:58]) / s1) ** 2)
+    step2 = np.mean(((load[46:60] - load[44:58]) / s2) ** 2)
+    assert math.isclose(task.baselines["persistence"], (step1 + step2) / 2, rel_tol=1e-5)
     assert task.baseline == task.baselines["persistence"]
-    np.testing.assert_allclose(task.val_forecasts["persistence"][:, 0], load[43:58], rtol=1e-6)
+    np.testing.assert_allclose(task.val_forecasts["persistence"], np.repeat(load[44:58, None], 2, 1),
+                               rtol=1e-6)  # fmt: skip
     with pytest.raises(ValueError, match="need each window's last target values"):
         denormalize_targets(task.val.y, st)
 

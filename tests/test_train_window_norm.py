@@ -5,9 +5,11 @@ import pytest
 
 from mlx_tcn.train.window_norm import (
     change_scale,
+    multi_step_windows,
     relative_inputs,
     relative_windows,
     restore_forecast,
+    step_scales,
 )
 
 
@@ -26,12 +28,43 @@ def test_change_scale_exact():
 def test_relative_windows_exact():
     inputs = np.array([[1.0], [2.0], [4.0], [8.0], [16.0]])
     targets = 10 * inputs
-    x, y, rows, ref = relative_windows(inputs, targets, 2, 1, 1, np.array([2.0]), np.array([5.0]))
+    x, y, ends, ref = relative_windows(
+        inputs, targets, 2, [1], 1, np.array([2.0]), np.array([[5.0]])
+    )
     np.testing.assert_array_equal(x[..., 0], [[-0.5, 0.0], [-1.0, 0.0], [-2.0, 0.0]])
-    np.testing.assert_array_equal(rows, [2, 3, 4])
+    np.testing.assert_array_equal(ends, [1, 2, 3])  # the rows where the windows end
     np.testing.assert_array_equal(ref[:, 0], [20.0, 40.0, 80.0])
-    np.testing.assert_array_equal(y[:, 0], [4.0, 8.0, 16.0])  # (40-20)/5, (80-40)/5, (160-80)/5
-    np.testing.assert_allclose(restore_forecast(y, ref, np.array([5.0])), targets[rows])
+    assert y.shape == (3, 1, 1)
+    np.testing.assert_array_equal(y[:, 0, 0], [4.0, 8.0, 16.0])  # (40-20)/5, (80-40)/5, ...
+    np.testing.assert_allclose(restore_forecast(y, ref, np.array([[5.0]]))[:, 0], targets[ends + 1])
+
+
+def test_multi_step_windows_hold_every_step_after_the_window():
+    # Before: one target per window (the step `horizon` ahead); now steps 1..H at once.
+    inputs = np.arange(7.0)[:, None]
+    targets = np.column_stack([100 + np.arange(7.0), 200 + np.arange(7.0)])
+    x, y, ends = multi_step_windows(inputs, targets, 3, [1, 2], stride=2)
+    np.testing.assert_array_equal(x[..., 0], [[0, 1, 2], [2, 3, 4]])
+    np.testing.assert_array_equal(ends, [2, 4])  # the window ending at row 6 has no targets
+    np.testing.assert_array_equal(y, [[[103, 203], [104, 204]], [[105, 205], [106, 206]]])
+    with pytest.raises(
+        ValueError, match=r"steps must be increasing positive integers, got \[2, 1\]"
+    ):
+        multi_step_windows(inputs, targets, 3, [2, 1])
+
+
+def test_every_step_has_its_own_scale_and_restores_exactly():
+    # y'[h] = (y[end + h] - y[end]) / s[h], s[h] the std of h-step changes: a far step is not
+    # larger than a near one just because the series moves further in more steps.
+    series = np.array([0.0, 1.0, 3.0, 6.0, 10.0, 15.0])[:, None]
+    scales = step_scales(series, [1, 2])
+    np.testing.assert_allclose(scales[:, 0], [np.std([1, 2, 3, 4, 5]), np.std([3, 5, 7, 9])])
+    x, y, ends, ref = relative_windows(series, series, 2, [1, 2], 1, np.array([1.0]), scales)
+    np.testing.assert_array_equal(ends, [1, 2, 3])
+    np.testing.assert_allclose(y[:, 0, 0], np.array([2.0, 3.0, 4.0]) / scales[0, 0], rtol=1e-6)
+    np.testing.assert_allclose(y[:, 1, 0], np.array([5.0, 7.0, 9.0]) / scales[1, 0], rtol=1e-6)
+    restored = restore_forecast(y, ref, scales)
+    np.testing.assert_allclose(restored[..., 0], [[3, 6], [6, 10], [10, 15]], rtol=1e-6)
 
 
 def test_a_level_shift_changes_nothing_the_model_sees():
@@ -39,8 +72,10 @@ def test_a_level_shift_changes_nothing_the_model_sees():
     rng = np.random.default_rng(0)
     series = np.cumsum(rng.standard_normal((60, 2)), axis=0)
     scale = change_scale(series, 3)
-    a = relative_windows(series, series[:, :1], 8, 3, 2, scale, scale[:1])
-    b = relative_windows(series + 1000.0, series[:, :1] + 1000.0, 8, 3, 2, scale, scale[:1])
+    steps = [1, 2, 3]
+    y_scale = step_scales(series[:, :1], steps)
+    a = relative_windows(series, series[:, :1], 8, steps, 2, scale, y_scale)
+    b = relative_windows(series + 1000.0, series[:, :1] + 1000.0, 8, steps, 2, scale, y_scale)
     np.testing.assert_allclose(a[0], b[0], atol=1e-4)
     np.testing.assert_allclose(a[1], b[1], atol=1e-4)
     np.testing.assert_allclose(b[3] - a[3], 1000.0)

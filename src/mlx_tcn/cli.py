@@ -146,7 +146,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .train.config import resolve_config
     from .train.distributed import connect
     from .train.runner import resume_config, run_training
-    from .train.summary import run_table
+    from .train.summary import run_table, steps_table
 
     world = connect()  # one process unless mlx.launch (or MLX_RANK/MLX_HOSTFILE) started several
     if not world.is_main:
@@ -171,6 +171,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not world.is_main:
         return 130 if result.state.status == "interrupted" else 0
     print(run_table(result))
+    if len(result.horizon.get("steps", ())) > 1:
+        print(steps_table(result.horizon))
     if result.state.status == "interrupted":
         print(
             f"interrupted; continue with: mlx-tcn train --resume {result.run_dir}", file=sys.stderr
@@ -180,13 +182,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .train.predict import class_report, evaluate_checkpoint, load_for_inference
-    from .train.summary import confusion_table, format_table, task_label
+    from .train.predict import class_report, evaluate_checkpoint, load_for_inference, split_scores
+    from .train.summary import (
+        confusion_table,
+        forecast_rows,
+        format_table,
+        steps_table,
+        task_label,
+    )
 
     ckpt, task = load_for_inference(args.checkpoint, args.which, args.data_path)
     split = args.split or ("test" if args.data_path and task.test is not None else "val")
     metrics, size = evaluate_checkpoint(ckpt, task, split, args.batch_size)
     report = class_report(ckpt, task, split, args.batch_size)
+    data = {"val": task.val, "train": task.train, "test": task.test}[split]
+    scores = None
+    if ckpt.cfg.task == "forecast":
+        scores = split_scores(ckpt.model, task, data, args.batch_size).to_record()
     if args.plot:
         if report is None:
             raise CLIError("--plot draws a confusion matrix; this run does not classify sequences")
@@ -197,11 +209,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         extra = {} if report is None else {"confusion": report["confusion"].tolist(),
                                            "majority_accuracy": report["majority_accuracy"]}  # fmt: skip
-        print(json.dumps({"checkpoint": str(ckpt.path), "split": split, **metrics, **extra}))
+        if scores is not None:
+            extra["horizon"] = scores
+        print(json.dumps({"checkpoint": str(ckpt.path), "split": split, "samples": size,
+                          **metrics, **extra}))  # fmt: skip
         return 0
     rows = [("checkpoint", str(ckpt.path)), ("task", task_label(ckpt.cfg)),
-            ("split", f"{split} ({size:,} samples)"), *metrics.items()]  # fmt: skip
-    if report is None:
+            ("split", _split_text(split, size, ckpt.cfg, args.data_path)),
+            *metrics.items()]  # fmt: skip
+    if scores is not None:
+        if ckpt.stats.get("season") and "seasonal_naive" not in scores["overall_loss"]:
+            rows.append(("seasonal naive", "not scored: the first windows lack a season of "
+                                           "history before their targets"))  # fmt: skip
+        rows += [*forecast_rows(scores, metrics["loss"]),
+                 ("MSE, data units", ", ".join(f"{k.replace('_', ' ')} {v:.4g}"
+                                               for k, v in scores["overall_mse"].items()))]  # fmt: skip
+    elif report is None:
         rows.append(("baseline loss", task.baseline))
     else:
         verdict = "beaten" if metrics["accuracy"] > report["majority_accuracy"] else "NOT beaten"
@@ -209,21 +232,42 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(format_table(rows, "evaluation"))
     if report is not None:
         print(confusion_table(report["confusion"], ckpt.stats["classes"]))
+    if scores is not None and len(scores["steps"]) > 1:
+        print(steps_table(scores, f"{split} MSE by step"))
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
 
 
+def _split_text(split: str, size: int, cfg: Any, data_path: str | None) -> str:
+    """What ``evaluate`` scored: for a forecast's test split, every window of the file."""
+    path = data_path or cfg.data_path
+    if cfg.task == "forecast" and split == "test":
+        return (f"test: all {size:,} windows of {path} (every window whose "
+                f"{cfg.horizon} step{'s' if cfg.horizon > 1 else ''} ahead lie in the file)")  # fmt: skip
+    if cfg.task == "forecast" and split == "val":
+        return (
+            f"val ({size:,} windows: the last val_fraction={cfg.val_fraction} of {cfg.data_path})"
+        )
+    return f"{split} ({size:,} samples)"
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .train.predict import load_for_inference, plot_forecasts, predict, write_predictions
+    from .train.predict import load_for_inference, plot_forecasts, predict_table, write_predictions
 
     ckpt, task = load_for_inference(args.checkpoint, args.which)
-    pred, targets = predict(ckpt, task, args.input, args.batch_size)
+    pred, targets, ends = predict_table(ckpt, task, args.input, args.batch_size)
     out = Path(args.output) if args.output else ckpt.path.parent.parent / "predictions.csv"
-    write_predictions(out, task.kind, pred, targets, ckpt.stats)
-    print(f"wrote {len(pred):,} predictions of {ckpt.path} to {out}")
+    write_predictions(out, task.kind, pred, targets, ckpt.stats, ends)
+    if ends is None:
+        print(f"wrote {len(pred):,} predictions of {ckpt.path} to {out}")
+    else:
+        h = ckpt.cfg.horizon
+        print(f"wrote the forecasts of {len(pred):,} windows of {ckpt.path} to {out}, "
+              f"{'steps 1-' + str(h) if h > 1 else 'one step'} ahead each; the last window ends "
+              f"at row {int(ends[-1])}")  # fmt: skip
     if args.plot:
-        plot_forecasts(args.plot, task.kind, pred, targets, ckpt.stats)
+        plot_forecasts(args.plot, task.kind, pred, targets, ckpt.stats, ends)
         print(f"wrote {args.plot}")
     return 0
 

@@ -1,8 +1,9 @@
 """The predictors a trained model has to beat, and how classification results are tabulated.
 
-A forecast is only useful when it beats doing nothing clever: *persistence* (the value
-``horizon`` steps later equals the last one seen) and, where the series has a season,
-*seasonal naive* (it equals the value one season earlier). A classifier has to beat always
+A forecast is only useful when it beats doing nothing clever: *persistence* (every future
+step equals the last value seen) and, where the series has a season, *seasonal naive* (each
+future step equals the latest value of the same phase of the season that was known when the
+forecast was made: one season earlier, or a whole number of seasons for steps past one season). A classifier has to beat always
 answering the most frequent training class. The functions here compute those predictions from
 the raw (unnormalised) data, so the numbers do not depend on how the model's inputs are scaled;
 :func:`forecast_baselines` then expresses them in the units of the model's validation loss.
@@ -24,6 +25,7 @@ __all__ = [
     "majority_class",
     "persistence",
     "seasonal_naive",
+    "step_baseline_forecasts",
 ]
 
 #: A detected season needs at least this autocorrelation (after removing a linear trend):
@@ -120,6 +122,24 @@ def baseline_forecasts(
     if season is not None and len(rows) and rows.min() >= season * math.ceil(horizon / season):
         out["seasonal_naive"] = seasonal_naive(targets, rows, horizon, season)
     return out
+
+
+def step_baseline_forecasts(
+    targets: np.ndarray, ends: np.ndarray, steps: np.ndarray, season: int | None = None
+) -> dict[str, np.ndarray]:
+    """The baselines' forecasts ``(N, S, n)`` of every step ``h`` in ``steps`` after each window
+    that ends at row ``ends`` ``(N,)``, made at that row, in the data's units.
+
+    Persistence repeats ``targets[end]``; seasonal naive takes, for each step, the value of
+    :func:`seasonal_naive` with ``horizon = h``. Seasonal naive is left out when ``season`` is
+    None or some window lacks the history it needs.
+    """
+    ends = np.asarray(ends)
+    per_step = [
+        baseline_forecasts(targets, ends + int(h), int(h), season) for h in np.asarray(steps)
+    ]
+    names = [k for k in per_step[0] if all(k in p for p in per_step)]
+    return {k: np.stack([p[k] for p in per_step], axis=1) for k in names}
 
 
 def forecast_baselines(

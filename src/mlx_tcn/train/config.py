@@ -94,7 +94,11 @@ class TrainConfig:
     target_columns: list[str] | None = _help(
         None, "forecast: target columns (None: all columns); classify (CSV): the label column"
     )
-    horizon: int = _help(1, "forecast: how many steps after the window's last step the target lies")
+    horizon: int = _help(
+        1,
+        "forecast: predict every step 1..horizon after the window's last step at once (one "
+        "output per step and target column); runs saved before this predicted only step horizon",
+    )
     stride: int = _help(1, "forecast: step between consecutive training windows")
     val_fraction: float = _help(
         0.2, "user data: fraction held out for validation (forecast: the end of the series)"

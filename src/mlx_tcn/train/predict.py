@@ -15,10 +15,11 @@ from .baselines import class_balance, confusion_matrix, majority_class
 from .checkpoint import Checkpoint, load_checkpoint
 from .config import resolve_config
 from .data import load_table, select_columns, to_float
+from .horizon import StepScores, by_step, forecast_steps, score_steps
 from .losses import SEQUENCE_CLASS_KINDS, evaluate_split, head
 from .split import Split, iterate_batches
 from .tasks import TaskData, build_task
-from .user_data import denormalize_targets, normalize_inputs, read_sequences
+from .user_data import denormalize_targets, normalize_inputs, read_sequences, target_scale
 from .window_norm import make_windows, relative_inputs
 
 __all__ = [
@@ -26,8 +27,11 @@ __all__ = [
     "evaluate_checkpoint",
     "load_for_inference",
     "predict",
+    "plot_forecasts",
     "predict_split",
+    "predict_table",
     "prepare_user_inputs",
+    "split_scores",
     "write_predictions",
 ]
 
@@ -94,6 +98,14 @@ def predict_split(
     return unscale(np.concatenate(preds)), unscale(np.concatenate(targets))
 
 
+def split_scores(model: Any, task: TaskData, split: Split, batch_size: int = 256) -> StepScores:
+    """A forecasting model's and the baselines' errors on ``split``, step by step."""
+    pred, target = predict_split(model, task, split, batch_size)
+    steps = forecast_steps(task.stats)
+    scale = target_scale(task.stats, len(task.stats["target_columns"]))
+    return score_steps(pred, target, split.forecasts, scale, steps)
+
+
 def prepare_user_inputs(
     path: str | Path, stats: dict[str, Any], kind: str
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -101,9 +113,10 @@ def prepare_user_inputs(
 
     Returns:
         Normalised inputs ``(N, L, C)`` (forecast: every window, stride 1, the last one ending
-        at the file's last row, so its forecast continues the series) and extras (``rows``:
-        each window's target row; ``targets``: actual values where available; ``reference``:
-        what turns window-relative outputs back into the data's units).
+        at the file's last row, so its forecast continues the series) and extras (``ends``:
+        the row where each window ends; ``rows``: ``(N, S)`` the row of each forecast step;
+        ``targets``: the file's target columns where it has them; ``reference``: what turns
+        window-relative outputs back into the data's units).
     """
     if kind in SEQUENCE_CLASS_KINDS:
         return normalize_inputs(read_sequences(path, stats), stats), {}
@@ -117,14 +130,14 @@ def prepare_user_inputs(
         )
     targets = _file_targets(path, header, table, stats)
     if stats.get("relative"):
-        windows, _, last_rows = make_windows(raw, raw, seq_len, horizon=0)
+        windows, _, ends = make_windows(raw, raw, seq_len, horizon=0)
         x = relative_inputs(windows, np.asarray(stats["x_scale"]))
     else:
-        x, _, last_rows = make_windows(normalize_inputs(raw, stats), raw, seq_len, horizon=0)
-    extras: dict[str, Any] = {"rows": last_rows + stats["horizon"]}
+        x, _, ends = make_windows(normalize_inputs(raw, stats), raw, seq_len, horizon=0)
+    extras: dict[str, Any] = {"ends": ends, "rows": ends[:, None] + forecast_steps(stats)}
     if targets is not None:
         extras["targets"] = targets
-        extras["reference"] = targets[last_rows]
+        extras["reference"] = targets[ends]
     return x, extras
 
 
@@ -147,9 +160,10 @@ def _file_targets(
 
 def _predict_file(
     ckpt: Checkpoint, kind: str, path: str, batch_size: int
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Last-step outputs for every sequence (window) of a user's file, and its targets when
-    the file holds the target columns (NaN where a window's target lies past the end)."""
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Last-step outputs for every sequence (window) of a user's file, its targets when the
+    file holds the target columns (NaN where a forecast step lies past the end) and, for a
+    forecast, the row where each window ends."""
     if ckpt.cfg.task not in ("forecast", "classify"):
         raise ValueError(
             f"--input works for forecast/classify runs; {ckpt.cfg.task!r} predicts its validation split"
@@ -163,37 +177,56 @@ def _predict_file(
         )
     pred = np.concatenate([np.array(head(kind, model(mx.array(x[i : i + batch_size]))))
                            for i in range(0, len(x), batch_size)])  # fmt: skip
-    if kind == "regression_last":
-        pred = denormalize_targets(pred, stats, extras.get("reference"))
+    if kind != "regression_last":
+        return pred, None, None
+    pred = denormalize_targets(pred, stats, extras.get("reference"))
     if "targets" not in extras:
-        return pred, None
+        return pred, None, extras["ends"]
     rows, known = extras["rows"], extras["targets"]
-    targets = np.full((len(rows), known.shape[1]), np.nan, dtype=np.float32)
+    targets = np.full((*rows.shape, known.shape[1]), np.nan, dtype=np.float32)
     inside = rows < len(known)
     targets[inside] = known[rows[inside]]
-    return pred, targets
+    return pred, targets.reshape(len(rows), -1), extras["ends"]
+
+
+def predict_table(
+    ckpt: Checkpoint, task: TaskData, input_path: str | None = None, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """:func:`predict`, and for a forecast the row where each window ends (in ``input_path``,
+    or in the training data for the validation split; None for other tasks)."""
+    ckpt.model.eval()
+    if not input_path:
+        pred, targets = predict_split(ckpt.model, task, task.val, batch_size)
+        return pred, targets, task.val.rows
+    return _predict_file(ckpt, task.kind, input_path, batch_size)
 
 
 def predict(
     ckpt: Checkpoint, task: TaskData, input_path: str | None = None, batch_size: int = 256
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Predictions of the checkpoint's model for ``input_path`` (default: the validation
-    split) and the targets where known; forecasts in the data's units."""
-    ckpt.model.eval()
-    if not input_path:
-        return predict_split(ckpt.model, task, task.val, batch_size)
-    return _predict_file(ckpt, task.kind, input_path, batch_size)
+    split) and the targets where known; forecasts in the data's units, ``(N, S * C)`` for
+    ``S`` steps of ``C`` target columns (step-major, :func:`.horizon.by_step`)."""
+    return predict_table(ckpt, task, input_path, batch_size)[:2]
 
 
 def write_predictions(
-    out: Path, kind: str, pred: np.ndarray, targets: np.ndarray | None, stats: dict[str, Any]
+    out: Path,
+    kind: str,
+    pred: np.ndarray,
+    targets: np.ndarray | None,
+    stats: dict[str, Any],
+    ends: np.ndarray | None = None,
 ) -> None:
-    """Write predictions as a CSV: one row per sequence (forecasts with their targets, or a
-    class with its probability), or per sequence and step for per-step tasks."""
+    """Write predictions as a CSV: for a forecast (``ends`` given) one row per window and step
+    (:func:`_write_forecasts`); else one row per sequence (regression outputs with their
+    targets, or a class with its probability), or per sequence and step for per-step tasks."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
         w = csv.writer(f)
-        if kind == "regression_last":
+        if kind == "regression_last" and ends is not None:
+            _write_forecasts(w, pred, targets, stats, ends)
+        elif kind == "regression_last":
             names = stats.get("target_columns") or [f"y{i}" for i in range(pred.shape[1])]
             has_t = targets is not None
             w.writerow([f"pred_{n}" for n in names] + ([f"target_{n}" for n in names] * has_t))
@@ -223,13 +256,41 @@ def write_predictions(
                     w.writerow([i, t, int(v)])
 
 
+def _write_forecasts(
+    w: Any, pred: np.ndarray, targets: np.ndarray | None, stats: dict[str, Any], ends: np.ndarray
+) -> None:
+    """One CSV row per window and forecast step: ``window_end`` (the row of the window's last
+    step, 0-based data rows), ``step`` (steps ahead), ``row`` (the row forecast, ``window_end +
+    step``: at or past the file's length it continues the series), then ``pred_<column>`` and,
+    when known, ``target_<column>`` (``nan`` past the end of the data)."""
+    steps = forecast_steps(stats)
+    names = stats["target_columns"]
+    p = by_step(pred, len(steps))
+    t = None if targets is None else by_step(targets, len(steps))
+    w.writerow(["window_end", "step", "row", *(f"pred_{n}" for n in names),
+                *(f"target_{n}" for n in names if t is not None)])  # fmt: skip
+    for i, end in enumerate(np.asarray(ends)):
+        for j, h in enumerate(steps):
+            values = p[i, j] if t is None else np.concatenate([p[i, j], t[i, j]])
+            w.writerow([int(end), int(h), int(end + h), *(f"{v:.6g}" for v in values)])
+
+
 def plot_forecasts(
-    out: str | Path, kind: str, pred: np.ndarray, targets: np.ndarray | None, stats: dict
+    out: str | Path,
+    kind: str,
+    pred: np.ndarray,
+    targets: np.ndarray | None,
+    stats: dict,
+    ends: np.ndarray | None = None,
 ) -> Path:
-    """PNG of forecasts against targets (NaN where unknown), for regression/forecasting runs."""
+    """PNG of forecasts against targets (NaN where unknown), for regression/forecasting runs:
+    a forecast's first and last steps, at the rows they forecast (when ``ends`` is given)."""
     if kind != "regression_last":
         raise ValueError("--plot draws forecasts; this run is not a regression/forecasting run")
-    from .visualize import plot_predictions
+    from .visualize import plot_forecast_steps, plot_predictions
 
     t = targets if targets is not None else np.full_like(pred, np.nan)
-    return plot_predictions(t, pred, out, stats.get("target_columns"))
+    if ends is None or "target_columns" not in stats:
+        return plot_predictions(t, pred, out, stats.get("target_columns"))
+    return plot_forecast_steps(t, pred, out, stats["target_columns"], forecast_steps(stats),
+                               ends=ends)  # fmt: skip

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import mlx.core as mx
-import numpy as np
 
 from ._io import read_utf8
 from ._moved import forwarder
@@ -37,7 +36,7 @@ from .config import TrainConfig, resolve_config
 from .distributed import World
 from .loop import LoopState, TrainingDiverged, make_optimizer, total_steps, train
 from .model import build_model, parameter_count
-from .predict import predict_split
+from .predict import predict_split, split_scores
 from .tasks import TaskData, build_task
 
 __all__ = [
@@ -72,6 +71,7 @@ class RunResult:
     restored_step: int | None = None  # the best checkpoint's step, when its weights were loaded
     class_counts: dict[str, int] = field(default_factory=dict)  # classify: training sequences
     data_mse: dict[str, float] = field(default_factory=dict)  # forecast: model and baselines
+    horizon: dict[str, Any] = field(default_factory=dict)  # forecast: scores by step (horizon.py)
     num_params: int = 0
     receptive_field: float = 0
     plots: list[Path] = field(default_factory=list)
@@ -144,7 +144,8 @@ def run_training(
     """Train ``cfg`` (or continue ``resume``), writing everything into the run folder.
 
     The run folder receives ``train_config.json``, ``metrics.jsonl``, ``checkpoints/`` and,
-    with ``cfg.plots``, ``metrics.png`` (and ``predictions.png`` for forecasting).
+    with ``cfg.plots``, ``metrics.png`` (and ``predictions.png``, and ``horizon.png`` for
+    several steps ahead, for forecasting).
 
     With a ``world`` of several processes (:func:`mlx_tcn.train.distributed.connect`) every
     rank trains on its part of each batch and only rank 0 writes and calls ``callbacks``.
@@ -215,9 +216,9 @@ def run_training(
             if cfg.restore_best:
                 model = _restore_best(run_dir, model, result, records)
             if cfg.task == "forecast":
-                result.data_mse = _data_mse(
-                    *predict_split(model, task, task.val), task.val_forecasts
-                )
+                scores = split_scores(model, task, task.val)
+                result.data_mse, result.horizon = scores.overall("mse"), scores.to_record()
+                record({"event": "horizon", **result.horizon})
         except TrainingDiverged as err:
             record({"event": "diverged", "step": state.step, "message": str(err)})
             raise
@@ -297,30 +298,34 @@ def _write_records(path: Path, records: list[dict[str, Any]]) -> None:
 def _write_plots(
     run_dir: Path, cfg: TrainConfig, model: Any, task: TaskData, records: list
 ) -> list[Path]:
-    from .visualize import plot_metrics, plot_predictions
+    from .visualize import plot_metrics
 
     paths = []
     try:
         title = run_dir.name if run_dir.name == cfg.task else f"{run_dir.name} ({cfg.task})"
         paths.append(plot_metrics(records, run_dir / "metrics.png", title, task.baseline))
         if cfg.task == "forecast":
-            pred, target = predict_split(model, task, task.val)
-            names = task.stats.get("target_columns")
-            paths.append(plot_predictions(target, pred, run_dir / "predictions.png", names,
-                                          title="validation forecasts",
-                                          baselines=task.val_forecasts))  # fmt: skip
+            paths += _forecast_plots(run_dir, model, task)
     except Exception as err:  # a plot must never cost the run its results
         logger.warning("could not write plots into %s: %s", run_dir, err)
     return paths
 
 
-def _data_mse(
-    pred: np.ndarray, target: np.ndarray, baselines: dict[str, np.ndarray]
-) -> dict[str, float]:
-    """Validation MSE in the data's units (all target columns together) of the model
-    (``"model"``) and of each baseline forecast."""
-    forecasts = {"model": pred, **baselines}
-    return {name: float(np.mean((f - target) ** 2)) for name, f in forecasts.items()}
+def _forecast_plots(run_dir: Path, model: Any, task: TaskData) -> list[Path]:
+    """``predictions.png`` (the first and last steps ahead against the targets) and, for a
+    multi-step horizon, ``horizon.png`` (the error at each step, model and baselines)."""
+    from .horizon import forecast_steps
+    from .visualize import plot_forecast_steps, plot_step_scores
+
+    pred, target = predict_split(model, task, task.val)
+    steps = forecast_steps(task.stats)
+    paths = [plot_forecast_steps(target, pred, run_dir / "predictions.png",
+                                 task.stats["target_columns"], steps, task.val_forecasts,
+                                 ends=task.val.rows, title="validation forecasts")]  # fmt: skip
+    if len(steps) > 1:
+        scores = split_scores(model, task, task.val)
+        paths.append(plot_step_scores(scores, run_dir / "horizon.png", "validation MSE by step"))
+    return paths
 
 
 # Names that lived here before train/ took one role per module (issue 11).

@@ -26,12 +26,18 @@ class Split:
             MLX array, e.g. MNIST's normalisation and permutation.
         reference: window-relative forecasting: each window's targets at its last row, which
             turn the model's outputs (changes) back into the data's units.
+        rows: forecasting: the row of the data file where each window ends (its forecasts
+            are for the rows ``steps`` after it).
+        forecasts: forecasting: the baselines' forecasts of ``y`` by name, flat like ``y``, in
+            the data's units.
     """
 
     x: np.ndarray | list[np.ndarray]
     y: np.ndarray | list[np.ndarray]
     transform: Callable[[np.ndarray], np.ndarray] | None = None
     reference: np.ndarray | None = None
+    rows: np.ndarray | None = None
+    forecasts: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.x)

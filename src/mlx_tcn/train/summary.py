@@ -11,7 +11,16 @@ import mlx.nn as nn
 from .config import TrainConfig
 from .model import parameter_count
 
-__all__ = ["confusion_table", "format_table", "model_table", "run_table", "task_label"]
+__all__ = [
+    "confusion_table",
+    "format_table",
+    "model_table",
+    "forecast_rows",
+    "run_table",
+    "steps_row",
+    "steps_table",
+    "task_label",
+]
 
 
 def _fmt(value: Any) -> str:
@@ -37,6 +46,8 @@ def format_table(rows: Sequence[tuple[str, Any]], title: str = "") -> str:
 
 def task_label(cfg: TrainConfig) -> str:
     """The task with the settings that define it, e.g. ``adding (T=50)``."""
+    if cfg.task == "forecast" and cfg.horizon > 1:
+        return f"forecast (T={cfg.seq_len}, steps 1-{cfg.horizon} ahead)"
     if cfg.task in ("adding", "forecast"):
         return f"{cfg.task} (T={cfg.seq_len})"
     if cfg.task == "copy_memory":
@@ -84,6 +95,7 @@ def run_table(result: Any) -> str:
         ),  # fmt: skip
         ("classes (training)", _balance(result.class_counts)),
         ("val MSE, data units", _data_units(result.data_mse)),
+        ("by step", steps_row(getattr(result, "horizon", None))),
         ("checkpoints", str(result.run_dir / "checkpoints")),
         ("plots", ", ".join(str(p) for p in result.plots) or None),
     ]
@@ -110,6 +122,40 @@ def _baseline_rows(baselines: dict[str, float], last: dict[str, Any]) -> list[tu
 def _data_units(mse: dict[str, float]) -> str | None:
     """``model 0.152, persistence 0.263, ...``: the forecasts' errors in the data's units."""
     return ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in mse.items()) or None
+
+
+def forecast_rows(record: dict[str, Any], model_loss: float) -> list[tuple[str, str | None]]:
+    """Rows of an evaluation of a forecast: each baseline's loss and whether the model (whose
+    loss is ``model_loss``) beat it over the whole horizon, and on how many steps."""
+    baselines = {k: v for k, v in record["overall_loss"].items() if k != "model"}
+    return [*_baseline_rows(baselines, {"val_loss": model_loss}), ("by step", steps_row(record))]
+
+
+def steps_row(record: dict[str, Any] | None) -> str | None:
+    """``model better than persistence on 12/12 steps, seasonal naive on 9/12``: for a
+    multi-step forecast (a :meth:`~mlx_tcn.train.horizon.StepScores.to_record`); else None."""
+    if not record or len(record["steps"]) < 2:
+        return None
+    n = len(record["steps"])
+    counts = [f"{k.replace('_', ' ')} on {v}/{n} steps" for k, v in record["steps_beaten"].items()]
+    return "model better than " + ", ".join(counts) if counts else None
+
+
+def steps_table(record: dict[str, Any], title: str = "validation MSE by step") -> str:
+    """One row per step ahead: the model's and each baseline's MSE in the data's units, and
+    the name of the best (a :meth:`~mlx_tcn.train.horizon.StepScores.to_record`)."""
+    names = list(record["mse_by_step"])
+    width = max(12, *(len(n) + 2 for n in names))
+    head = "step".ljust(6) + "".join(n.replace("_", " ").rjust(width) for n in names)
+    lines = [title, head + "  best", "-" * (len(head) + 6)]
+    for i, step in enumerate(record["steps"]):
+        losses = {n: record["loss_by_step"][n][i] for n in names}
+        cells = "".join(_fmt(float(record["mse_by_step"][n][i])).rjust(width) for n in names)
+        best = min(losses, key=losses.get).replace("_", " ")
+        lines.append(f"{step:<6}{cells}  {best}")
+    overall = "".join(_fmt(float(record["overall_mse"][n])).rjust(width) for n in names)
+    lines.append("all".ljust(6) + overall)
+    return "\n".join(lines)
 
 
 def _balance(counts: dict[str, int]) -> str | None:

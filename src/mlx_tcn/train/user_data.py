@@ -1,4 +1,5 @@
-"""Users' own data as a task: a CSV/NumPy series cut into forecasting windows, or a table of
+"""Users' own data as a task: a CSV/NumPy series cut into forecasting windows (each with its
+targets at every step of the horizon, :mod:`.horizon`), or a table of
 sequences to classify; normalised (forecasts: relative to each window by default) with
 statistics of the training part only, which are saved with every checkpoint and reapplied at
 prediction time; with the baselines a model has to beat.
@@ -15,17 +16,19 @@ from typing import Any
 
 import numpy as np
 
-from .baselines import (
-    baseline_forecasts,
-    class_balance,
-    detect_season,
-    forecast_baselines,
-    majority_class,
-)
+from .baselines import class_balance, detect_season, majority_class, step_baseline_forecasts
 from .config import TrainConfig
 from .data import group_sequences, load_table, read_npz_sequences, select_columns, to_float
+from .horizon import by_step, forecast_steps, score_steps
 from .split import Split, TaskData
-from .window_norm import change_scale, make_windows, relative_windows, restore_forecast
+from .window_norm import (
+    change_scale,
+    make_windows,
+    multi_step_windows,
+    relative_windows,
+    restore_forecast,
+    step_scales,
+)
 
 __all__ = [
     "classify_task",
@@ -49,12 +52,14 @@ KIND_OF_POOL = {"last": "class_last", "mean": "class_mean"}
 
 
 def forecast_task(cfg: TrainConfig, stats: dict[str, Any] | None) -> TaskData:
-    """Windows of ``cfg.seq_len`` steps, each with the target ``cfg.horizon`` steps after it;
-    the end of the series (``val_fraction``) is the validation part.
+    """Windows of ``cfg.seq_len`` steps, each with its targets at every step ``1..horizon``
+    after it; the end of the series (``val_fraction``) is the validation part: the windows
+    whose targets all lie in it.
 
     With ``normalize`` and ``relative`` (the defaults) the windows are relative to their last
     row (:mod:`.window_norm`); with ``normalize`` alone, standardised with the training part's
-    mean and std. The baselines (persistence, seasonal naive) are in the loss's units.
+    mean and std. The baselines (persistence, seasonal naive) are in the loss's units. Given
+    saved ``stats`` (a trained model is evaluated) every window of the file is the test split.
     """
     header, table = load_table(cfg.data_path)
     target_idx = select_columns(header, cfg.target_columns, cfg.data_path, "target")
@@ -66,25 +71,84 @@ def forecast_task(cfg: TrainConfig, stats: dict[str, Any] | None) -> TaskData:
     inputs = to_float(table, input_idx, header, cfg.data_path)
     targets = to_float(table, target_idx, header, cfg.data_path)
     cut = int(round(len(inputs) * (1 - cfg.val_fraction)))
+    if stats is None:
+        _check_forecast_lengths(cfg, len(inputs), cut)
+        stats = _forecast_stats(cfg, header, input_idx, target_idx, inputs[:cut], targets[:cut])
+        test = None
+    else:  # a trained model: all of the file is the test split, the others only if they fit
+        test = _forecast_split(inputs, targets, stats, 1)
+    first = cut - int(forecast_steps(stats)[0])  # the first window whose targets all follow it
+    val_start = max(first - cfg.seq_len + 1, 0)
+    train = _forecast_split(inputs, targets, stats, cfg.stride, stop=cut, empty_ok=test)
+    val = _forecast_split(inputs, targets, stats, 1, start=val_start, empty_ok=test)
+    baselines = _baseline_losses(val, stats)
+    n_out = len(target_idx) * len(forecast_steps(stats))
+    return TaskData("regression_last", len(input_idx), n_out, train, val, test=test, stats=stats,
+                    baseline=baselines.get("persistence"), baselines=baselines,
+                    val_forecasts=val.forecasts)  # fmt: skip
+
+
+def _check_forecast_lengths(cfg: TrainConfig, rows: int, cut: int) -> None:
+    """Refuse a series whose training part cannot hold one window and its targets, or whose
+    validation part cannot hold the targets of one window (all ``horizon`` steps)."""
     need = cfg.seq_len + cfg.horizon
-    if cut < need or len(inputs) - cut < 1:
+    if cut < need:
         raise ValueError(
-            f"{cfg.data_path} has {len(inputs)} rows: with val_fraction={cfg.val_fraction} the "
+            f"{cfg.data_path} has {rows} rows: with val_fraction={cfg.val_fraction} the "
             f"training part ({cut} rows) is shorter than seq_len + horizon = {need}"
         )
-    if stats is None:
-        stats = _forecast_stats(cfg, header, input_idx, target_idx, inputs[:cut], targets[:cut])
-    h = cfg.horizon
-    x_tr, y_tr, _, ref_tr = forecast_windows(inputs[:cut], targets[:cut], stats, cfg.stride)
-    start = max(cut - cfg.seq_len - h + 1, 0)
-    x_va, y_va, rows, ref = forecast_windows(inputs[start:], targets[start:], stats, 1)
-    rows, season = rows + start, stats.get("season")
-    baselines = forecast_baselines(targets, rows, h, target_scale(stats, len(target_idx)), season)
-    train = Split(x_tr, y_tr, reference=ref_tr)
-    val = Split(x_va, y_va, reference=ref)
-    return TaskData("regression_last", len(input_idx), len(target_idx), train, val, stats=stats,
-                    baseline=baselines["persistence"], baselines=baselines,
-                    val_forecasts=baseline_forecasts(targets, rows, h, season))  # fmt: skip
+    if rows - cut < cfg.horizon:
+        raise ValueError(
+            f"{cfg.data_path} has {rows} rows: with val_fraction={cfg.val_fraction} the "
+            f"validation part ({rows - cut} rows) is shorter than the horizon ({cfg.horizon} "
+            "steps); raise val_fraction or lower horizon"
+        )
+
+
+def _forecast_split(
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    stats: dict[str, Any],
+    stride: int,
+    start: int = 0,
+    stop: int | None = None,
+    empty_ok: Split | None = None,
+) -> Split:
+    """The windows of rows ``start:stop``, with the rows where they end (in the whole file)
+    and the baselines' forecasts of their targets (which may look back before ``start``).
+
+    Rows too few for one window raise, unless ``empty_ok`` (a split of the same data) is
+    given: then the split is empty, shaped like it (a short file given to ``evaluate``).
+    """
+    try:
+        x, y, ends, ref = forecast_windows(inputs[start:stop], targets[start:stop], stats, stride)
+    except ValueError:
+        if empty_ok is None:
+            raise
+        return _empty_like(empty_ok)
+    ends = ends + start
+    found = step_baseline_forecasts(targets, ends, forecast_steps(stats), stats.get("season"))
+    forecasts = {k: v.reshape(len(v), -1) for k, v in found.items()}
+    return Split(x, y, reference=ref, rows=ends, forecasts=forecasts)
+
+
+def _empty_like(split: Split) -> Split:
+    """A split of no windows, with the shapes of ``split``'s."""
+    ref = None if split.reference is None else split.reference[:0]
+    return Split(split.x[:0], split.y[:0], reference=ref, rows=split.rows[:0],
+                 forecasts={k: v[:0] for k, v in split.forecasts.items()})  # fmt: skip
+
+
+def _baseline_losses(split: Split, stats: dict[str, Any]) -> dict[str, float]:
+    """The baselines' losses on ``split`` in the units of the model's loss (each step's
+    squared error divided by its squared scale, averaged over steps and columns); empty for
+    an empty split."""
+    if not len(split):
+        return {}
+    actual = denormalize_targets(split.y, stats, split.reference)
+    scale = target_scale(stats, len(stats["target_columns"]))
+    scores = score_steps(actual, actual, split.forecasts, scale, forecast_steps(stats))
+    return {k: v for k, v in scores.overall("loss").items() if k != "model"}  # model: exact
 
 
 def numeric_columns(header: list[str], table: np.ndarray, path: str | Path) -> list[int]:
@@ -112,16 +176,18 @@ def _forecast_stats(
     targets: np.ndarray,
 ) -> dict[str, Any]:
     """What a forecasting run saves with its checkpoints, from the training part only."""
+    steps = list(range(1, cfg.horizon + 1))
     stats: dict[str, Any] = {
         "input_columns": [header[i] for i in input_idx],
         "target_columns": [header[i] for i in target_idx],
         "seq_len": cfg.seq_len,
         "horizon": cfg.horizon,
+        "steps": steps,
         "season": cfg.season if cfg.season is not None else detect_season(targets),
     }
     if cfg.normalize and cfg.relative:
-        stats.update(relative=True, x_scale=change_scale(inputs, cfg.horizon).tolist(),
-                     y_scale=change_scale(targets, cfg.horizon).tolist())  # fmt: skip
+        stats.update(relative=True, x_scale=change_scale(inputs, 1).tolist(),
+                     y_scale=step_scales(targets, steps).tolist())  # fmt: skip
     elif cfg.normalize:
         mx_, sx = standardize_stats(inputs)
         my, sy = standardize_stats(targets)
@@ -135,24 +201,32 @@ def forecast_windows(
     """Raw ``inputs``/``targets`` ``(T, C)`` cut into normalised windows as ``stats`` says.
 
     Returns:
-        ``x``, ``y``, the target rows and the reference that :func:`denormalize_targets`
-        needs for window-relative runs (each window's targets at its last row; else None).
+        ``x`` ``(N, L, C_in)``; ``y`` ``(N, S * C_out)``: the targets at every step, flat and
+        step-major (:func:`.horizon.by_step`); the rows where the windows end; and the
+        reference that :func:`denormalize_targets` needs for window-relative runs (each
+        window's targets at its last row; else None).
     """
-    seq_len, h = stats["seq_len"], stats["horizon"]
+    seq_len, steps = stats["seq_len"], forecast_steps(stats)
     if stats.get("relative"):
-        return relative_windows(inputs, targets, seq_len, h, stride,
-                                np.asarray(stats["x_scale"]), np.asarray(stats["y_scale"]))  # fmt: skip
-    x, y, rows = make_windows(normalize_inputs(inputs, stats), normalize_targets(targets, stats),
-                              seq_len, h, stride)  # fmt: skip
-    return x, y, rows, None
+        x, y, ends, ref = relative_windows(inputs, targets, seq_len, steps, stride,
+                                           np.asarray(stats["x_scale"]),
+                                           target_scale(stats, targets.shape[1]))  # fmt: skip
+    else:
+        x, y, ends = multi_step_windows(normalize_inputs(inputs, stats),
+                                        normalize_targets(targets, stats), seq_len, steps, stride)  # fmt: skip
+        ref = None
+    return x, y.reshape(len(y), -1), ends, ref
 
 
 def target_scale(stats: dict[str, Any], n_targets: int) -> np.ndarray:
-    """Per-target-column divisor of the model's loss (1 when the run did not normalise)."""
+    """``(S, n_targets)``: the divisor of each step's and target column's normalised values in
+    the model's loss (1 when the run did not normalise)."""
+    n_steps = len(forecast_steps(stats))
     for key in ("y_scale", "y_std"):
         if key in stats:
-            return np.asarray(stats[key], dtype=np.float64)
-    return np.ones(n_targets)
+            scale = np.asarray(stats[key], dtype=np.float64).reshape(-1, n_targets)
+            return np.broadcast_to(scale, (n_steps, n_targets)).copy()
+    return np.ones((n_steps, n_targets))
 
 
 def stratified_split(
@@ -295,7 +369,7 @@ def normalize_targets(y: np.ndarray, stats: dict[str, Any]) -> np.ndarray:
 def denormalize_targets(
     y: np.ndarray, stats: dict[str, Any], reference: np.ndarray | None = None
 ) -> np.ndarray:
-    """Model outputs (or normalised targets) back in the data's units.
+    """Model outputs (or normalised targets) ``(N, S * C)`` back in the data's units.
 
     A window-relative run needs ``reference``, each window's targets at its last row (from
     :func:`forecast_windows`); a standardised one undoes the standardisation.
@@ -303,7 +377,10 @@ def denormalize_targets(
     if stats.get("relative"):
         if reference is None:
             raise ValueError("window-relative forecasts need each window's last target values")
-        return restore_forecast(y, reference, np.asarray(stats["y_scale"]))
+        steps = by_step(y, len(forecast_steps(stats)))
+        scale = target_scale(stats, steps.shape[-1])
+        return restore_forecast(steps, reference, scale).reshape(np.shape(y))
     if "y_mean" not in stats:
         return y
-    return y * np.asarray(stats["y_std"]) + np.asarray(stats["y_mean"])
+    steps = np.asarray(y).reshape(*np.shape(y)[:-1], -1, len(stats["y_mean"]))
+    return (steps * np.asarray(stats["y_std"]) + np.asarray(stats["y_mean"])).reshape(np.shape(y))

@@ -4,13 +4,18 @@ Standardising a series with the mean and standard deviation of its training part
 soon as the series leaves the training range (a trend): a network of ReLUs does not
 extrapolate, so its forecasts fall further behind as the level rises (weekly CO2: validation
 MSE 3.0 ppm^2 at best, against 0.26 for persistence). Here every window is expressed relative
-to its own last row, and the target as its change since that row:
+to its own last row, and each target step as its change since that row:
 
-    x'[t] = (x[t] - x[last]) / s_x          y' = (y - y[last]) / s_y
+    x'[t] = (x[t] - x[last]) / s_x          y'[h] = (y[last + h] - y[last]) / s_y[h]
 
-with ``s`` the standard deviation of ``horizon``-step changes over the training part. A model
-that outputs 0 is the persistence forecast, and the loss is in units of the typical change, so
-a validation loss below the persistence baseline (about 1) means the model adds something.
+with ``s_x`` the standard deviation of one-step changes of the inputs over the training part
+and ``s_y[h]`` that of ``h``-step changes of the targets, one scale per step of the horizon: a
+change over 12 steps is typically larger than one over a single step, and with one scale for
+all steps the far steps would dominate the loss. So every step is in units of its own typical
+change: a model that outputs 0 is the persistence forecast, which scores about 1 at every
+step, and a validation loss below the persistence baseline means the model adds something.
+(Before multi-step horizons a run predicted the single step ``horizon`` ahead and scaled its
+inputs by ``horizon``-step changes; such runs keep their saved scales.)
 Of four normalisations tried on statsmodels/aeon series (global standardisation, this one,
 window-relative scaled by the level's spread, per-window standardisation as in RevIN), this one
 had the lowest validation MSE on weekly CO2 (horizons 1 and 13) and electrical equipment
@@ -21,14 +26,18 @@ unit for the whole series, in which the baselines are scored too (docs/own_data.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 __all__ = [
     "change_scale",
     "make_windows",
+    "multi_step_windows",
     "relative_inputs",
     "relative_windows",
     "restore_forecast",
+    "step_scales",
 ]
 
 
@@ -72,6 +81,38 @@ def change_scale(series: np.ndarray, horizon: int) -> np.ndarray:
     return std.astype(np.float32)
 
 
+def multi_step_windows(
+    inputs: np.ndarray, targets: np.ndarray, seq_len: int, steps: Sequence[int], stride: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut a series into windows, each with its targets ``steps`` rows after its last row.
+
+    Window ``i`` holds ``inputs[s : s + seq_len]`` (``s = i * stride``), ends at row ``e = s +
+    seq_len - 1`` and its targets are ``targets[e + h]`` for every ``h`` in ``steps``; only
+    windows whose every target lies inside the series are cut.
+
+    Returns:
+        ``x`` ``(N, seq_len, C_in)``, ``y`` ``(N, len(steps), C_out)`` and the rows where the
+        windows end ``(N,)``.
+    """
+    steps = _check_steps(steps)
+    x, _, rows = make_windows(inputs, targets, seq_len, steps[-1], stride)
+    ends = rows - steps[-1]
+    return x, np.asarray(targets)[ends[:, None] + steps[None, :]], ends
+
+
+def _check_steps(steps: Sequence[int]) -> np.ndarray:
+    """``steps`` as an increasing array of positive integers (or a ValueError naming them)."""
+    out = np.asarray(steps, dtype=np.int64).reshape(-1)
+    if not len(out) or out.min() < 1 or np.any(np.diff(out) <= 0):
+        raise ValueError(f"steps must be increasing positive integers, got {list(steps)}")
+    return out
+
+
+def step_scales(series: np.ndarray, steps: Sequence[int]) -> np.ndarray:
+    """``(len(steps), C)``: :func:`change_scale` of ``series`` for every step of a horizon."""
+    return np.stack([change_scale(series, int(h)) for h in _check_steps(steps)])
+
+
 def relative_inputs(x: np.ndarray, x_scale: np.ndarray) -> np.ndarray:
     """Windows ``(N, L, C)`` relative to their last row, divided by ``x_scale`` ``(C,)``."""
     x = np.asarray(x, dtype=np.float64)
@@ -82,25 +123,30 @@ def relative_windows(
     inputs: np.ndarray,
     targets: np.ndarray,
     seq_len: int,
-    horizon: int,
+    steps: Sequence[int],
     stride: int,
     x_scale: np.ndarray,
     y_scale: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cut a raw series into window-relative training examples.
 
+    Args:
+        y_scale: ``(len(steps), C_out)``, the scale of each step (:func:`step_scales`).
+
     Returns:
-        ``x`` ``(N, seq_len, C_in)``, ``y`` ``(N, C_out)`` (the scaled change of the targets from
-        the window's last row), the target rows ``(N,)`` and the reference ``(N, C_out)``: the
-        targets at each window's last row, which :func:`restore_forecast` adds back.
+        ``x`` ``(N, seq_len, C_in)``, ``y`` ``(N, len(steps), C_out)`` (each step's scaled change
+        of the targets from the window's last row), the rows where the windows end ``(N,)``
+        and the reference ``(N, C_out)``: the targets at those rows, which
+        :func:`restore_forecast` adds back.
     """
-    x, _, rows = make_windows(inputs, targets, seq_len, horizon, stride)
-    targets = np.asarray(targets, dtype=np.float64)
-    reference = targets[rows - horizon]
-    y = ((targets[rows] - reference) / np.asarray(y_scale)).astype(np.float32)
-    return relative_inputs(x, x_scale), y, rows, reference
+    x, y, ends = multi_step_windows(inputs, targets, seq_len, steps, stride)
+    reference = np.asarray(targets, dtype=np.float64)[ends]
+    y = ((y - reference[:, None, :]) / np.asarray(y_scale)).astype(np.float32)
+    return relative_inputs(x, x_scale), y, ends, reference
 
 
 def restore_forecast(pred: np.ndarray, reference: np.ndarray, y_scale: np.ndarray) -> np.ndarray:
-    """Model outputs ``(N, C_out)`` back in the data's units: ``reference + pred * y_scale``."""
-    return np.asarray(reference) + np.asarray(pred) * np.asarray(y_scale)
+    """Model outputs ``(N, S, C_out)`` back in the data's units: ``reference + pred * y_scale``
+    with each window's reference ``(N, C_out)`` and each step's scale ``(S, C_out)``."""
+    reference = np.asarray(reference)[:, None, :]
+    return reference + np.asarray(pred) * np.asarray(y_scale)
