@@ -45,7 +45,7 @@ import mlx.core as mx
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["conv1d"]
+__all__ = ["conv1d", "gemm_matrix"]
 
 _FLOATS = (mx.float32, mx.float16, mx.bfloat16)
 
@@ -173,20 +173,62 @@ def _backward(
 _GATHER_MAX_STEPS = 64
 
 
-def _gathered(x: mx.array, weight: mx.array, bias: mx.array | None, dilation: int) -> mx.array:
-    """One GEMM over the gathered taps: ``(batch, t_out, k * in) @ (k * in, out)``.
+def gemm_matrix(weight: mx.array) -> mx.array:
+    """The ``(k * in, out)`` float32 matrix of the gathered GEMM for a ``(out, k, in)`` weight.
 
-    For short outputs (a stream chunk) this beats one GEMM per tap: at batch 1 the cost is
-    the number of operations, and there is no flat-row waste to skip.
+    Row ``j * in + i`` is tap ``j``, input channel ``i``: the order of the window rows that
+    :func:`_window` gathers. A deployed stream step computes it once (see
+    :meth:`mlx_tcn.TemporalConv1d._forward`) instead of reshaping, transposing and casting the
+    weight in every step.
     """
     c_out, k, c_in = weight.shape
-    t_out = x.shape[1] - dilation * (k - 1)
+    return mx.contiguous(weight.astype(mx.float32).reshape(c_out, k * c_in).T)
+
+
+def _window(x: mx.array, k: int, dilation: int) -> mx.array:
+    """``(batch * t_out, k * in)``: row ``(b, t)`` holds the ``k`` input frames that output
+    ``t`` reads, ``x[b, t + j * dilation]`` for ``j < k``, side by side.
+
+    Two operations whatever ``k``: a strided view, then the copy that makes it a matrix. A
+    one-step output (a stream step) is the strided slice ``x[:, ::dilation]``; longer ones
+    view ``x`` with a second time axis of stride ``dilation`` (``mx.as_strided``; MLX makes
+    the input contiguous first if it is not).
+    """
+    batch, length, c_in = x.shape
+    t_out = length - dilation * (k - 1)
     if k == 1:
-        cols = x
+        frames = x
+    elif t_out == 1:
+        frames = x if dilation == 1 else x[:, ::dilation]
     else:
-        cols = mx.concatenate([x[:, j * dilation : j * dilation + t_out] for j in range(k)], -1)
-    w2 = weight.reshape(c_out, k * c_in).T
-    return cols @ w2 if bias is None else mx.addmm(bias, cols, w2)
+        shape = (batch, t_out, k, c_in)
+        frames = mx.as_strided(x, shape, (length * c_in, c_in, dilation * c_in, 1))
+    return frames.reshape(batch * t_out, k * c_in)
+
+
+def _gathered(
+    x: mx.array,
+    weight: mx.array,
+    bias: mx.array | None,
+    dilation: int,
+    matrix: mx.array | None = None,
+) -> mx.array:
+    """One GEMM over the gathered taps: ``(batch * t_out, k * in) @ (k * in, out)``.
+
+    For short outputs (a stream chunk) this beats one GEMM per tap: at batch 1 the cost is
+    the number of operations, and there is no flat-row waste to skip. The GEMM is 2-D (a
+    3-D one adds two reshapes inside MLX) and the bias is a separate add, which
+    ``mx.compile`` fuses into the activation after it (``mx.addmm`` would first copy the
+    bias into the output). ``matrix`` is :func:`gemm_matrix` of ``weight``, when the caller
+    has it already.
+    """
+    c_out, k, _ = weight.shape
+    batch = x.shape[0]
+    t_out = x.shape[1] - dilation * (k - 1)
+    if matrix is None:
+        matrix = weight.reshape(c_out, -1).T
+    y = (_window(x, k, dilation) @ matrix).reshape(batch, t_out, c_out)
+    return y if bias is None else y + bias
 
 
 @cache
@@ -250,6 +292,7 @@ def conv1d(
     groups: int = 1,
     custom_vjp: bool = True,
     inference: bool | None = None,
+    matrix: mx.array | None = None,
 ) -> mx.array:
     """Valid (unpadded) 1-D convolution of an ``NLC`` input.
 
@@ -271,6 +314,10 @@ def conv1d(
             a single GEMM over the gathered taps, since a short stream chunk is bound by the
             number of operations, not by arithmetic: the one for inference and streaming.
         inference: deprecated; ``inference=True`` is ``custom_vjp=False``.
+        matrix: optional :func:`gemm_matrix` of ``weight``, computed once by the caller;
+            used where the single gathered GEMM runs (``custom_vjp=False``, a short output,
+            ``groups == 1``, on the CPU) and ignored elsewhere. It must be that of
+            ``weight``: it is not checked against it.
 
     Returns:
         ``(batch, (length - dilation * (kernel_size - 1) - 1) // stride + 1, out_channels)``.
@@ -314,7 +361,7 @@ def conv1d(
             stream = mx.default_stream(mx.default_device())
             y = _gemm_conv(dilation, bias is not None, stream)(x, weight, *rest)
         elif x.shape[1] - dilation * (k - 1) <= _GATHER_MAX_STEPS:
-            y = _gathered(x, weight, bias, dilation)
+            y = _gathered(x, weight, bias, dilation, matrix)
         else:
             y = _forward(x, weight, bias, dilation)
     else:

@@ -22,6 +22,7 @@ from .activations import get_activation
 from .block import BlockState, TemporalBlock
 from .buffer import BufferIO
 from .config import TCNConfig, resolve_initializer
+from .conv import TemporalConv1d
 from .embeddings import prepare_embeddings
 from .init import get_initializer
 from .modules import ModuleList
@@ -377,13 +378,17 @@ class TCN(Stateful):
         It runs a frozen copy of the model (made from its arrays, without a constructor call
         or a random draw, so it also works for subclasses) in eval mode with weight norm
         folded into plain weights (weight norm costs about a third of a small step
-        otherwise), compiled with
+        otherwise) and each convolution's weight laid out once as its GEMM matrix
+        (``TemporalConv1d._freeze_matrix``), compiled with
         ``mx.compile`` unless ``compile=False``. Later changes to this model's parameters do
         not reach the step: make a new one after training further.
         """
         frozen = folded_copy(self)  # from this model's own arrays; draws no random numbers
         frozen.eval()
         mx.eval(frozen.parameters())
+        for layer in frozen.modules():
+            if isinstance(layer, TemporalConv1d):
+                layer._freeze_matrix()
         return mx.compile(frozen.stream) if compile else frozen.stream
 
     # -- save / load (see :mod:`mlx_tcn.serialization`) -------------------------------------
