@@ -263,7 +263,7 @@ def _view(x: np.ndarray, kind: str) -> mx.array:
     dilation=st.integers(1, 9),
     bias=st.booleans(),
     layout=st.sampled_from(["contiguous", "time-slice", "transposed"]),
-    with_matrix=st.booleans(),
+    with_matrix=st.sampled_from(["none", "3-D", "2-D"]),
     seed=st.integers(0, 2**16),
 )
 def test_gathered_gemm_matches_reference(
@@ -277,7 +277,7 @@ def test_gathered_gemm_matches_reference(
     x, w, b = make(rng, batch, length, c_in, c_out, k, bias=bias)
     xs, ws = _view(x, layout), mx.array(w)
     bs = None if b is None else mx.array(b)
-    matrix = ops.gemm_matrix(ws) if with_matrix else None
+    matrix = {"none": None, "3-D": ops.gemm_matrix(ws), "2-D": ops.gemm_matrix(ws)[0]}[with_matrix]
     y = ops.conv1d(xs, ws, bs, dilation=dilation, custom_vjp=False, matrix=matrix)
     want = reference_conv1d(x, w, b, dilation=dilation)
     np.testing.assert_allclose(np.array(y), want, rtol=1e-4, atol=1e-4)
@@ -293,22 +293,31 @@ def test_gemm_matrix_layout():
     """Row ``j * in + i`` of the matrix is tap ``j``, input channel ``i``: exact values."""
     w = mx.arange(2 * 3 * 4, dtype=mx.bfloat16).reshape(2, 3, 4)  # (out, k, in)
     m = ops.gemm_matrix(w)
-    assert m.shape == (12, 2) and m.dtype == mx.float32
+    assert m.shape == (1, 12, 2) and m.dtype == mx.float32
     for j in range(3):
         for i in range(4):
-            assert m[j * 4 + i].tolist() == [float(w[o, j, i].item()) for o in range(2)]
+            assert m[0, j * 4 + i].tolist() == [float(w[o, j, i].item()) for o in range(2)]
 
 
-def test_gathered_one_step_costs_a_few_operations():
-    """A one-step convolution is a strided slice, one copy, one GEMM and two reshapes (plus
-    the bias); it was three slices, a concatenation and a bias broadcast into an addmm
-    between reshapes (issue 14: a stream step is bound by its number of operations)."""
-    x = mx.random.normal((1, 9, 4))
+@pytest.mark.parametrize("batch", [1, 2])
+def test_gathered_one_step_costs_a_few_operations(batch):
+    """A one-step convolution with its matrix laid out is a strided slice, the copy into
+    a matrix and one GEMM (at batch > 1 the 2-D GEMM between two reshapes), plus the bias;
+    it was three slices, a concatenation, the weight reshaped and transposed, and a bias
+    broadcast into an addmm between reshapes (issue 14: a stream step is bound by its
+    number of operations)."""
+    x = mx.random.normal((batch, 9, 4))
     w = mx.random.normal((5, 3, 4))
     matrix = ops.gemm_matrix(w)
     mx.eval(x, w, matrix)
     y = ops.conv1d(x, w, dilation=4, custom_vjp=False, matrix=matrix)
-    assert primitive_names(y) == ["Slice", "Reshape", "Matmul", "Reshape"]
+    if batch == 1:
+        assert primitive_names(y) == ["Slice", "Reshape", "Matmul"]
+    else:
+        assert sorted(primitive_names(y)) == ["Matmul", "Reshape", "Reshape", "Reshape", "Slice"]
+    np.testing.assert_allclose(
+        np.array(y), reference_conv1d(np.array(x), np.array(w), dilation=4), rtol=1e-5, atol=1e-5
+    )
 
 
 def primitive_names(*outputs: mx.array) -> list[str]:

@@ -183,14 +183,15 @@ def primitive_count(*outputs: mx.array) -> int:
     return len(re.findall(r"shape=rectangle", dot.getvalue()))
 
 
-@pytest.mark.parametrize("batch", [1, 32])
-def test_compiled_step_stays_a_few_operations_per_convolution(batch):
+@pytest.mark.parametrize(("batch", "per_conv"), [(1, 7), (32, 9)])
+def test_compiled_step_stays_a_few_operations_per_convolution(batch, per_conv):
     """A batch-1 stream step costs per operation (a few microseconds each, the arithmetic
-    is less), so the count is the cost. Each convolution is the state concatenation, the
-    kept-state slice, the tap slice, the window copy, one GEMM between two reshapes, and a
-    fused bias + activation (+ residual) kernel: 7. It was 13 (a slice per tap, two
-    concatenations, the weight reshaped and transposed every step, a bias broadcast into
-    an addmm between reshapes). The bound leaves one per convolution for MLX's own changes.
+    is less), so the count is the cost. At batch 1 each convolution is the state
+    concatenation, the kept-state slice, the tap slice, the window copy, one GEMM and a
+    fused bias + activation (+ residual) kernel: 6 (at batch 32 the 2-D GEMM adds three
+    reshapes). It was 13 (a slice per tap, two concatenations, the weight reshaped and
+    transposed every step, a bias broadcast into an addmm between reshapes). The bound
+    leaves one per convolution for MLX's own changes.
     """
     mx.random.seed(0)
     model = TCN(16, [16] * 6, kernel_sizes=3, causal=True)
@@ -202,4 +203,4 @@ def test_compiled_step_stays_a_few_operations_per_convolution(batch):
     y, new_state = step(x, state)
     convs = sum(isinstance(m, TemporalConv1d) for m in model.modules())
     count = primitive_count(y, *[v for _, v in tree_flatten(new_state)])
-    assert count <= 8 * convs, f"{count} primitives for {convs} convolutions"
+    assert count <= per_conv * convs, f"{count} primitives for {convs} convolutions"

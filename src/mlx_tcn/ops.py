@@ -174,36 +174,35 @@ _GATHER_MAX_STEPS = 64
 
 
 def gemm_matrix(weight: mx.array) -> mx.array:
-    """The ``(k * in, out)`` float32 matrix of the gathered GEMM for a ``(out, k, in)`` weight.
+    """The float32 matrix of the gathered GEMM for a ``(out, k, in)`` weight, as a batch of
+    one: ``(1, k * in, out)``.
 
-    Row ``j * in + i`` is tap ``j``, input channel ``i``: the order of the window rows that
-    :func:`_window` gathers. A deployed stream step computes it once (see
-    :meth:`mlx_tcn.TemporalConv1d._forward`) instead of reshaping, transposing and casting the
+    Row ``j * in + i`` is tap ``j``, input channel ``i``: the order of the window columns
+    :func:`_window` gathers. A batch-1 window multiplies it as it is (one MLX operation);
+    larger batches view it as ``(k * in, out)``. A deployed stream step computes it once
+    (see ``TemporalConv1d._freeze_matrix``) instead of reshaping, transposing and casting the
     weight in every step.
     """
     c_out, k, c_in = weight.shape
-    return mx.contiguous(weight.astype(mx.float32).reshape(c_out, k * c_in).T)
+    return mx.contiguous(weight.astype(mx.float32).reshape(c_out, k * c_in).T[None])
 
 
 def _window(x: mx.array, k: int, dilation: int) -> mx.array:
-    """``(batch * t_out, k * in)``: row ``(b, t)`` holds the ``k`` input frames that output
-    ``t`` reads, ``x[b, t + j * dilation]`` for ``j < k``, side by side.
+    """A strided view of ``x`` holding, for output ``t``, the ``k`` input frames it reads,
+    ``x[b, t + j * dilation]`` for ``j < k``: ``(batch, t_out, k, in)``, or ``(batch, k,
+    in)`` for a one-step output (a stream step: the strided slice ``x[:, ::dilation]``).
 
-    Two operations whatever ``k``: a strided view, then the copy that makes it a matrix. A
-    one-step output (a stream step) is the strided slice ``x[:, ::dilation]``; longer ones
-    view ``x`` with a second time axis of stride ``dilation`` (``mx.as_strided``; MLX makes
-    the input contiguous first if it is not).
+    One operation whatever ``k`` (two for a longer output: ``mx.as_strided`` makes its input
+    contiguous first); the caller's reshape into a matrix makes the one copy.
     """
     batch, length, c_in = x.shape
     t_out = length - dilation * (k - 1)
-    if k == 1:
-        frames = x
-    elif t_out == 1:
-        frames = x if dilation == 1 else x[:, ::dilation]
-    else:
-        shape = (batch, t_out, k, c_in)
-        frames = mx.as_strided(x, shape, (length * c_in, c_in, dilation * c_in, 1))
-    return frames.reshape(batch * t_out, k * c_in)
+    if k == 1 or (t_out == 1 and dilation == 1):
+        return x
+    if t_out == 1:
+        return x[:, ::dilation]
+    shape = (batch, t_out, k, c_in)
+    return mx.as_strided(x, shape, (length * c_in, c_in, dilation * c_in, 1))
 
 
 def _gathered(
@@ -216,18 +215,25 @@ def _gathered(
     """One GEMM over the gathered taps: ``(batch * t_out, k * in) @ (k * in, out)``.
 
     For short outputs (a stream chunk) this beats one GEMM per tap: at batch 1 the cost is
-    the number of operations, and there is no flat-row waste to skip. The GEMM is 2-D (a
-    3-D one adds two reshapes inside MLX) and the bias is a separate add, which
-    ``mx.compile`` fuses into the activation after it (``mx.addmm`` would first copy the
-    bias into the output). ``matrix`` is :func:`gemm_matrix` of ``weight``, when the caller
-    has it already.
+    the number of operations, and there is no flat-row waste to skip. So each shape takes
+    the form with the fewest MLX operations: at batch 1 a batched GEMM of one
+    ``(1, t_out, k * in) @ (1, k * in, out)``, which needs no reshape of its output; else a
+    2-D GEMM (a 3-D input times a 2-D matrix adds two reshapes inside MLX). The bias is a
+    separate add, which ``mx.compile`` fuses into the activation after it (``mx.addmm``
+    would first copy the bias into the output). ``matrix`` is :func:`gemm_matrix` of
+    ``weight`` (or the same as ``(k * in, out)``), when the caller has it already.
     """
-    c_out, k, _ = weight.shape
+    c_out, k, c_in = weight.shape
     batch = x.shape[0]
     t_out = x.shape[1] - dilation * (k - 1)
     if matrix is None:
-        matrix = weight.reshape(c_out, -1).T
-    y = (_window(x, k, dilation) @ matrix).reshape(batch, t_out, c_out)
+        matrix = weight.reshape(c_out, k * c_in).T
+    frames = _window(x, k, dilation)
+    if batch == 1:
+        y = frames.reshape(1, t_out, k * c_in) @ matrix.reshape(1, k * c_in, c_out)
+    else:
+        cols = frames.reshape(batch * t_out, k * c_in)
+        y = (cols @ matrix.reshape(k * c_in, c_out)).reshape(batch, t_out, c_out)
     return y if bias is None else y + bias
 
 
@@ -314,7 +320,8 @@ def conv1d(
             a single GEMM over the gathered taps, since a short stream chunk is bound by the
             number of operations, not by arithmetic: the one for inference and streaming.
         inference: deprecated; ``inference=True`` is ``custom_vjp=False``.
-        matrix: optional :func:`gemm_matrix` of ``weight``, computed once by the caller;
+        matrix: optional :func:`gemm_matrix` of ``weight`` (``(1, k * in, out)``, or the
+            same as ``(k * in, out)``), computed once by the caller;
             used where the single gathered GEMM runs (``custom_vjp=False``, a short output,
             ``groups == 1``, on the CPU) and ignored elsewhere. It must be that of
             ``weight``: it is not checked against it.
