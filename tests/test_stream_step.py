@@ -127,17 +127,20 @@ def test_bfloat16_stream_step_equals_offline():
 
 
 def test_frozen_matrix_is_only_used_with_its_weight():
-    """The matrix a stream step laid out once follows its weight array: a copy whose weight
-    is replaced computes with the new weight, and the model itself holds no matrix."""
+    """The matrix a stream step laid out once follows its weight array: a copy whose
+    convolution or linear weight is replaced computes with the new weight, and the model
+    itself holds no matrix."""
     model = build("plain")
     step = model.stream_step(compile=False)
     frozen = step.__self__
-    conv = frozen.network[1].conv2
-    assert "_frozen_matrix" in conv.__dict__
+    conv, downsample = frozen.network[1].conv2, frozen.network[0].downsample
+    assert "_frozen_matrix" in conv.__dict__ and "_frozen_matrix" in downsample.__dict__
     assert all("_frozen_matrix" not in m.__dict__ for m in model.modules())
     assert not any("frozen" in k for k, _ in tree_flatten(frozen.parameters()))
 
-    conv.weight = conv.weight * -2.0  # the frozen matrix no longer fits
+    # the frozen matrices no longer fit: the layers compute with their new weights
+    conv.weight = conv.weight * -2.0
+    downsample.weight = downsample.weight * 3.0
     x = mx.random.normal((2, LENGTH, 3))
     streamed = run_step(step, frozen, x, [1] * LENGTH, None)
     np.testing.assert_allclose(np.array(streamed), np.array(frozen(x)), atol=1e-5, rtol=1e-5)

@@ -13,6 +13,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
+from ._frozen import linear
 from ._stateful import Stateful
 from ._stream import check_bool, check_dropout, check_input, check_int, promoted_dtype
 from .activations import check_activation, get_activation, glu
@@ -208,7 +209,7 @@ class TemporalBlock(Stateful):
         return mx.where(mx.random.bernoulli(keep, x.shape), x * (1.0 / keep), 0)
 
     def _embed(self, x: mx.array, e: mx.array) -> mx.array:
-        e = self.embedding_projection_1(e)
+        e = linear(self.embedding_projection_1, e)
         if self.embedding_mode == "add":
             return x + e
         # concat: projection_2([x, e]) without materialising the concatenation
@@ -232,7 +233,7 @@ class TemporalBlock(Stateful):
             out, s_se = self.se._forward(out, st.get("se") if state is not None else None)
             if new_state is not None:
                 new_state["se"] = s_se
-        res = x if self.downsample is None else self.downsample(x)
+        res = x if self.downsample is None else linear(self.downsample, x)
         return self.activation_final(out + res), out, new_state
 
     def _step(

@@ -6,7 +6,7 @@ import math
 
 import mlx.core as mx
 
-from . import ops
+from . import _frozen, ops
 from ._stateful import StreamingModule
 from ._stream import check_int
 from .pad import PADDING_MODES, TemporalPad1d
@@ -123,26 +123,11 @@ class TemporalConv1d(WeightNormSupport, StreamingModule):
         return self.padder.init_state(batch_size, dtype)
 
     def _freeze_matrix(self) -> None:
-        """Compute the weight's GEMM matrix (:func:`mlx_tcn.ops.gemm_matrix`) once, for a
-        deployed stream step (:meth:`mlx_tcn.TCN.stream_step` calls it on its frozen copy).
-
-        A stream step otherwise reshapes, transposes (and for half-precision weights casts)
-        the weight in every step: two or three of the few operations a one-step convolution
-        runs. The matrix is kept with the weight array it was made from and used only while
-        the layer's weight is still that array, so a later change to the weight (or weight
-        norm, which computes a new weight on every call) simply goes without it.
-        """
-        weight = get_weight(self)
-        matrix = ops.gemm_matrix(weight) if self.groups == 1 else None
-        mx.eval(matrix)
-        # object.__setattr__ keeps the pair out of the parameter tree (and saved files)
-        object.__setattr__(self, "_frozen_matrix", (weight, matrix))
-
-    def _matrix(self, weight: mx.array) -> mx.array | None:
-        """The matrix from :meth:`_freeze_matrix` if ``weight`` is still the one it was made
-        from, else ``None``."""
-        frozen = self.__dict__.get("_frozen_matrix")
-        return frozen[1] if frozen is not None and frozen[0] is weight else None
+        """Lay the weight out once as its GEMM matrix (:func:`mlx_tcn.ops.gemm_matrix`), for
+        a deployed stream step (see :mod:`mlx_tcn._frozen`)."""
+        if self.groups == 1:
+            weight = get_weight(self)
+            _frozen.remember(self, weight, ops.gemm_matrix(weight))
 
     def _forward(self, x: mx.array, state: dict | None) -> tuple[mx.array, dict | None]:
         padded, new_state = self.padder.pad(x, state)
@@ -155,7 +140,7 @@ class TemporalConv1d(WeightNormSupport, StreamingModule):
             dilation=self.dilation,
             groups=self.groups,
             custom_vjp=state is None and self.training,
-            matrix=self._matrix(weight),
+            matrix=_frozen.matrix_for(self, weight),
         )
         return y, new_state
 

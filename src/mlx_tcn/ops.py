@@ -215,11 +215,8 @@ def _gathered(
     """One GEMM over the gathered taps: ``(batch * t_out, k * in) @ (k * in, out)``.
 
     For short outputs (a stream chunk) this beats one GEMM per tap: at batch 1 the cost is
-    the number of operations, and there is no flat-row waste to skip. So each shape takes
-    the form with the fewest MLX operations: at batch 1 a batched GEMM of one
-    ``(1, t_out, k * in) @ (1, k * in, out)``, which needs no reshape of its output; else a
-    2-D GEMM (a 3-D input times a 2-D matrix adds two reshapes inside MLX). The bias is a
-    separate add, which ``mx.compile`` fuses into the activation after it (``mx.addmm``
+    the number of operations, and there is no flat-row waste to skip; so the GEMM takes the
+    form with the fewest of them (:func:`matmul_rows`). The bias is a separate add, which ``mx.compile`` fuses into the activation after it (``mx.addmm``
     would first copy the bias into the output). ``matrix`` is :func:`gemm_matrix` of
     ``weight`` (or the same as ``(k * in, out)``), when the caller has it already.
     """
@@ -228,13 +225,21 @@ def _gathered(
     t_out = x.shape[1] - dilation * (k - 1)
     if matrix is None:
         matrix = weight.reshape(c_out, k * c_in).T
-    frames = _window(x, k, dilation)
-    if batch == 1:
-        y = frames.reshape(1, t_out, k * c_in) @ matrix.reshape(1, k * c_in, c_out)
-    else:
-        cols = frames.reshape(batch * t_out, k * c_in)
-        y = (cols @ matrix.reshape(k * c_in, c_out)).reshape(batch, t_out, c_out)
+    y = matmul_rows(_window(x, k, dilation), batch, t_out, matrix)
     return y if bias is None else y + bias
+
+
+def matmul_rows(x: mx.array, batch: int, steps: int, matrix: mx.array) -> mx.array:
+    """``x`` read as ``(batch, steps, n)`` times the ``(n, out)`` matrix (or the same as
+    ``(1, n, out)``), in the fewest MLX operations: at batch 1 a batched GEMM of one, which
+    needs no reshape of its output (one operation, plus the copy if ``x`` is a strided
+    view); else one 2-D GEMM between two reshapes (a 3-D input times a 2-D matrix would
+    add the same two inside MLX)."""
+    n, c_out = matrix.shape[-2:]
+    if batch == 1:
+        return x.reshape(1, steps, n) @ matrix.reshape(1, n, c_out)
+    y = x.reshape(batch * steps, n) @ matrix.reshape(n, c_out)
+    return y.reshape(batch, steps, c_out)
 
 
 @cache
