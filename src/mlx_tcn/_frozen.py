@@ -20,15 +20,21 @@ _KEY = "_frozen_matrix"
 
 
 def remember(module: nn.Module, weight: mx.array, matrix: mx.array) -> None:
-    """Keep ``matrix`` on ``module`` as the GEMM matrix of ``weight`` (evaluated now)."""
-    mx.eval(matrix)
-    object.__setattr__(module, _KEY, (weight, matrix))
+    """Keep ``matrix``, ``(1, n, out)``, on ``module`` as the GEMM matrix of ``weight``,
+    with its 2-D view ``(n, out)`` (both evaluated now: either shape would cost a reshape
+    in every step of the batch size that wants the other)."""
+    flat = matrix.reshape(matrix.shape[-2:])
+    mx.eval(matrix, flat)
+    object.__setattr__(module, _KEY, (weight, matrix, flat))
 
 
-def matrix_for(module: nn.Module, weight: mx.array | None) -> mx.array | None:
-    """The matrix :func:`remember` kept for ``weight`` on ``module``, else ``None``."""
+def matrix_for(module: nn.Module, weight: mx.array | None, batch: int) -> mx.array | None:
+    """The matrix :func:`remember` kept for ``weight`` on ``module``, in the shape
+    :func:`mlx_tcn.ops.matmul_rows` uses at ``batch``; ``None`` if there is none."""
     kept = module.__dict__.get(_KEY)
-    return kept[1] if kept is not None and kept[0] is weight else None
+    if kept is None or kept[0] is not weight:
+        return None
+    return kept[1] if batch == 1 else kept[2]
 
 
 def freeze_linear(layer: nn.Linear) -> None:
@@ -42,7 +48,7 @@ def linear(layer: nn.Module, x: mx.array) -> mx.array:
     :func:`freeze_linear` when it has one: one GEMM at batch 1 and the bias as a separate
     add, which ``mx.compile`` fuses with what follows, where ``nn.Linear`` runs five
     operations (a transpose, a bias broadcast and an addmm between two reshapes)."""
-    matrix = matrix_for(layer, layer.get("weight")) if x.ndim == 3 else None
+    matrix = matrix_for(layer, layer.get("weight"), x.shape[0]) if x.ndim == 3 else None
     if matrix is None:
         return layer(x)
     y = ops.matmul_rows(x, x.shape[0], x.shape[1], matrix)

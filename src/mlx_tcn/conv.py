@@ -140,7 +140,7 @@ class TemporalConv1d(WeightNormSupport, StreamingModule):
             dilation=self.dilation,
             groups=self.groups,
             custom_vjp=state is None and self.training,
-            matrix=_frozen.matrix_for(self, weight),
+            matrix=_frozen.matrix_for(self, weight, x.shape[0]),
         )
         return y, new_state
 
