@@ -27,6 +27,12 @@ row-offset views of it (a transposed convolution done the same way) and the weig
 gradient ``K`` GEMMs ``g^T x_j``. Everything is an ordinary MLX op, so ``mx.grad``,
 ``mx.vjp`` and ``mx.compile`` work through it.
 
+Outputs of at most 64 steps computed without the hand-written backward (inference, a stream
+chunk, an export) take one GEMM over the gathered taps instead: the ``k`` frames each output
+reads, side by side, as one strided view copied into a matrix. A stream step does almost no
+arithmetic and costs per MLX operation, so this form uses as few as it can (see
+docs/streaming.md#operations-per-step).
+
 Grouped convolutions on the CPU: depthwise ones (one filter per channel) are ``K``
 multiply-adds; other dilated ones run ``mx.conv1d`` without dilation on the
 ``dilation`` interleaved phases of the input. Half-precision inputs are computed in
