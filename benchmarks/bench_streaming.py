@@ -20,6 +20,8 @@ step, ending with ``mx.eval`` of the output *and* the new state) for:
 * ``stream, compiled``: ``mx.compile(model.stream)``;
 * ``compiled, weight norm removed``: the same after :func:`mlx_tcn.remove_weight_norm`
   (the weight-norm reparametrisation is recomputed on every call otherwise);
+* ``stream_step()``: ``model.stream_step()``, the deployment step: compiled, weight norm
+  folded, and every GEMM weight laid out once as its matrix (docs/streaming.md);
 * ``recompute``: the offline forward over the last receptive-field steps, keeping the last
   output (what you do without streaming state);
 * ``pytorch-tcn``: pytorch-tcn 1.2.3's ``model(x, inference=True)`` at batch 1 (its streaming
@@ -52,7 +54,13 @@ MODELS = {
 }
 LEVELS = 8
 BATCHES = (1, 32)
-MLX_METHODS = ("stream", "stream, compiled", "compiled, weight norm removed", "recompute")
+MLX_METHODS = (
+    "stream",
+    "stream, compiled",
+    "compiled, weight norm removed",
+    "stream_step()",
+    "recompute",
+)
 
 
 def _receptive_field(kernel: int) -> int:
@@ -108,7 +116,10 @@ def _mlx_case(model_key: str, method: str, batch: int, steps: int) -> dict:
         steps = max(3, steps // (20 if batch == 1 else 100))
         warmup = 2
     else:
-        fn = model.stream if method == "stream" else mx.compile(model.stream)
+        if method == "stream_step()":
+            fn = model.stream_step()
+        else:
+            fn = model.stream if method == "stream" else mx.compile(model.stream)
         holder = [model.init_state(batch)]
         # fill the state with a real history first
         y, holder[0] = fn(mx.random.normal((batch, 64, spec["inputs"])), holder[0])

@@ -236,3 +236,95 @@ def test_inference_is_a_deprecated_spelling_of_custom_vjp():
     np.testing.assert_array_equal(np.array(old), np.array(plain))
     with pytest.raises(ValueError, match="disagree"), pytest.warns(DeprecationWarning):
         ops.conv1d(x, w, custom_vjp=False, inference=False)
+
+
+# -- the gathered GEMM (custom_vjp=False, short outputs: stream chunks) ----------------------
+
+
+def _view(x: np.ndarray, kind: str) -> mx.array:
+    """``x`` as an MLX array laid out as ``kind``: contiguous, or a non-contiguous view (the
+    gathered form reads its window through strides, so the layout must not matter)."""
+    if kind == "contiguous":
+        return mx.array(x)
+    if kind == "time-slice":  # a view into a longer sequence, rows not contiguous
+        padded = np.concatenate([np.zeros((x.shape[0], 2, x.shape[2]), x.dtype), x], axis=1)
+        return mx.array(padded)[:, 2:]
+    # channels-first storage, transposed: every stride differs from a contiguous array
+    return mx.array(np.ascontiguousarray(x.transpose(0, 2, 1))).transpose(0, 2, 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batch=st.integers(1, 3),
+    t_out=st.sampled_from([1, 2, 5, ops._GATHER_MAX_STEPS]),
+    c_in=st.integers(1, 5),
+    c_out=st.integers(1, 5),
+    k=st.integers(1, 5),
+    dilation=st.integers(1, 9),
+    bias=st.booleans(),
+    layout=st.sampled_from(["contiguous", "time-slice", "transposed"]),
+    with_matrix=st.sampled_from(["none", "3-D", "2-D"]),
+    seed=st.integers(0, 2**16),
+)
+def test_gathered_gemm_matches_reference(
+    batch, t_out, c_in, c_out, k, dilation, bias, layout, with_matrix, seed
+):
+    """The one-GEMM form of a short output (one step: a strided slice; more: a strided
+    view), on any input layout, with and without a precomputed ``gemm_matrix``; its
+    gradients (MLX's autodiff through the views) too."""
+    rng = np.random.default_rng(seed)
+    length = dilation * (k - 1) + t_out
+    x, w, b = make(rng, batch, length, c_in, c_out, k, bias=bias)
+    xs, ws = _view(x, layout), mx.array(w)
+    bs = None if b is None else mx.array(b)
+    matrix = {"none": None, "3-D": ops.gemm_matrix(ws), "2-D": ops.gemm_matrix(ws)[0]}[with_matrix]
+    y = ops.conv1d(xs, ws, bs, dilation=dilation, custom_vjp=False, matrix=matrix)
+    want = reference_conv1d(x, w, b, dilation=dilation)
+    np.testing.assert_allclose(np.array(y), want, rtol=1e-4, atol=1e-4)
+
+    g = rng.standard_normal(want.shape).astype(np.float32)
+    y2, grads = run_vjp(x, w, b, g, dilation=dilation, custom_vjp=False)
+    np.testing.assert_allclose(y2, want, rtol=1e-4, atol=1e-4)
+    for got, expected in zip(grads, reference_grads(x, w, b, g, dilation=dilation), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_gemm_matrix_layout():
+    """Row ``j * in + i`` of the matrix is tap ``j``, input channel ``i``: exact values."""
+    w = mx.arange(2 * 3 * 4, dtype=mx.bfloat16).reshape(2, 3, 4)  # (out, k, in)
+    m = ops.gemm_matrix(w)
+    assert m.shape == (1, 12, 2) and m.dtype == mx.float32
+    for j in range(3):
+        for i in range(4):
+            assert m[0, j * 4 + i].tolist() == [float(w[o, j, i].item()) for o in range(2)]
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_gathered_one_step_costs_a_few_operations(batch):
+    """A one-step convolution with its matrix laid out is a strided slice, the copy into
+    a matrix and one GEMM (at batch > 1 the 2-D GEMM between two reshapes), plus the bias;
+    it was three slices, a concatenation, the weight reshaped and transposed, and a bias
+    broadcast into an addmm between reshapes (issue 14: a stream step is bound by its
+    number of operations)."""
+    x = mx.random.normal((batch, 9, 4))
+    w = mx.random.normal((5, 3, 4))
+    matrix = ops.gemm_matrix(w)
+    mx.eval(x, w, matrix)
+    y = ops.conv1d(x, w, dilation=4, custom_vjp=False, matrix=matrix)
+    if batch == 1:
+        assert primitive_names(y) == ["Slice", "Reshape", "Matmul"]
+    else:
+        assert sorted(primitive_names(y)) == ["Matmul", "Reshape", "Reshape", "Reshape", "Slice"]
+    np.testing.assert_allclose(
+        np.array(y), reference_conv1d(np.array(x), np.array(w), dilation=4), rtol=1e-5, atol=1e-5
+    )
+
+
+def primitive_names(*outputs: mx.array) -> list[str]:
+    """The primitives of the (unevaluated) graph behind ``outputs``, inputs first."""
+    import io
+    import re
+
+    dot = io.StringIO()
+    mx.export_to_dot(dot, *outputs)
+    return re.findall(r'label ="([^"]*)", shape=rectangle', dot.getvalue())

@@ -13,6 +13,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
+from ._frozen import linear
 from ._stateful import Stateful
 from ._stream import check_bool, check_dropout, check_input, check_int, promoted_dtype
 from .activations import check_activation, get_activation, glu
@@ -217,7 +218,7 @@ class TemporalBlock(Stateful):
         return mx.random.bernoulli(keep, shape), keep
 
     def _embed(self, x: mx.array, e: mx.array) -> mx.array:
-        e = self.embedding_projection_1(e)
+        e = linear(self.embedding_projection_1, e)
         if self.embedding_mode == "add":
             return x + e
         # concat: projection_2([x, e]) without materialising the concatenation
@@ -256,7 +257,7 @@ class TemporalBlock(Stateful):
             out, st.get("conv2") if state is not None else None, with_bias=not fuse2
         )
         new_state = None if state is None else {"conv1": s1, "conv2": s2}
-        res = x if self.downsample is None else self.downsample(x)
+        res = x if self.downsample is None else linear(self.downsample, x)
         keep = self._keep_mask(out, self.activation2, eval_mode)
         if fuse2 and not want_skip and not self.use_se and keep[0] is None:
             y = residual_act(None, res, self.activation_final,

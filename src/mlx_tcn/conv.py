@@ -6,7 +6,7 @@ import math
 
 import mlx.core as mx
 
-from . import ops
+from . import _frozen, ops
 from ._stateful import StreamingModule
 from ._stream import check_int
 from .pad import PADDING_MODES, TemporalPad1d
@@ -122,6 +122,13 @@ class TemporalConv1d(WeightNormSupport, StreamingModule):
             raise ValueError(f"streaming supports stride 1 only, this layer has {self.stride}")
         return self.padder.init_state(batch_size, dtype)
 
+    def _freeze_matrix(self) -> None:
+        """Lay the weight out once as its GEMM matrix (:func:`mlx_tcn.ops.gemm_matrix`), for
+        a deployed stream step (see :mod:`mlx_tcn._frozen`)."""
+        if self.groups == 1:
+            weight = get_weight(self)
+            _frozen.remember(self, weight, ops.gemm_matrix(weight))
+
     def _forward(
         self, x: mx.array, state: dict | None, with_bias: bool = True
     ) -> tuple[mx.array, dict | None]:
@@ -131,14 +138,16 @@ class TemporalConv1d(WeightNormSupport, StreamingModule):
         (see :mod:`mlx_tcn.fused`).
         """
         padded, new_state = self.padder.pad(x, state)
+        weight = get_weight(self)
         y = ops.conv1d(
             padded,
-            get_weight(self),
+            weight,
             self.get("bias") if with_bias else None,
             stride=self.stride,
             dilation=self.dilation,
             groups=self.groups,
             custom_vjp=state is None and self.training,
+            matrix=_frozen.matrix_for(self, weight, x.shape[0]),
         )
         return y, new_state
 

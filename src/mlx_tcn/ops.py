@@ -27,6 +27,12 @@ row-offset views of it (a transposed convolution done the same way) and the weig
 gradient ``K`` GEMMs ``g^T x_j``. Everything is an ordinary MLX op, so ``mx.grad``,
 ``mx.vjp`` and ``mx.compile`` work through it.
 
+Outputs of at most 64 steps computed without the hand-written backward (inference, a stream
+chunk, an export) take one GEMM over the gathered taps instead: the ``k`` frames each output
+reads, side by side, as one strided view copied into a matrix. A stream step does almost no
+arithmetic and costs per MLX operation, so this form uses as few as it can (see
+docs/streaming.md#operations-per-step).
+
 Grouped convolutions on the CPU: depthwise ones (one filter per channel) are ``K``
 multiply-adds; other dilated ones run ``mx.conv1d`` without dilation on the
 ``dilation`` interleaved phases of the input. Half-precision inputs are computed in
@@ -45,7 +51,7 @@ import mlx.core as mx
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["conv1d"]
+__all__ = ["conv1d", "gemm_matrix"]
 
 _FLOATS = (mx.float32, mx.float16, mx.bfloat16)
 
@@ -173,20 +179,73 @@ def _backward(
 _GATHER_MAX_STEPS = 64
 
 
-def _gathered(x: mx.array, weight: mx.array, bias: mx.array | None, dilation: int) -> mx.array:
-    """One GEMM over the gathered taps: ``(batch, t_out, k * in) @ (k * in, out)``.
+def gemm_matrix(weight: mx.array) -> mx.array:
+    """The float32 matrix of the gathered GEMM for a ``(out, k, in)`` weight, as a batch of
+    one: ``(1, k * in, out)``.
 
-    For short outputs (a stream chunk) this beats one GEMM per tap: at batch 1 the cost is
-    the number of operations, and there is no flat-row waste to skip.
+    Row ``j * in + i`` is tap ``j``, input channel ``i``: the order of the window columns
+    :func:`_window` gathers. A batch-1 window multiplies it as it is (one MLX operation);
+    larger batches view it as ``(k * in, out)``. A deployed stream step computes it once
+    (see ``TemporalConv1d._freeze_matrix``) instead of reshaping, transposing and casting the
+    weight in every step.
     """
     c_out, k, c_in = weight.shape
+    return mx.contiguous(weight.astype(mx.float32).reshape(c_out, k * c_in).T[None])
+
+
+def _window(x: mx.array, k: int, dilation: int) -> mx.array:
+    """A strided view of ``x`` holding, for output ``t``, the ``k`` input frames it reads,
+    ``x[b, t + j * dilation]`` for ``j < k``: ``(batch, t_out, k, in)``, or ``(batch, k,
+    in)`` for a one-step output (a stream step: the strided slice ``x[:, ::dilation]``).
+
+    One operation whatever ``k`` (two for a longer output: ``mx.as_strided`` makes its input
+    contiguous first); the caller's reshape into a matrix makes the one copy.
+    """
+    batch, length, c_in = x.shape
+    t_out = length - dilation * (k - 1)
+    if k == 1 or (t_out == 1 and dilation == 1):
+        return x
+    if t_out == 1:
+        return x[:, ::dilation]
+    shape = (batch, t_out, k, c_in)
+    return mx.as_strided(x, shape, (length * c_in, c_in, dilation * c_in, 1))
+
+
+def _gathered(
+    x: mx.array,
+    weight: mx.array,
+    bias: mx.array | None,
+    dilation: int,
+    matrix: mx.array | None = None,
+) -> mx.array:
+    """One GEMM over the gathered taps: ``(batch * t_out, k * in) @ (k * in, out)``.
+
+    For short outputs (a stream chunk) this beats one GEMM per tap: at batch 1 the cost is
+    the number of operations, and there is no flat-row waste to skip; so the GEMM takes the
+    form with the fewest of them (:func:`matmul_rows`). The bias is a separate add, which ``mx.compile`` fuses into the activation after it (``mx.addmm``
+    would first copy the bias into the output). ``matrix`` is :func:`gemm_matrix` of
+    ``weight`` (or the same as ``(k * in, out)``), when the caller has it already.
+    """
+    c_out, k, c_in = weight.shape
+    batch = x.shape[0]
     t_out = x.shape[1] - dilation * (k - 1)
-    if k == 1:
-        cols = x
-    else:
-        cols = mx.concatenate([x[:, j * dilation : j * dilation + t_out] for j in range(k)], -1)
-    w2 = weight.reshape(c_out, k * c_in).T
-    return cols @ w2 if bias is None else mx.addmm(bias, cols, w2)
+    if matrix is None:
+        matrix = weight.reshape(c_out, k * c_in).T
+    y = matmul_rows(_window(x, k, dilation), batch, t_out, matrix)
+    return y if bias is None else y + bias
+
+
+def matmul_rows(x: mx.array, batch: int, steps: int, matrix: mx.array) -> mx.array:
+    """``x`` read as ``(batch, steps, n)`` times the ``(n, out)`` matrix (or the same as
+    ``(1, n, out)``), in the fewest MLX operations: at batch 1 a batched GEMM of one, which
+    needs no reshape of its output (one operation, plus the copy if ``x`` is a strided
+    view); else one 2-D GEMM between two reshapes (a 3-D input times a 2-D matrix would
+    add the same two inside MLX)."""
+    n, c_out = matrix.shape[-2:]
+    if batch == 1:
+        return x.reshape(1, steps, n) @ matrix.reshape(1, n, c_out)
+    y = x.reshape(batch * steps, n) @ matrix.reshape(n, c_out)
+    return y.reshape(batch, steps, c_out)
 
 
 @cache
@@ -250,6 +309,7 @@ def conv1d(
     groups: int = 1,
     custom_vjp: bool = True,
     inference: bool | None = None,
+    matrix: mx.array | None = None,
 ) -> mx.array:
     """Valid (unpadded) 1-D convolution of an ``NLC`` input.
 
@@ -271,6 +331,11 @@ def conv1d(
             a single GEMM over the gathered taps, since a short stream chunk is bound by the
             number of operations, not by arithmetic: the one for inference and streaming.
         inference: deprecated; ``inference=True`` is ``custom_vjp=False``.
+        matrix: optional :func:`gemm_matrix` of ``weight`` (``(1, k * in, out)``, or the
+            same as ``(k * in, out)``), computed once by the caller;
+            used where the single gathered GEMM runs (``custom_vjp=False``, a short output,
+            ``groups == 1``, on the CPU) and ignored elsewhere. It must be that of
+            ``weight``: it is not checked against it.
 
     Returns:
         ``(batch, (length - dilation * (kernel_size - 1) - 1) // stride + 1, out_channels)``.
@@ -314,7 +379,7 @@ def conv1d(
             stream = mx.default_stream(mx.default_device())
             y = _gemm_conv(dilation, bias is not None, stream)(x, weight, *rest)
         elif x.shape[1] - dilation * (k - 1) <= _GATHER_MAX_STEPS:
-            y = _gathered(x, weight, bias, dilation)
+            y = _gathered(x, weight, bias, dilation, matrix)
         else:
             y = _forward(x, weight, bias, dilation)
     else:

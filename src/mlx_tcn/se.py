@@ -5,6 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
+from ._frozen import linear
 from ._stream import check_int
 
 __all__ = ["SqueezeExcitation"]
@@ -71,7 +72,7 @@ class SqueezeExcitation(nn.Module):
             else:
                 new_state = None
             s = (sums / steps).astype(x.dtype)
-        w = mx.sigmoid(self.fc2(nn.relu(self.fc1(s))))
+        w = mx.sigmoid(linear(self.fc2, nn.relu(linear(self.fc1, s))))
         y = x * w
         if self.residual:
             y = y + x

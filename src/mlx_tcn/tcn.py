@@ -16,12 +16,14 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from . import serialization
+from ._frozen import freeze_linear, linear
 from ._stateful import Stateful
 from ._stream import check_input, check_int, promoted_dtype
 from .activations import get_activation
 from .block import BlockState, TemporalBlock
 from .buffer import BufferIO
 from .config import TCNConfig, resolve_initializer
+from .conv import TemporalConv1d
 from .embeddings import prepare_embeddings
 from .init import get_initializer
 from .modules import ModuleList
@@ -231,12 +233,12 @@ class TCN(Stateful):
             if want_skip:
                 projection = self.downsample_skip_connection[i]
                 if projection is not None:
-                    skip = projection(skip)
+                    skip = linear(projection, skip)
                 skip_sum = skip if skip_sum is None else skip_sum + skip
         if self.use_skip_connections:
             x = self.activation_skip_out(x if skip_sum is None else skip_sum + x)
         if "projection_out" in self:
-            x = self.projection_out(x)
+            x = linear(self.projection_out, x)
         # getattr, not `in self`: a plain function is an attribute, not a module child
         activation_out = getattr(self, "activation_out", None)
         if activation_out is not None:
@@ -380,13 +382,19 @@ class TCN(Stateful):
         It runs a frozen copy of the model (made from its arrays, without a constructor call
         or a random draw, so it also works for subclasses) in eval mode with weight norm
         folded into plain weights (weight norm costs about a third of a small step
-        otherwise), compiled with
+        otherwise) and each convolution's and linear layer's weight laid out once as the
+        matrix its GEMM reads (see ``mlx_tcn._frozen``), compiled with
         ``mx.compile`` unless ``compile=False``. Later changes to this model's parameters do
         not reach the step: make a new one after training further.
         """
         frozen = folded_copy(self)  # from this model's own arrays; draws no random numbers
         frozen.eval()
         mx.eval(frozen.parameters())
+        for layer in frozen.modules():  # GEMM matrices laid out once (see mlx_tcn._frozen)
+            if isinstance(layer, TemporalConv1d):
+                layer._freeze_matrix()
+            elif isinstance(layer, nn.Linear):
+                freeze_linear(layer)
         return mx.compile(frozen.stream) if compile else frozen.stream
 
     # -- save / load (see :mod:`mlx_tcn.serialization`) -------------------------------------
