@@ -35,6 +35,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig, resolve_config
 from .distributed import World
+from .ensemble import member_seed, train_members, with_folds
 from .loop import LoopState, TrainingDiverged, make_optimizer, total_steps, train
 from .model import build_model, parameter_count
 from .predict import predict_split
@@ -70,6 +71,7 @@ class RunResult:
     baseline: float | None = None
     baselines: dict[str, float] = field(default_factory=dict)  # users' data, by name
     restored_step: int | None = None  # the best checkpoint's step, when its weights were loaded
+    ensemble: dict[str, Any] | None = None  # classify with folds > 1: ensemble.json's record
     class_counts: dict[str, int] = field(default_factory=dict)  # classify: training sequences
     data_mse: dict[str, float] = field(default_factory=dict)  # forecast: model and baselines
     num_params: int = 0
@@ -153,13 +155,17 @@ def run_training(
     world = world or World()
     # Everything that can fail on bad data or a damaged checkpoint happens before the first
     # write: a failing command leaves the disk as it was.
-    mx.random.seed(cfg.seed)
+    mx.random.seed(member_seed(cfg))
     task = build_task(cfg, stats=resume.stats if resume else None)
     world.check(cfg.batch_size, len(task.train))
     if resume:
         resume.check_fits(cfg, task.num_inputs, task.num_outputs)
         model, state = resume.model, resume.loop
     else:
+        cfg, task = with_folds(cfg, task, world.size)
+        if cfg.folds > 1 and world.size > 1:
+            raise ValueError(f"folds={cfg.folds} trains its models one after another in one "
+                             "process; use folds=1 in a data-parallel run")  # fmt: skip
         cfg = apply_auto(cfg, len(task.train), _sample_length(task))
         model, state = build_model(cfg, task.num_inputs, task.num_outputs), LoopState()
     optimizer = make_optimizer(cfg, total_steps(cfg, len(task.train)))
@@ -210,8 +216,9 @@ def run_training(
         if task.baselines and not resume:  # a resumed run kept this line from its start
             record({"event": "baselines", **task.baselines})
         try:
-            result.state = train(model, optimizer, task, cfg, state, callback=record, save=save,
-                                 should_stop=should_stop, world=world)  # fmt: skip
+            if not _already_finished(resume, cfg, result, records):
+                result.state = train(model, optimizer, task, cfg, state, callback=record,
+                                     save=save, should_stop=should_stop, world=world)  # fmt: skip
             if cfg.restore_best:
                 model = _restore_best(run_dir, model, result, records)
             if cfg.task == "forecast":
@@ -226,7 +233,27 @@ def run_training(
             if cfg.plots:
                 result.plots = _write_plots(run_dir, cfg, model, task, records)
     world.barrier()  # the other ranks wait for the last checkpoint before they exit
+    if cfg.folds > 1 and cfg.fold == 0 and result.state.status != "interrupted":
+        result.ensemble = train_members(run_dir, cfg, train_one=run_training,
+                                        callbacks=callbacks, should_stop=should_stop)  # fmt: skip
+        if result.ensemble is None:
+            result.state.status = "interrupted"
+        result.seconds = time.perf_counter() - start
     return result
+
+
+def _already_finished(
+    resume: Checkpoint | None, cfg: TrainConfig, result: RunResult, records: list[dict]
+) -> bool:
+    """Whether a resumed run is an ensemble's member 0 that had finished (the run was
+    stopped while its other members trained): it is not trained further, and ``result``
+    reports its last evaluation."""
+    if resume is None or cfg.folds == 1 or resume.loop.status not in ("completed", "early_stopped"):
+        return False
+    evals = [r for r in records if r.get("event") == "eval"]
+    if evals:
+        result.last.update({k: v for k, v in evals[-1].items() if k.startswith("val_")})
+    return True
 
 
 def _follow(
