@@ -180,7 +180,7 @@ def run_training(
         return _follow(model, optimizer, task, cfg, state, world, should_stop, start)
     if resume:
         run_dir = resume.path.parent.parent
-        records = _read_records(run_dir / "metrics.jsonl", resume)
+        records = _read_records(run_dir / "metrics.jsonl", resume, _finished_member(resume))
         write_json_atomic(run_dir / "train_config.json", cfg.to_dict())
         moved, aside = rewind_to(resume.path, state.best_step)
         if moved:
@@ -216,7 +216,9 @@ def run_training(
         if task.baselines and not resume:  # a resumed run kept this line from its start
             record({"event": "baselines", **task.baselines})
         try:
-            if not _already_finished(resume, cfg, result, records):
+            if _finished_member(resume):
+                _report_last_eval(result, records)
+            else:
                 result.state = train(model, optimizer, task, cfg, state, callback=record,
                                      save=save, should_stop=should_stop, world=world)  # fmt: skip
             if cfg.restore_best:
@@ -242,18 +244,19 @@ def run_training(
     return result
 
 
-def _already_finished(
-    resume: Checkpoint | None, cfg: TrainConfig, result: RunResult, records: list[dict]
-) -> bool:
-    """Whether a resumed run is an ensemble's member 0 that had finished (the run was
-    stopped while its other members trained): it is not trained further, and ``result``
-    reports its last evaluation."""
-    if resume is None or cfg.folds == 1 or resume.loop.status not in ("completed", "early_stopped"):
+def _finished_member(resume: Checkpoint | None) -> bool:
+    """Whether a resumed run is an ensemble's model 0 that had finished (the run was stopped
+    while its other models trained): it is not trained again, its log is kept whole."""
+    if resume is None or resume.cfg.folds == 1:
         return False
+    return resume.loop.status in ("completed", "early_stopped", "max_steps")
+
+
+def _report_last_eval(result: RunResult, records: list[dict[str, Any]]) -> None:
+    """Put the last logged evaluation into ``result`` (a run that is not trained again)."""
     evals = [r for r in records if r.get("event") == "eval"]
     if evals:
         result.last.update({k: v for k, v in evals[-1].items() if k.startswith("val_")})
-    return True
 
 
 def _follow(
@@ -291,8 +294,8 @@ def _restore_best(run_dir: Path, model: Any, result: RunResult, records: list[di
     return best.model
 
 
-def _read_records(path: Path, resume: Checkpoint) -> list[dict[str, Any]]:
-    """The records of a resumed run that its checkpoint accounts for.
+def _read_records(path: Path, resume: Checkpoint, whole: bool = False) -> list[dict[str, Any]]:
+    """The records of a resumed run that its checkpoint accounts for (``whole``: all).
 
     Later ones (an evaluation logged just before a kill, the ``end`` record) are dropped: the
     resumed run logs them again, so none appears twice. Checkpoints written before the count
@@ -308,6 +311,8 @@ def _read_records(path: Path, resume: Checkpoint) -> list[dict[str, Any]]:
             continue  # a line cut short by a crash
         if isinstance(r, dict):
             out.append(r)
+    if whole:
+        return out
     if resume.metrics_records is not None:
         return out[: resume.metrics_records]
     return [r for r in out if r.get("step", 0) <= resume.loop.step
