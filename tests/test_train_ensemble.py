@@ -244,3 +244,24 @@ def test_small_sets_get_an_ensemble_by_default_and_folds_1_keeps_one_model(tmp_p
     assert one.ensemble is None and not (one.run_dir / "members").exists()
     # one model: 1,000 steps
     assert json.loads((one.run_dir / "train_config.json").read_text())["epochs"] == 1000
+
+
+# --------------------------------------------------------------------------- variable lengths
+
+
+def test_nan_rows_at_the_end_pad_a_shorter_sequence_with_its_last_row(tmp_path):
+    # The archives pad shorter sequences with NaN; before, they made every loss NaN.
+    from mlx_tcn.train.tasks import build_task
+
+    x = np.arange(16, dtype="float32").reshape(4, 2, 2).repeat(2, axis=1)  # (4, 4, 2)
+    x[1, 2:] = np.nan  # sequence 1 is 2 steps long
+    np.savez(tmp_path / "c.npz", x=x, y=np.array(["a", "b", "a", "b"]))
+    cfg = resolve_config({}, {"task": "classify", "data_path": str(tmp_path / "c.npz"),
+                              "normalize": False, "folds": 2})  # fmt: skip
+    task = build_task(cfg)
+    every = {tuple(s.ravel()) for s in [*task.train.x, *task.val.x]}
+    assert (4.0, 5.0) * 4 in every  # steps 2 and 3 repeat step 1 (it was 4, 5, 4, 5, 6, 7, 6, 7)
+    x[2, 1, 0] = np.nan  # missing inside a sequence: refused, with where
+    np.savez(tmp_path / "c.npz", x=x, y=np.array(["a", "b", "a", "b"]))
+    with pytest.raises(ValueError, match="non-finite value in sequence 2, step 1, channel 0"):
+        build_task(cfg)
