@@ -265,3 +265,15 @@ def test_nan_rows_at_the_end_pad_a_shorter_sequence_with_its_last_row(tmp_path):
     np.savez(tmp_path / "c.npz", x=x, y=np.array(["a", "b", "a", "b"]))
     with pytest.raises(ValueError, match="non-finite value in sequence 2, step 1, channel 0"):
         build_task(cfg)
+
+
+def test_a_mean_pooled_classifier_predicts_shorter_sequences_as_evaluate_scores_them(trained):
+    # Before: predict refused sequences shorter than the training ones, which evaluate scored.
+    tmp, result = trained
+    x = np.load(tmp / "test.npz")["x"][:, :12]
+    np.savez(tmp / "short.npz", x=x, y=np.load(tmp / "test.npz")["y"])
+    ckpt, task = load_for_inference(result.run_dir, data_path=str(tmp / "short.npz"))
+    pred, _ = predict(ckpt, task, str(tmp / "short.npz"))
+    classes = np.array(ckpt.stats["classes"])
+    accuracy = float((classes[pred.argmax(-1)] == np.load(tmp / "short.npz")["y"]).mean())
+    assert evaluate_checkpoint(ckpt, task, "test")[0]["accuracy"] == pytest.approx(accuracy)
