@@ -35,6 +35,7 @@ from .tasks import build_task
 
 __all__ = [
     "ENSEMBLE_FILE",
+    "FINISHED",
     "Ensemble",
     "load_ensemble",
     "member_dir",

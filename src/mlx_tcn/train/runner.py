@@ -35,7 +35,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig, resolve_config
 from .distributed import World
-from .ensemble import member_seed, train_members, with_folds
+from .ensemble import FINISHED, member_seed, train_members, with_folds
 from .loop import LoopState, TrainingDiverged, make_optimizer, total_steps, train
 from .model import build_model, parameter_count
 from .predict import predict_split
@@ -249,7 +249,7 @@ def _finished_member(resume: Checkpoint | None) -> bool:
     while its other models trained): it is not trained again, its log is kept whole."""
     if resume is None or resume.cfg.folds == 1:
         return False
-    return resume.loop.status in ("completed", "early_stopped", "max_steps")
+    return resume.loop.status in FINISHED
 
 
 def _report_last_eval(result: RunResult, records: list[dict[str, Any]]) -> None:
