@@ -55,9 +55,13 @@ def test_the_data_size_chooses_the_number_of_models_and_their_steps():
     assert steps_per_model(5) == 400 and steps_per_model(4) == 500  # 2,000 steps in all
     with pytest.raises(ValueError, match="n_sequences must be positive, got 0"):
         folds_for(0)
-    # each of 5 models aims at 400 steps: 32 training sequences, one step per epoch
+    # each of 5 models aims at 400 steps (32 training sequences, one step per epoch), and
+    # stops after half of them without improvement (20 evaluations of 10 steps)
     cfg = resolve_config({}, {"task": "classify", "data_path": "c.npz", "folds": 5})
-    assert apply_auto(cfg, n_train=32, seq_len=24).epochs == 400
+    out = apply_auto(cfg, n_train=32, seq_len=24)
+    assert (out.epochs, out.eval_every, out.patience) == (400, 10, 20)
+    one = apply_auto(resolve_config({}, {"task": "classify", "data_path": "c.npz"}), 32, 24)
+    assert (one.epochs, one.eval_every, one.patience) == (1000, 25, 10)
 
 
 @pytest.mark.parametrize(
