@@ -228,7 +228,7 @@ def test_user_data_presets_leave_the_budget_to_the_data_but_never_what_the_user_
     [
         (
             {"auto": ["epochs", "lr"]},
-            r"auto may choose epochs, eval_every, patience, levels; got 'lr'",
+            r"auto may choose epochs, eval_every, patience, levels, folds; got 'lr'",
         ),
         ({"pool": "max"}, "pool must be one of last, mean, got 'max'"),
         ({"season": 0}, "season must be a positive integer or None, got 0"),
