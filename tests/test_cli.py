@@ -400,10 +400,11 @@ def _gunpoint_like(path, n, seed):
 def test_classify_defaults_then_evaluate_a_test_file_with_a_confusion_matrix(tmp_path, capsys):
     # Only the data path given: the budget comes from the data (40 sequences), the mean over
     # the steps is the prediction, the best weights are kept, the majority class is the bar.
+    # One model (--folds 1); the default ensemble of small sets: test_train_ensemble.py.
     _gunpoint_like(tmp_path / "train.npz", 40, 0)
     _gunpoint_like(tmp_path / "test.npz", 30, 1)
     argv = ["train", "--no-compile", "--task", "classify", "--data-path", str(tmp_path / "train.npz"),
-            "--hidden", "8", "--runs-dir", str(tmp_path / "runs"), "--quiet"]  # fmt: skip
+            "--hidden", "8", "--runs-dir", str(tmp_path / "runs"), "--quiet", "--folds", "1"]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
     # a stratified split: 4 of each class held out; a tie answers the first class

@@ -54,6 +54,6 @@ def test_apply_auto_fills_only_the_listed_settings_and_empties_the_list():
     assert (out.epochs, out.eval_every, out.patience, out.levels) == (5, 1, PATIENCE, 6)
     both = apply_auto(resolve_config({}, {"task": "classify", "data_path": "c.npz"}), 40, 150)
     assert (both.epochs, both.eval_every) == (1000, 25)
-    assert out.auto == [] and cfg.auto == ["eval_every", "patience", "levels"]  # a copy
+    assert out.auto == [] and cfg.auto == ["eval_every", "patience", "levels", "folds"]  # a copy
     plain = resolve_config({}, {})
     assert apply_auto(plain, 40, 150) is plain  # nothing listed: unchanged

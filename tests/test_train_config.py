@@ -233,8 +233,10 @@ def test_field_help_is_the_dataclass_metadata():
 
 def test_user_data_presets_leave_the_budget_to_the_data_but_never_what_the_user_set():
     cfg = resolve_config({}, {"task": "classify", "data_path": "c.npz"})
-    assert cfg.auto == ["epochs", "eval_every", "patience", "levels"]
+    assert cfg.auto == ["epochs", "eval_every", "patience", "levels", "folds"]
     assert cfg.restore_best and cfg.pool == "mean"
+    given = resolve_config({}, {"task": "classify", "data_path": "c.npz", "folds": 3})
+    assert given.auto == ["epochs", "eval_every", "patience", "levels"] and given.folds == 3
     cfg = resolve_config({"levels": 3}, {"task": "forecast", "data_path": "s.csv", "epochs": 7})
     assert cfg.auto == ["eval_every", "patience"] and (cfg.levels, cfg.epochs) == (3, 7)
     assert resolve_config({}, {"task": "forecast", "data_path": "s.csv", "auto": None}).auto is None
@@ -250,7 +252,7 @@ def test_user_data_presets_leave_the_budget_to_the_data_but_never_what_the_user_
     [
         (
             {"auto": ["epochs", "lr"]},
-            r"auto may choose epochs, eval_every, patience, levels; got 'lr'",
+            r"auto may choose epochs, eval_every, patience, levels, folds; got 'lr'",
         ),
         ({"pool": "max"}, "pool must be one of last, mean, got 'max'"),
         ({"season": 0}, "season must be a positive integer or None, got 0"),

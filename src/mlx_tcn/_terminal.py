@@ -41,6 +41,11 @@ class Progress:
             if event.get("best"):
                 msg += " (best)"
             self._write(msg)
+        elif kind == "member":
+            self.close()
+            self._write(
+                f"training model {event['fold'] + 1} of {event['folds']} (fold {event['fold']})"
+            )
         elif kind == "end":
             self.close()
 

@@ -206,15 +206,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
         plot_confusion(report["confusion"], ckpt.stats["classes"], args.plot,
                        f"{task_label(ckpt.cfg)}, {split}: accuracy {metrics['accuracy']:.3f}")  # fmt: skip
+    models = ckpt.cfg.folds if ckpt.cfg.fold == 0 else 1
     if args.json:
         extra = {} if report is None else {"confusion": report["confusion"].tolist(),
                                            "majority_accuracy": report["majority_accuracy"]}  # fmt: skip
         if scores is not None:
             extra["horizon"] = scores
-        print(json.dumps({"checkpoint": str(ckpt.path), "split": split, "samples": size,
-                          **metrics, **extra}))  # fmt: skip
+        print(json.dumps({"checkpoint": str(ckpt.path), "models": models, "split": split,
+                          "samples": size, **metrics, **extra}))  # fmt: skip
         return 0
     rows = [("checkpoint", str(ckpt.path)), ("task", task_label(ckpt.cfg)),
+            ("models", _models_row(models, split)),
             ("split", _split_text(split, size, ckpt.cfg, args.data_path)),
             *metrics.items()]  # fmt: skip
     if scores is not None:
@@ -250,6 +252,17 @@ def _split_text(split: str, size: int, cfg: Any, data_path: str | None) -> str:
             f"val ({size:,} windows: the last val_fraction={cfg.val_fraction} of {cfg.data_path})"
         )
     return f"{split} ({size:,} samples)"
+
+
+def _models_row(models: int, split: str) -> str | None:
+    """What ``evaluate`` scored: one model, or an ensemble (whose other members trained on
+    this run's validation part, so only another file is a fair test of it)."""
+    if models == 1:
+        return None
+    text = f"ensemble of {models} (their class probabilities averaged)"
+    if split != "test":
+        text += "; members trained on this split (see ensemble.json: cv_accuracy)"
+    return text
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

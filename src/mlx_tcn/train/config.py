@@ -127,6 +127,13 @@ class TrainConfig:
         "classify: one prediction per sequence from the last step's output (last) "
         "or from the mean of all steps' outputs (mean)",
     )
+    folds: int = _help(
+        1,
+        "classify: train this many models, each validated on a different 1/folds of every "
+        "class (cross-validation), and average their class probabilities; 1: one model "
+        "validated on val_fraction (classify preset: chosen from the data size)",
+    )
+    fold: int = _help(0, "classify with folds > 1: the fold this run validates on (its member)")
 
     # --- model (see mlx_tcn.TCN) ---
     levels: int = _help(3, "number of residual blocks")
@@ -344,6 +351,11 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ValueError(f"task {cfg.task!r} needs data_path (--data-path)")
     if cfg.name is not None and (not cfg.name or "/" in cfg.name or cfg.name.startswith(".")):
         raise ValueError(f"name must be a plain folder name, got {cfg.name!r}")
+    if cfg.folds < 1 or not 0 <= cfg.fold < cfg.folds:
+        raise ValueError(f"folds must be positive and fold in [0, folds), got folds={cfg.folds!r}, "
+                         f"fold={cfg.fold!r}")  # fmt: skip
+    if cfg.folds > 1 and cfg.task != "classify":
+        raise ValueError(f"folds > 1 (an ensemble) is for task 'classify', not {cfg.task!r}")
     if cfg.select == "accuracy" and cfg.task not in ACCURACY_TASKS:
         raise ValueError(f"select='accuracy' needs a task with an accuracy, not {cfg.task!r}")
     unknown = sorted(set(cfg.auto or ()) - set(AUTO_FIELDS))

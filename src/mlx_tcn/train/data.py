@@ -265,7 +265,29 @@ def read_npz_sequences(path: str | Path, labels: bool) -> tuple[np.ndarray, np.n
     if x.ndim != 3 or (y is not None and y.shape != (len(x),)):
         got = f"{x.shape} and {y.shape}" if y is not None else f"{x.shape}"
         raise ValueError(f"{path}: 'x' must be (N, L[, C]) and 'y' (N,), got {got}")
-    return x, y
+    return fill_end_padding(x, path), y
+
+
+def fill_end_padding(x: np.ndarray, path: str | Path) -> np.ndarray:
+    """``x`` ``(N, L, C)`` with NaN rows at the end of a sequence (the UCR/UEA archives' way
+    of padding shorter sequences to one length) replaced by the sequence's last row; any
+    other missing or non-finite value is an error naming the sequence and step."""
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return x
+    x = x.copy()
+    for i in np.flatnonzero(bad.any(axis=(1, 2))):
+        rows = np.isnan(x[i]).all(axis=-1)
+        length = len(rows) - int(np.argmin(rows[::-1])) if not rows.all() else 0
+        if length and not bad[i, :length].any():
+            x[i, length:] = x[i, length - 1]
+            continue
+        step, channel = np.argwhere(bad[i, : length or None])[0]
+        raise ValueError(
+            f"{path}: missing or non-finite value in sequence {i}, step {step}, channel "
+            f"{channel} (only NaN rows at the end of a sequence, padding, are accepted)"
+        )
+    return x
 
 
 # Names that lived here before train/ took one role per module (issue 11).

@@ -15,6 +15,7 @@ from .baselines import class_balance, confusion_matrix, majority_class
 from .checkpoint import Checkpoint, load_checkpoint
 from .config import resolve_config
 from .data import load_table, select_columns, to_float
+from .ensemble import load_ensemble
 from .horizon import StepScores, by_step, forecast_steps, score_steps
 from .losses import SEQUENCE_CLASS_KINDS, evaluate_split, head
 from .split import Split, iterate_batches
@@ -37,14 +38,17 @@ __all__ = [
 
 
 def load_for_inference(
-    path: str | Path, which: str = "best", data_path: str | None = None
+    path: str | Path, which: str = "best", data_path: str | None = None, members: bool = True
 ) -> tuple[Checkpoint, TaskData]:
     """A checkpoint and its task, normalised with the statistics saved in training.
 
     Args:
         path: run folder or checkpoint folder.
-        which: ``"best"`` or ``"latest"`` checkpoint of a run.
+        which: ``"best"`` or ``"latest"`` checkpoint of a run (and of each ensemble member).
         data_path: other data of the same layout (default: the data used in training).
+        members: for an ensemble's run (classify, ``folds`` > 1), make ``ckpt.model`` the
+            :class:`.ensemble.Ensemble` of all its members' checkpoints; False: the run's own
+            model (member 0) alone.
     """
     ckpt = load_checkpoint(path, which)
     cfg = ckpt.cfg
@@ -52,6 +56,9 @@ def load_for_inference(
         cfg = resolve_config({**cfg.to_dict(), "data_path": data_path, "preset": "none"})
     task = build_task(cfg, stats=ckpt.stats)
     ckpt.check_fits(cfg, task.num_inputs, task.num_outputs)
+    if members and cfg.folds > 1 and cfg.fold == 0:
+        run_dir = ckpt.path.parent.parent
+        ckpt.model = load_ensemble(run_dir, cfg.folds, which, ckpt.model, task.kind)
     return ckpt, task
 
 
@@ -170,8 +177,10 @@ def _predict_file(
         )
     model, stats = ckpt.model, ckpt.stats
     x, extras = prepare_user_inputs(path, stats, kind)
+    # The last step of a shorter sequence sees less than in training; a mean over the steps
+    # (pool="mean") is as defined for any length, as in evaluate (archive sets vary in length).
     need = min(model.receptive_field, stats["seq_len"])
-    if kind in SEQUENCE_CLASS_KINDS and x.shape[1] < need:
+    if kind == "class_last" and x.shape[1] < need:
         raise ValueError(
             f"sequences in {path} have {x.shape[1]} steps, fewer than the model needs ({need})"
         )

@@ -8,7 +8,7 @@ __all__ = ["PRESETS"]
 
 #: Settings ``auto`` may choose from the data; the list lives here so that presets.py does
 #: not import config.py (which imports this module).
-AUTO_FIELDS = ("epochs", "eval_every", "patience", "levels")
+AUTO_FIELDS = ("epochs", "eval_every", "patience", "levels", "folds")
 
 
 # Per-task settings. "paper": the architecture and optimiser of Bai et al. 2018 (Table 2 and
@@ -94,7 +94,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             hidden=32,
             kernel_size=3,
             epochs=5,
-            auto=list(AUTO_FIELDS),
+            auto=[f for f in AUTO_FIELDS if f != "folds"],
             restore_best=True,
         )
     },

@@ -34,6 +34,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig, resolve_config
 from .distributed import World
+from .ensemble import FINISHED, member_seed, train_members, with_folds
 from .loop import LoopState, TrainingDiverged, make_optimizer, total_steps, train
 from .model import build_model, parameter_count
 from .predict import predict_split, split_scores
@@ -69,6 +70,7 @@ class RunResult:
     baseline: float | None = None
     baselines: dict[str, float] = field(default_factory=dict)  # users' data, by name
     restored_step: int | None = None  # the best checkpoint's step, when its weights were loaded
+    ensemble: dict[str, Any] | None = None  # classify with folds > 1: ensemble.json's record
     class_counts: dict[str, int] = field(default_factory=dict)  # classify: training sequences
     data_mse: dict[str, float] = field(default_factory=dict)  # forecast: model and baselines
     horizon: dict[str, Any] = field(default_factory=dict)  # forecast: scores by step (horizon.py)
@@ -154,13 +156,17 @@ def run_training(
     world = world or World()
     # Everything that can fail on bad data or a damaged checkpoint happens before the first
     # write: a failing command leaves the disk as it was.
-    mx.random.seed(cfg.seed)
+    mx.random.seed(member_seed(cfg))
     task = build_task(cfg, stats=resume.stats if resume else None)
     world.check(cfg.batch_size, len(task.train))
     if resume:
         resume.check_fits(cfg, task.num_inputs, task.num_outputs)
         model, state = resume.model, resume.loop
     else:
+        cfg, task = with_folds(cfg, task, world.size)
+        if cfg.folds > 1 and world.size > 1:
+            raise ValueError(f"folds={cfg.folds} trains its models one after another in one "
+                             "process; use folds=1 in a data-parallel run")  # fmt: skip
         cfg = apply_auto(cfg, len(task.train), _sample_length(task))
         model, state = build_model(cfg, task.num_inputs, task.num_outputs), LoopState()
     optimizer = make_optimizer(cfg, total_steps(cfg, len(task.train)))
@@ -175,7 +181,7 @@ def run_training(
         return _follow(model, optimizer, task, cfg, state, world, should_stop, start)
     if resume:
         run_dir = resume.path.parent.parent
-        records = _read_records(run_dir / "metrics.jsonl", resume)
+        records = _read_records(run_dir / "metrics.jsonl", resume, _finished_member(resume))
         write_json_atomic(run_dir / "train_config.json", cfg.to_dict())
         moved, aside = rewind_to(resume.path, state.best_step)
         if moved:
@@ -211,8 +217,11 @@ def run_training(
         if task.baselines and not resume:  # a resumed run kept this line from its start
             record({"event": "baselines", **task.baselines})
         try:
-            result.state = train(model, optimizer, task, cfg, state, callback=record, save=save,
-                                 should_stop=should_stop, world=world)  # fmt: skip
+            if _finished_member(resume):
+                _report_last_eval(result, records)
+            else:
+                result.state = train(model, optimizer, task, cfg, state, callback=record,
+                                     save=save, should_stop=should_stop, world=world)  # fmt: skip
             if cfg.restore_best:
                 model = _restore_best(run_dir, model, result, records)
             if cfg.task == "forecast":
@@ -227,7 +236,28 @@ def run_training(
             if cfg.plots:
                 result.plots = _write_plots(run_dir, cfg, model, task, records)
     world.barrier()  # the other ranks wait for the last checkpoint before they exit
+    if cfg.folds > 1 and cfg.fold == 0 and result.state.status != "interrupted":
+        result.ensemble = train_members(run_dir, cfg, train_one=run_training,
+                                        callbacks=callbacks, should_stop=should_stop)  # fmt: skip
+        if result.ensemble is None:
+            result.state.status = "interrupted"
+        result.seconds = time.perf_counter() - start
     return result
+
+
+def _finished_member(resume: Checkpoint | None) -> bool:
+    """Whether a resumed run is an ensemble's model 0 that had finished (the run was stopped
+    while its other models trained): it is not trained again, its log is kept whole."""
+    if resume is None or resume.cfg.folds == 1:
+        return False
+    return resume.loop.status in FINISHED
+
+
+def _report_last_eval(result: RunResult, records: list[dict[str, Any]]) -> None:
+    """Put the last logged evaluation into ``result`` (a run that is not trained again)."""
+    evals = [r for r in records if r.get("event") == "eval"]
+    if evals:
+        result.last.update({k: v for k, v in evals[-1].items() if k.startswith("val_")})
 
 
 def _follow(
@@ -265,8 +295,8 @@ def _restore_best(run_dir: Path, model: Any, result: RunResult, records: list[di
     return best.model
 
 
-def _read_records(path: Path, resume: Checkpoint) -> list[dict[str, Any]]:
-    """The records of a resumed run that its checkpoint accounts for.
+def _read_records(path: Path, resume: Checkpoint, whole: bool = False) -> list[dict[str, Any]]:
+    """The records of a resumed run that its checkpoint accounts for (``whole``: all).
 
     Later ones (an evaluation logged just before a kill, the ``end`` record) are dropped: the
     resumed run logs them again, so none appears twice. Checkpoints written before the count
@@ -282,6 +312,8 @@ def _read_records(path: Path, resume: Checkpoint) -> list[dict[str, Any]]:
             continue  # a line cut short by a crash
         if isinstance(r, dict):
             out.append(r)
+    if whole:
+        return out
     if resume.metrics_records is not None:
         return out[: resume.metrics_records]
     return [r for r in out if r.get("step", 0) <= resume.loop.step

@@ -319,16 +319,19 @@ def classify_task(cfg: TrainConfig, stats: dict[str, Any] | None) -> TaskData:
     if unknown:
         raise ValueError(f"{cfg.data_path}: labels {sorted(unknown)} were not seen in training")
     y = np.array([lookup[str(v)] for v in labels.tolist()], dtype=np.int32)
-    tr, va = stratified_split(y, cfg.val_fraction, cfg.seed)
+    tr, va = _classify_split(cfg, y)
     if len(tr) < 1:
         raise ValueError(
             f"{cfg.data_path}: {len(x)} sequences are too few to split off a validation set"
         )
     n_classes = len(stats["classes"])
+    # An ensemble's members share one normalisation (their data together is the whole file),
+    # so that they can be fed the same inputs.
+    fitted = tr if cfg.folds == 1 else np.arange(len(y))
     if "class_counts" not in stats:
-        stats["class_counts"] = class_balance(y[tr], n_classes).tolist()
+        stats["class_counts"] = class_balance(y[fitted], n_classes).tolist()
     if cfg.normalize and "x_mean" not in stats:
-        m, s = standardize_stats(x[tr])
+        m, s = standardize_stats(x[fitted])
         stats.update(x_mean=m.tolist(), x_std=s.tolist())
     x = normalize_inputs(x, stats)
     train, val = Split(x[tr], y[tr]), Split(x[va], y[va])
@@ -339,6 +342,16 @@ def classify_task(cfg: TrainConfig, stats: dict[str, Any] | None) -> TaskData:
                     stats=stats, baseline=majority["loss"],
                     baselines={"majority_class": majority["loss"],
                                "majority_class_accuracy": majority["accuracy"]})  # fmt: skip
+
+
+def _classify_split(cfg: TrainConfig, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation indices: ``val_fraction`` of each class, or with ``folds`` > 1
+    the ensemble member's fold (:func:`.ensemble.stratified_folds`)."""
+    if cfg.folds == 1:
+        return stratified_split(y, cfg.val_fraction, cfg.seed)
+    from .ensemble import stratified_folds
+
+    return stratified_folds(y, cfg.folds, cfg.seed, cfg.fold)
 
 
 # --------------------------------------------------------------------------- windows, statistics
