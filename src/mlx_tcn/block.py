@@ -21,7 +21,6 @@ from .buffer import BufferIO
 from .config import EMBEDDING_MODES, NORMS, check_embedding_mode, check_norm
 from .conv import TemporalConv1d
 from .embeddings import check_embedding_shapes, prepare_embeddings
-from .fused import bias_act, residual_act
 from .init import get_initializer
 from .parametrizations import weight_norm
 from .se import SqueezeExcitation
@@ -204,18 +203,10 @@ class TemporalBlock(Stateful):
         return norm(x)
 
     def _dropout(self, x: mx.array, eval_mode: bool) -> mx.array:
-        mask, keep = self._keep_mask(x, None, eval_mode)
-        return x if mask is None else mx.where(mask, x * (1.0 / keep), 0)
-
-    def _keep_mask(
-        self, y: mx.array, act: Callable | None, eval_mode: bool
-    ) -> tuple[mx.array | None, float]:
-        """Dropout's keep mask for ``act(y)`` (``None`` when dropout is off) and keep rate."""
         if eval_mode or not self.training or self.dropout == 0.0:
-            return None, 1.0
-        shape = y.shape if act is not glu else (*y.shape[:-1], y.shape[-1] // 2)
+            return x
         keep = 1.0 - self.dropout
-        return mx.random.bernoulli(keep, shape), keep
+        return mx.where(mx.random.bernoulli(keep, x.shape), x * (1.0 / keep), 0)
 
     def _embed(self, x: mx.array, e: mx.array) -> mx.array:
         e = linear(self.embedding_projection_1, e)
@@ -226,53 +217,24 @@ class TemporalBlock(Stateful):
         return x @ proj.weight[:, :width].T + (e @ proj.weight[:, width:].T + proj.bias)
 
     def _forward(
-        self,
-        x: mx.array,
-        e: mx.array | None,
-        state: BlockState | None,
-        eval_mode: bool,
-        want_skip: bool = True,
-    ) -> tuple[mx.array, mx.array | None, BlockState | None]:
-        """``(output, skip, state)``; ``skip`` is ``None`` when ``want_skip`` is false.
-
-        Without a norm between a convolution and its activation, the bias, activation and
-        dropout (and for the second convolution the residual and final activation, when the
-        skip branch is not wanted) run as one fused pass (:mod:`mlx_tcn.fused`).
-        """
+        self, x: mx.array, e: mx.array | None, state: BlockState | None, eval_mode: bool
+    ) -> tuple[mx.array, mx.array, BlockState | None]:
         st = state or {}
-        fuse1 = self.get("norm1") is None and e is None
-        out, s1 = self.conv1._forward(
-            x, st.get("conv1") if state is not None else None, with_bias=not fuse1
-        )
-        if fuse1:
-            out = bias_act(out, self.conv1.get("bias"), self.activation1,
-                           *self._keep_mask(out, self.activation1, eval_mode))  # fmt: skip
-        else:
-            out = self._norm("norm1", out, eval_mode)
-            if e is not None:
-                out = self._embed(out, e)
-            out = self._dropout(self.activation1(out), eval_mode)
-        fuse2 = self.get("norm2") is None
-        out, s2 = self.conv2._forward(
-            out, st.get("conv2") if state is not None else None, with_bias=not fuse2
-        )
+        out, s1 = self.conv1._forward(x, st.get("conv1") if state is not None else None)
+        out = self._norm("norm1", out, eval_mode)
+        if e is not None:
+            out = self._embed(out, e)
+        out = self._dropout(self.activation1(out), eval_mode)
+        out, s2 = self.conv2._forward(out, st.get("conv2") if state is not None else None)
+        out = self._norm("norm2", out, eval_mode)
+        out = self._dropout(self.activation2(out), eval_mode)
         new_state = None if state is None else {"conv1": s1, "conv2": s2}
-        res = x if self.downsample is None else linear(self.downsample, x)
-        keep = self._keep_mask(out, self.activation2, eval_mode)
-        if fuse2 and not want_skip and not self.use_se and keep[0] is None:
-            y = residual_act(None, res, self.activation_final,
-                             y=out, bias=self.conv2.get("bias"), act=self.activation2)  # fmt: skip
-            return y, None, new_state
-        if fuse2:
-            out = bias_act(out, self.conv2.get("bias"), self.activation2, *keep)
-        else:
-            out = self._norm("norm2", out, eval_mode)
-            out = self._dropout(self.activation2(out), eval_mode)
         if self.use_se:
             out, s_se = self.se._forward(out, st.get("se") if state is not None else None)
             if new_state is not None:
                 new_state["se"] = s_se
-        return residual_act(out, res, self.activation_final), out, new_state
+        res = x if self.downsample is None else linear(self.downsample, x)
+        return self.activation_final(out + res), out, new_state
 
     def _step(
         self, x: mx.array, e: mx.array | None, state: BlockState

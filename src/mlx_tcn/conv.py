@@ -129,20 +129,13 @@ class TemporalConv1d(WeightNormSupport, StreamingModule):
             weight = get_weight(self)
             _frozen.remember(self, weight, ops.gemm_matrix(weight))
 
-    def _forward(
-        self, x: mx.array, state: dict | None, with_bias: bool = True
-    ) -> tuple[mx.array, dict | None]:
-        """The convolution of ``x`` after the padding (or the stream's ``state``).
-
-        ``with_bias=False`` leaves the bias out, for a caller that adds it in a fused pass
-        (see :mod:`mlx_tcn.fused`).
-        """
+    def _forward(self, x: mx.array, state: dict | None) -> tuple[mx.array, dict | None]:
         padded, new_state = self.padder.pad(x, state)
         weight = get_weight(self)
         y = ops.conv1d(
             padded,
             weight,
-            self.get("bias") if with_bias else None,
+            self.get("bias"),
             stride=self.stride,
             dilation=self.dilation,
             groups=self.groups,

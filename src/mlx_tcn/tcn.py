@@ -224,13 +224,10 @@ class TCN(Stateful):
         skip_sum = None
         last = len(self.network) - 1
         for i, block in enumerate(self.network):
-            want_skip = self.use_skip_connections and i < last
-            x, skip, s = block._forward(
-                x, e, None if state is None else state[i], eval_mode, want_skip
-            )
+            x, skip, s = block._forward(x, e, None if state is None else state[i], eval_mode)
             if new_state is not None:
                 new_state.append(s)
-            if want_skip:
+            if self.use_skip_connections and i < last:
                 projection = self.downsample_skip_connection[i]
                 if projection is not None:
                     skip = linear(projection, skip)
