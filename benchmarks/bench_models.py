@@ -310,22 +310,13 @@ def _gemm(job: dict) -> dict:
 
 def _stream_step_case(model_key: str, batch: int, steps: int) -> dict:
     """One step of ``model.stream_step()`` (compiled, weight norm folded) at ``batch``."""
-    import mlx_tcn  # noqa: I001
+    import mlx_tcn  # noqa: I001, F401  (first: it routes MLX's matmul to an optimized BLAS)
     import mlx.core as mx
-    from bench_streaming import LEVELS as STREAM_LEVELS
     from bench_streaming import MODELS as STREAM_SPECS
-    from bench_streaming import _time_steps
+    from bench_streaming import _time_steps, build_mlx_model
 
     spec = STREAM_SPECS[model_key]
-    mx.random.seed(0)
-    model = mlx_tcn.TCN(
-        spec["inputs"],
-        [spec["channels"]] * STREAM_LEVELS,
-        kernel_sizes=spec["kernel"],
-        causal=True,
-        use_norm="weight_norm",
-    )
-    model.eval()
+    model = build_mlx_model(model_key)
     step_fn = model.stream_step()
     state = [model.init_state(batch)]
     for _ in range(64):  # a real history in the state first

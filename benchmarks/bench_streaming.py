@@ -83,7 +83,8 @@ def _time_steps(step, warmup: int, steps: int) -> dict:
 # -- workers (one case per process) ------------------------------------------------------
 
 
-def _mlx_case(model_key: str, method: str, batch: int, steps: int) -> dict:
+def build_mlx_model(model_key: str):
+    """The benchmark's mlx-tcn model ``model_key`` (seeded weights), in eval mode."""
     import mlx_tcn  # noqa: I001  (first: it routes MLX's matmul to an optimized BLAS)
     import mlx.core as mx
 
@@ -97,6 +98,15 @@ def _mlx_case(model_key: str, method: str, batch: int, steps: int) -> dict:
         use_norm="weight_norm",
     )
     model.eval()
+    return model
+
+
+def _mlx_case(model_key: str, method: str, batch: int, steps: int) -> dict:
+    import mlx_tcn  # noqa: I001  (first: it routes MLX's matmul to an optimized BLAS)
+    import mlx.core as mx
+
+    spec = MODELS[model_key]
+    model = build_mlx_model(model_key)
     if method == "compiled, weight norm removed":
         for block in model.network:
             mlx_tcn.remove_weight_norm(block.conv1)
