@@ -257,6 +257,34 @@ def test_column_selection_and_numeric_errors():
         to_float(np.array([["1"], ["nan"]], dtype=object), [0], ["a"], "f.csv")
 
 
+@pytest.mark.parametrize("missing", ["", "NA", " nan ", "?", "null", "N/A"])
+def test_to_float_fills_a_series_gaps(missing, caplog):
+    # A series with missing cells (pandas writes an empty cell for NaN, R writes NA): before,
+    # "column 'v' of f.csv is not numeric: could not convert string to float: ''".
+    cells = [missing, "2", missing, missing, "8", "9", missing]
+    table = np.array([[c] for c in cells], dtype=object)
+    with caplog.at_level("WARNING"):
+        out = to_float(table, [0], ["v"], "f.csv", fill_gaps=True)
+    # before the first value: that value; inside: linear; after the last: the last
+    np.testing.assert_array_equal(out[:, 0], [2, 2, 4, 6, 8, 9, 9])
+    assert "4 missing value(s) in column 'v' (data rows 1, 3, 4, 7)" in caplog.text
+    # without fill_gaps (a table of separate sequences) a missing cell is still an error
+    with pytest.raises(ValueError, match="non-finite value in column 'v', row 1"):
+        to_float(table, [0], ["v"], "f.csv")
+
+
+def test_to_float_gap_filling_refuses_what_it_cannot_fill():
+    empty = np.array([[""], ["NA"]], dtype=object)
+    with pytest.raises(ValueError, match="column 'v' has no values, only missing cells"):
+        to_float(empty, [0], ["v"], "f.csv", fill_gaps=True)
+    with pytest.raises(ValueError, match="non-finite value in column 'v', row 2"):
+        to_float(
+            np.array([["1"], ["inf"], [""]], dtype=object), [0], ["v"], "f.csv", fill_gaps=True
+        )
+    with pytest.raises(ValueError, match="column 'v' of f.csv is not numeric"):
+        to_float(np.array([["1"], ["n.a."]], dtype=object), [0], ["v"], "f.csv", fill_gaps=True)
+
+
 def test_standardize_stats():
     mean, std = standardize_stats(np.array([[1.0, 5.0], [3.0, 5.0]]))
     np.testing.assert_allclose(mean, [2.0, 5.0])

@@ -285,6 +285,42 @@ def test_forecast_default_inputs_leave_out_text_columns(tmp_path):
     assert task.stats["input_columns"] == ["load"] and task.num_inputs == 1
 
 
+def test_forecast_and_predict_fill_the_gaps_of_a_series(tmp_path, caplog):
+    # statsmodels' weekly CO2 record, exported with pandas, has 59 empty cells: before, the
+    # run stopped at "column 'co2' ... is not numeric". The gaps are filled once per column
+    # (the target is also an input: one warning) and the task equals that of the filled file.
+    t = np.arange(80)
+    co2 = 300 + 0.1 * t + np.sin(2 * np.pi * t / 13)
+    dates = [f"{1958 + i // 52}-w{i % 52}" for i in t]
+    gaps = {0, 17, 18, 19, 50, 79}
+    filled = co2.copy()
+    filled[0], filled[79] = co2[1], co2[78]
+    filled[17:20] = np.interp([17, 18, 19], [16, 20], co2[[16, 20]])
+    filled[50] = (co2[49] + co2[51]) / 2
+    for name, values, blank in (("gaps.csv", co2, gaps), ("filled.csv", filled, set())):
+        rows = [
+            f"{d},{'' if i in blank else f'{v:.6f}'}"
+            for i, (d, v) in enumerate(zip(dates, values, strict=True))
+        ]
+        (tmp_path / name).write_text("date,co2\n" + "\n".join(rows) + "\n")
+    tasks = []
+    for name in ("gaps.csv", "filled.csv"):
+        cfg = resolve_config({}, {"task": "forecast", "data_path": str(tmp_path / name),
+                                  "target_columns": ["co2"], "seq_len": 16})  # fmt: skip
+        with caplog.at_level("WARNING"):
+            tasks.append(build_task(cfg))
+    assert caplog.text.count("6 missing value(s) in column 'co2'") == 1
+    gapped, full = tasks
+    assert gapped.stats["input_columns"] == ["co2"]  # the column with gaps is still an input
+    for split in ("train", "val"):
+        np.testing.assert_allclose(getattr(gapped, split).x, getattr(full, split).x, atol=1e-5)
+        np.testing.assert_allclose(getattr(gapped, split).y, getattr(full, split).y, atol=1e-5)
+    x_gaps, extras = prepare_user_inputs(tmp_path / "gaps.csv", gapped.stats, "regression_last")
+    x_full, _ = prepare_user_inputs(tmp_path / "filled.csv", gapped.stats, "regression_last")
+    np.testing.assert_allclose(x_gaps, x_full, atol=1e-5)
+    np.testing.assert_allclose(extras["targets"][:, 0], filled, rtol=1e-6)
+
+
 def test_forecast_season_detected_or_given(tmp_path):
     t = np.arange(240)
     np.savez(tmp_path / "s.npz", y=np.sin(2 * np.pi * t / 12) + 0.01 * t)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,8 @@ import numpy as np
 
 from ._io import read_utf8
 from ._moved import forwarder
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "adding_problem",
@@ -33,6 +36,7 @@ __all__ = [
     "read_npz_sequences",
     "read_polyphonic",
     "select_columns",
+    "series_columns",
     "to_float",
 ]
 
@@ -230,22 +234,87 @@ def select_columns(
     return idx
 
 
+#: Cells read as a missing value (case and surrounding spaces ignored): what spreadsheets,
+#: pandas' ``to_csv`` (an empty cell) and R (``NA``) write for one.
+MISSING_CELLS = frozenset({"", "na", "nan", "n/a", "null", "none", "?"})
+
+
+def _column_floats(cells: np.ndarray) -> np.ndarray:
+    """One column as float64, missing cells (:data:`MISSING_CELLS`) as NaN; raises
+    ``ValueError`` on any other non-numeric cell."""
+    if cells.dtype != object:
+        return np.asarray(cells, dtype=np.float64)
+    missing = np.array([isinstance(c, str) and c.strip().lower() in MISSING_CELLS for c in cells])
+    values = np.where(missing, "nan", cells) if missing.any() else cells
+    return np.asarray(values, dtype=np.float64)
+
+
+def is_numeric_column(cells: np.ndarray) -> bool:
+    """Whether every cell is a number or missing, and at least one is a number."""
+    try:
+        return bool(np.isfinite(_column_floats(cells)).any())
+    except ValueError:
+        return False
+
+
+def _fill_gaps(column: np.ndarray) -> np.ndarray:
+    """NaN rows of a series filled: inside it by linear interpolation between the rows
+    around the gap, before its first value by that value, after its last by the last."""
+    known = np.flatnonzero(~np.isnan(column))
+    return np.interp(np.arange(len(column)), known, column[known])
+
+
 def to_float(
-    data: np.ndarray, columns: list[int], header: Sequence[str], path: str | Path
+    data: np.ndarray,
+    columns: list[int],
+    header: Sequence[str],
+    path: str | Path,
+    *,
+    fill_gaps: bool = False,
 ) -> np.ndarray:
-    """Columns of ``data`` as float32, with an error naming the first non-numeric cell."""
+    """Columns of ``data`` as float32, with an error naming the first non-numeric cell.
+
+    A missing cell (empty, ``NA``, ``NaN``, ...) is an error naming its row, unless
+    ``fill_gaps`` (the rows are the steps of one series, as in a forecast): then each
+    column's gaps are filled (:func:`_fill_gaps`) and a warning says how many and where.
+    Infinite values are always an error.
+    """
     out = np.empty((len(data), len(columns)), dtype=np.float32)
     for j, c in enumerate(columns):
         try:
-            out[:, j] = np.asarray(data[:, c], dtype=np.float64)
+            column = _column_floats(data[:, c])
         except ValueError as err:
             raise ValueError(f"column {header[c]!r} of {path} is not numeric: {err}") from None
+        gaps = np.isnan(column)
+        if fill_gaps and gaps.any() and not np.isinf(column).any():
+            if gaps.all():
+                raise ValueError(f"{path}: column {header[c]!r} has no values, only missing cells")
+            rows = np.flatnonzero(gaps) + 1
+            shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+            logger.warning(
+                "%s: %d missing value(s) in column %r (data rows %s) filled by linear "
+                "interpolation between their neighbours",
+                path, len(rows), header[c], shown,
+            )  # fmt: skip
+            column = _fill_gaps(column)
+        out[:, j] = column
     if not np.isfinite(out).all():
         row, col = np.argwhere(~np.isfinite(out))[0]
         raise ValueError(
             f"{path}: missing or non-finite value in column {header[columns[col]]!r}, row {row + 1}"
         )
     return out
+
+
+def series_columns(
+    table: np.ndarray, groups: Sequence[list[int]], header: Sequence[str], path: str | Path
+) -> list[np.ndarray]:
+    """The columns of each group (inputs, targets, ...) of one series as float32, gaps
+    filled (:func:`to_float` with ``fill_gaps``), each column read and reported once."""
+    columns = sorted({c for group in groups for c in group})
+    values = to_float(table, columns, header, path, fill_gaps=True)
+    at = {c: i for i, c in enumerate(columns)}
+    return [values[:, [at[c] for c in group]] for group in groups]
 
 
 def read_npz_sequences(path: str | Path, labels: bool) -> tuple[np.ndarray, np.ndarray | None]:

@@ -14,7 +14,7 @@ import numpy as np
 from .baselines import class_balance, confusion_matrix, majority_class
 from .checkpoint import Checkpoint, load_checkpoint
 from .config import resolve_config
-from .data import load_table, select_columns, to_float
+from .data import load_table, select_columns, series_columns
 from .ensemble import load_ensemble
 from .horizon import StepScores, by_step, forecast_steps, score_steps
 from .losses import SEQUENCE_CLASS_KINDS, evaluate_split, head
@@ -129,13 +129,15 @@ def prepare_user_inputs(
         return normalize_inputs(read_sequences(path, stats), stats), {}
     header, table = load_table(path)
     input_idx = select_columns(header, stats["input_columns"], path, "input")
-    raw = to_float(table, input_idx, header, path)
+    target_idx = _target_columns(path, header, stats)
+    groups = [input_idx] if target_idx is None else [input_idx, target_idx]
+    raw, *found = series_columns(table, groups, header, path)
+    targets = found[0] if found else None
     seq_len = stats["seq_len"]
     if len(raw) < seq_len:
         raise ValueError(
             f"{path} has {len(raw)} rows, shorter than the model's window seq_len={seq_len}"
         )
-    targets = _file_targets(path, header, table, stats)
     if stats.get("relative"):
         windows, _, ends = make_windows(raw, raw, seq_len, horizon=0)
         x = relative_inputs(windows, np.asarray(stats["x_scale"]))
@@ -148,13 +150,11 @@ def prepare_user_inputs(
     return x, extras
 
 
-def _file_targets(
-    path: str | Path, header: list[str], table: np.ndarray, stats: dict[str, Any]
-) -> np.ndarray | None:
+def _target_columns(path: str | Path, header: list[str], stats: dict[str, Any]) -> list[int] | None:
     """The target columns of a file given to ``predict``: optional, except that a
     window-relative forecast is a change from the targets' last values, so it needs them."""
     try:
-        target_idx = select_columns(header, stats["target_columns"], path, "target")
+        return select_columns(header, stats["target_columns"], path, "target")
     except ValueError:
         if stats.get("relative"):
             raise ValueError(
@@ -162,7 +162,6 @@ def _file_targets(
                 "this model forecasts the change from their last values, so it needs them"
             ) from None
         return None
-    return to_float(table, target_idx, header, path)
 
 
 def _predict_file(

@@ -18,7 +18,15 @@ import numpy as np
 
 from .baselines import class_balance, detect_season, majority_class, step_baseline_forecasts
 from .config import TrainConfig
-from .data import group_sequences, load_table, read_npz_sequences, select_columns, to_float
+from .data import (
+    group_sequences,
+    is_numeric_column,
+    load_table,
+    read_npz_sequences,
+    select_columns,
+    series_columns,
+    to_float,
+)
 from .horizon import by_step, forecast_steps, score_steps
 from .split import Split, TaskData
 from .window_norm import (
@@ -68,8 +76,7 @@ def forecast_task(cfg: TrainConfig, stats: dict[str, Any] | None) -> TaskData:
     else:
         wanted = cfg.input_columns if stats is None else stats["input_columns"]
         input_idx = select_columns(header, wanted, cfg.data_path, "input")
-    inputs = to_float(table, input_idx, header, cfg.data_path)
-    targets = to_float(table, target_idx, header, cfg.data_path)
+    inputs, targets = series_columns(table, [input_idx, target_idx], header, cfg.data_path)
     cut = int(round(len(inputs) * (1 - cfg.val_fraction)))
     if stats is None:
         _check_forecast_lengths(cfg, len(inputs), cut)
@@ -152,13 +159,13 @@ def _baseline_losses(split: Split, stats: dict[str, Any]) -> dict[str, float]:
 
 
 def numeric_columns(header: list[str], table: np.ndarray, path: str | Path) -> list[int]:
-    """The columns whose cells are all numbers (a date or name column is left out, and said so)."""
+    """The columns whose cells are all numbers or missing (a date or name column is left
+    out, and said so)."""
     keep, skipped = [], []
     for i, name in enumerate(header):
-        try:
-            np.asarray(table[:, i], dtype=np.float64)
+        if is_numeric_column(table[:, i]):
             keep.append(i)
-        except ValueError:
+        else:
             skipped.append(name)
     if not keep:
         raise ValueError(f"{path} has no numeric column to use as input")
