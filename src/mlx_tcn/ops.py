@@ -49,6 +49,8 @@ from functools import cache
 
 import mlx.core as mx
 
+from . import _backend
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["conv1d", "gemm_matrix"]
@@ -284,6 +286,62 @@ def _gemm_conv(dilation: int, with_bias: bool, stream: mx.Stream) -> Callable[..
     return conv
 
 
+# A convolution split by time over the CPU lanes gives each part at least this many
+# multiply-adds (output rows x out channels x k x in channels): below it the hand-offs
+# between the lanes cost more than the parallel GEMMs save (measured, see
+# docs/performance_models.md#what-was-tried).
+_MIN_PART_MACS = 1 << 22
+
+
+def _lane_parts(rows: int, t_out: int, macs_per_row: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` output steps per CPU lane for a convolution's GEMMs.
+
+    One part (no split) with a single lane, inside a part of a forward that
+    :mod:`mlx_tcn.parallel` already put on a lane (a split inside a split would only add
+    hand-offs), or when a part would get under ``_MIN_PART_MACS`` multiply-adds.
+    """
+    lanes = _backend.parallel_lanes()
+    if lanes < 2 or _backend.on_lane():
+        return [(0, t_out)]
+    n = min(lanes, t_out, rows * t_out * macs_per_row // _MIN_PART_MACS)
+    if n < 2:
+        return [(0, t_out)]
+    edges = [t_out * i // n for i in range(n + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def _gemm_on_lanes(
+    x: mx.array, weight: mx.array, bias: mx.array | None, dilation: int, custom_vjp: bool
+) -> mx.array:
+    """The GEMM convolution, split by output steps over the CPU lanes when that pays.
+
+    A batch too small to split by rows (one sequence, say) would otherwise run every GEMM
+    on one core with a single-threaded BLAS. Part ``[a, b)`` reads the input steps
+    ``[a, b + span)``: only the kernel's span overlaps, nothing is computed twice. With
+    ``custom_vjp`` each part is its own custom function whose backward runs on its lane;
+    the input gradients of the overlapping slices are added by autodiff, the weight and
+    bias gradients summed over the parts.
+    """
+    batch, padded, c_in = x.shape
+    c_out, k, _ = weight.shape
+    span = dilation * (k - 1)
+    extra = [] if bias is None else [bias]
+
+    def conv(x: mx.array, stream: mx.Stream) -> mx.array:
+        if custom_vjp:
+            return _gemm_conv(dilation, bias is not None, stream)(x, weight, *extra)
+        return _forward(x, weight, bias, dilation)
+
+    parts = _lane_parts(batch, padded - span, c_out * k * c_in)
+    if len(parts) == 1:
+        return conv(x, mx.default_stream(mx.default_device()))
+    outs = []
+    for (a, b), lane in zip(parts, _backend.cpu_lanes(), strict=False):
+        with mx.stream(lane):
+            outs.append(conv(x[:, a : b + span], lane))
+    return mx.concatenate(outs, axis=1)
+
+
 def _resolve_custom_vjp(custom_vjp: bool, inference: bool | None) -> bool:
     """``custom_vjp``, or the old ``inference=`` spelling of its opposite (with a warning)."""
     if inference is None:
@@ -375,13 +433,10 @@ def conv1d(
     x, weight, *rest = (a.astype(mx.float32) for a in arrays)
     bias = rest[0] if rest else None
     if groups == 1:
-        if custom_vjp:
-            stream = mx.default_stream(mx.default_device())
-            y = _gemm_conv(dilation, bias is not None, stream)(x, weight, *rest)
-        elif x.shape[1] - dilation * (k - 1) <= _GATHER_MAX_STEPS:
-            y = _gathered(x, weight, bias, dilation, matrix)
+        if custom_vjp or x.shape[1] - dilation * (k - 1) > _GATHER_MAX_STEPS:
+            y = _gemm_on_lanes(x, weight, bias, dilation, custom_vjp)
         else:
-            y = _forward(x, weight, bias, dilation)
+            y = _gathered(x, weight, bias, dilation, matrix)
     else:
         if weight.shape[0] == groups and weight.shape[2] == 1:
             y = _depthwise(x, weight, dilation)
