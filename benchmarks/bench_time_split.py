@@ -30,16 +30,19 @@ CASES = {
         "small1", "16 ch, T=256, batch 1", 16, (16,) * 4, 3, 256, 1, 0.1, None
     ),
     "mid16": report.MODELS["mid"],
+    # batch 1 between the ends: convolutions of 25M and 6M multiply-adds per part
+    "mid1": report.ModelSpec("mid1", "mid-size, batch 1", 64, (128,) * 6, 3, 1024, 1, 0.1, None),
+    "c64": report.ModelSpec("c64", "6x64, T=1024, batch 1", 64, (64,) * 6, 3, 1024, 1, 0.1, None),
 }
-ARMS = ("off", "on")
 
 
 def _worker(case: str, mode: str, arm: str, warmup: int, iters: int) -> None:
     import mlx_tcn  # noqa: F401  (first: it routes MLX's matmul to an optimized BLAS)
     from mlx_tcn import ops
 
-    if arm == "off":
-        ops._MIN_PART_MACS = 1 << 62
+    # "off": no convolution splits; "on": the shipped threshold; a number: that threshold
+    if arm != "on":
+        ops._MIN_PART_MACS = 1 << 62 if arm == "off" else int(arm)
     step = bench_models._mlx_model(CASES[case], mode, compiled=False)
     times = bench_models._time_loop(step, warmup, iters)
     print(json.dumps({"ms": 1e3 * statistics.median(times)}))
@@ -60,6 +63,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument(
+        "--min-macs", type=int, help="the split's threshold to test (default: the shipped one)"
+    )
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -67,13 +73,13 @@ def main() -> None:
         _worker(case, mode, arm, int(warmup), int(iters))
         return
     rows = [(c, m) for c in args.cases.split(",") for m in args.modes.split(",")]
+    arms = ("off", "on" if args.min_macs is None else str(args.min_macs))
     ms: dict[tuple[str, str, str], list[float]] = {}
     for r in range(args.rounds):
         for case, mode in rows:
-            for arm in ARMS if r % 2 == 0 else ARMS[::-1]:
-                ms.setdefault((case, mode, arm), []).append(
-                    _run(case, mode, arm, args.warmup, args.iters)
-                )
+            for arm in arms if r % 2 == 0 else arms[::-1]:
+                key = (case, mode, "off" if arm == "off" else "on")
+                ms.setdefault(key, []).append(_run(case, mode, arm, args.warmup, args.iters))
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     print("| case | mode | off ms | on ms | on / off: median (range) |")
     print("|---|---|---:|---:|---:|")

@@ -265,26 +265,35 @@ def test_on_lane(streams):
     assert not _backend.on_lane()
 
 
+M = 1 << 20  # multiply-adds
+
+
 @pytest.mark.parametrize(
-    ("rows", "t_out", "macs_per_row", "lanes", "expected"),
+    ("rows", "t_out", "macs_per_row", "lanes", "custom_vjp", "expected"),
     [
-        (1, 1000, 1 << 13, 2, [(0, 1000)]),  # 8.2M multiply-adds: two parts of 4.1M < 4.2M
-        (1, 1024, 1 << 13, 2, [(0, 512), (512, 1024)]),  # exactly two parts of 2^22
-        (1, 1024, 1 << 13, 1, [(0, 1024)]),  # one lane
-        (1, 4096, 1 << 12, 4, [(0, 1024), (1024, 2048), (2048, 3072), (3072, 4096)]),
-        (1, 3 * 1024, 1 << 12, 4, [(0, 1024), (1024, 2048), (2048, 3072)]),  # 3 parts pay
-        (1, 1, 1 << 30, 2, [(0, 1)]),  # one output step
-        (2, 1024, 1 << 12, 2, [(0, 512), (512, 1024)]),  # rows count as work
+        # the shipped minimum: 16M multiply-adds per part of a forward, 32M with a backward
+        (1, 1000, 1 << 15, 2, False, [(0, 1000)]),  # two parts of 15.6M: too little
+        (1, 1024, 1 << 15, 2, False, [(0, 512), (512, 1024)]),  # two parts of 16M
+        (1, 1024, 1 << 15, 2, True, [(0, 1024)]),  # the same with a backward: too little
+        (1, 2048, 1 << 15, 2, True, [(0, 1024), (1024, 2048)]),
+        (1, 1024, 1 << 15, 1, False, [(0, 1024)]),  # one lane
+        (1, 4096, 1 << 14, 4, False, [(0, 1024), (1024, 2048), (2048, 3072), (3072, 4096)]),
+        (1, 3072, 1 << 14, 4, False, [(0, 1024), (1024, 2048), (2048, 3072)]),  # 3 parts pay
+        (1, 1, 1 << 30, 2, False, [(0, 1)]),  # one output step
+        (2, 1024, 1 << 14, 2, False, [(0, 512), (512, 1024)]),  # rows count as work
+        # the wide batch-1 layer splits; 16 channels x 256 steps never does
+        (1, 2048, 256 * 3 * 256, 2, True, [(0, 1024), (1024, 2048)]),
+        (1, 256, 16 * 3 * 16, 2, False, [(0, 256)]),
     ],
 )
-def test_lane_parts_threshold(monkeypatch, rows, t_out, macs_per_row, lanes, expected):
-    monkeypatch.setattr(ops, "_MIN_PART_MACS", 1 << 22)
+def test_lane_parts_threshold(monkeypatch, rows, t_out, macs_per_row, lanes, custom_vjp, expected):
+    assert ops._MIN_PART_MACS == 16 * M
     monkeypatch.setattr(_backend.runtime.STATE, "lanes", lanes)
-    assert ops._lane_parts(rows, t_out, macs_per_row) == expected
+    assert ops._lane_parts(rows, t_out, macs_per_row, custom_vjp) == expected
 
 
 def test_small_convolution_is_not_split(streams, parts):
-    # 16 channels x 256 steps, k=3: ~0.2M multiply-adds, far below a part's minimum
+    # 16 channels x 256 steps, k=3: 0.2M multiply-adds, far below a part's minimum
     streams(2)
     x, w, b = _inputs(256, 16, 16, 3, 1)
     grad = mx.grad(_weighted_loss, argnums=(0, 1, 2))
@@ -301,3 +310,21 @@ def test_gathered_short_output_is_not_split(monkeypatch, streams):
     x, w, b = _inputs(64, 32, 32, 3, 8)
     mx.eval(ops.conv1d(x, w, b, dilation=8, custom_vjp=False))
     assert used == []
+
+
+@pytest.mark.parametrize("custom_vjp", [True, False], ids=["custom_vjp", "plain"])
+def test_parts_slice_the_weight_on_the_calling_stream(monkeypatch, streams, custom_vjp):
+    # sliced on the lanes, a weight computed in the same graph (weight norm) made the lanes
+    # take turns (measured); each part's taps come from the caller's stream
+    streams(2)
+    _split_always(monkeypatch)
+    sliced_on: list[str] = []
+    real = ops._taps
+    monkeypatch.setattr(
+        ops, "_taps", lambda w: sliced_on.append(str(mx.default_stream(mx.cpu))) or real(w)
+    )
+    ops._gemm_conv.cache_clear()
+    x, v, b = _inputs(300, 4, 4, 3, 2)
+    weight = v * 2.0  # computed in the graph
+    mx.eval(ops.conv1d(x, weight, b, dilation=2, custom_vjp=custom_vjp))
+    assert sliced_on == [str(mx.default_stream(mx.cpu))] * 2

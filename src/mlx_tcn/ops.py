@@ -112,12 +112,25 @@ def _use_batched(batch: int, padded: int, span: int) -> bool:
     return batch > 1 and span * 16 > padded
 
 
-def _forward(x: mx.array, weight: mx.array, bias: mx.array | None, dilation: int) -> mx.array:
+def _forward(
+    x: mx.array,
+    weight: mx.array,
+    bias: mx.array | None,
+    dilation: int,
+    home: mx.Stream | None = None,
+) -> mx.array:
+    """The GEMM convolution; ``home``: the stream that slices the weight into its taps.
+
+    A part on a CPU lane (:func:`_gemm_on_lanes`) gets its caller's stream as ``home``:
+    sliced on the lanes, a weight computed in the same graph (weight norm) made the lanes
+    take turns instead of running at once (measured: no gain at all at 128 channels).
+    """
     batch, padded, c_in = x.shape
     c_out, k, _ = weight.shape
     span = dilation * (k - 1)
     t_out = padded - span
-    taps = _taps(weight)
+    with mx.stream(home or mx.default_stream(mx.default_device())):
+        taps = _taps(weight)
     if _use_batched(batch, padded, span):
         # views x[:, j d : j d + t_out] of shape (batch, t_out, c_in)
         out_shape = None
@@ -251,18 +264,21 @@ def matmul_rows(x: mx.array, batch: int, steps: int, matrix: mx.array) -> mx.arr
 
 
 @cache
-def _gemm_conv(dilation: int, with_bias: bool, stream: mx.Stream) -> Callable[..., mx.array]:
+def _gemm_conv(
+    dilation: int, with_bias: bool, stream: mx.Stream, home: mx.Stream
+) -> Callable[..., mx.array]:
     """A ``custom_function`` computing the GEMM convolution with its hand-written VJP.
 
     The backward runs on ``stream``, the forward's: MLX traces a custom VJP under whatever
     stream is the default when the gradient is taken, which would put every part of a batch
-    split over parallel lanes (see :mod:`mlx_tcn.parallel`) back on one.
+    split over parallel lanes (see :mod:`mlx_tcn.parallel`) back on one. ``home`` slices
+    the weight into taps (see :func:`_forward`).
     """
     if with_bias:
 
         @mx.custom_function
         def conv(x: mx.array, weight: mx.array, bias: mx.array) -> mx.array:
-            return _forward(x, weight, bias, dilation)
+            return _forward(x, weight, bias, dilation, home)
 
         @conv.vjp
         def conv_vjp(primals, cotangent, output):
@@ -275,7 +291,7 @@ def _gemm_conv(dilation: int, with_bias: bool, stream: mx.Stream) -> Callable[..
 
         @mx.custom_function
         def conv(x: mx.array, weight: mx.array) -> mx.array:
-            return _forward(x, weight, None, dilation)
+            return _forward(x, weight, None, dilation, home)
 
         @conv.vjp
         def conv_vjp(primals, cotangent, output):
@@ -287,23 +303,29 @@ def _gemm_conv(dilation: int, with_bias: bool, stream: mx.Stream) -> Callable[..
 
 
 # A convolution split by time over the CPU lanes gives each part at least this many
-# multiply-adds (output rows x out channels x k x in channels): below it the hand-offs
-# between the lanes cost more than the parallel GEMMs save (measured, see
-# docs/performance_models.md#what-was-tried).
-_MIN_PART_MACS = 1 << 22
+# multiply-adds (output rows x out channels x k x in channels) of forward work, twice as
+# many with the hand-written backward: below that the hand-offs between the lanes cost
+# more than the parallel GEMMs save. Measured in whole batch-1 models on 2 cores, forward:
+# 6M per part 1.28x the unsplit time, 12.6M 0.98x, 14M 0.93x, 25M 0.80x; training step:
+# 14M 1.04x, 25M 0.99x, 50M 0.86-0.94x (docs/performance_models.md#what-was-tried).
+_MIN_PART_MACS = 1 << 24
 
 
-def _lane_parts(rows: int, t_out: int, macs_per_row: int) -> list[tuple[int, int]]:
+def _lane_parts(
+    rows: int, t_out: int, macs_per_row: int, custom_vjp: bool
+) -> list[tuple[int, int]]:
     """``[(start, stop), ...]`` output steps per CPU lane for a convolution's GEMMs.
 
     One part (no split) with a single lane, inside a part of a forward that
     :mod:`mlx_tcn.parallel` already put on a lane (a split inside a split would only add
-    hand-offs), or when a part would get under ``_MIN_PART_MACS`` multiply-adds.
+    hand-offs), or when a part would get less work than ``_MIN_PART_MACS`` (doubled for a
+    part that also runs its backward).
     """
     lanes = _backend.parallel_lanes()
     if lanes < 2 or _backend.on_lane():
         return [(0, t_out)]
-    n = min(lanes, t_out, rows * t_out * macs_per_row // _MIN_PART_MACS)
+    minimum = _MIN_PART_MACS * (2 if custom_vjp else 1)
+    n = min(lanes, t_out, rows * t_out * macs_per_row // minimum)
     if n < 2:
         return [(0, t_out)]
     edges = [t_out * i // n for i in range(n + 1)]
@@ -327,14 +349,16 @@ def _gemm_on_lanes(
     span = dilation * (k - 1)
     extra = [] if bias is None else [bias]
 
+    home = mx.default_stream(mx.default_device())
+
     def conv(x: mx.array, stream: mx.Stream) -> mx.array:
         if custom_vjp:
-            return _gemm_conv(dilation, bias is not None, stream)(x, weight, *extra)
-        return _forward(x, weight, bias, dilation)
+            return _gemm_conv(dilation, bias is not None, stream, home)(x, weight, *extra)
+        return _forward(x, weight, bias, dilation, home)
 
-    parts = _lane_parts(batch, padded - span, c_out * k * c_in)
+    parts = _lane_parts(batch, padded - span, c_out * k * c_in, custom_vjp)
     if len(parts) == 1:
-        return conv(x, mx.default_stream(mx.default_device()))
+        return conv(x, home)
     outs = []
     for (a, b), lane in zip(parts, _backend.cpu_lanes(), strict=False):
         with mx.stream(lane):
