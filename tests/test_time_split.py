@@ -74,8 +74,8 @@ def _expected_parts(t_out: int, span: int, n: int) -> list[int]:
 SHAPES = [
     # (output steps, c_in, c_out, kernel, dilation)
     (301, 5, 7, 3, 1),  # odd length: parts of 150 and 151
-    (1000, 8, 8, 7, 16),  # the halo (96 steps) is a tenth of a part
-    (64, 4, 6, 2, 32),  # halo longer than a part
+    (1000, 8, 8, 7, 16),  # the halo (96 steps) is a fifth of a part on two lanes
+    (64, 4, 6, 2, 32),  # halo as long as a part (two lanes), twice as long (four)
     (3, 3, 3, 3, 1),  # fewer outputs than four lanes: three parts of one step
     (65, 2, 3, 1, 1),  # kernel 1: no halo
 ]

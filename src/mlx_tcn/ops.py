@@ -1,7 +1,7 @@
 """The convolution primitive: every temporal convolution in mlx-tcn goes through here.
 
-(Over 300 lines: one primitive, whose forward, hand-written backward and grouped paths share
-the layout rules explained here.)
+(Over 400 lines: one primitive, whose forward, hand-written backward, split over the CPU
+lanes and grouped paths share the layout rules explained here.)
 
 All arrays are channels-last (``NLC``): ``x`` is ``(batch, length, in_channels)`` and
 weights are ``(out_channels, kernel_size, in_channels // groups)``, MLX's own layout.
@@ -26,6 +26,11 @@ written once into a zero-padded buffer; the input gradient is then ``K`` GEMMs o
 row-offset views of it (a transposed convolution done the same way) and the weight
 gradient ``K`` GEMMs ``g^T x_j``. Everything is an ordinary MLX op, so ``mx.grad``,
 ``mx.vjp`` and ``mx.compile`` work through it.
+
+With several CPU lanes (``MLX_TCN_THREADS``) and a forward that :mod:`mlx_tcn.parallel`
+left whole (a batch of one, say), a convolution with enough work splits its GEMMs by output
+steps over the lanes, each part reading its steps plus the kernel's span (see
+:func:`_gemm_on_lanes`).
 
 Outputs of at most 64 steps computed without the hand-written backward (inference, a stream
 chunk, an export) take one GEMM over the gathered taps instead: the ``k`` frames each output
