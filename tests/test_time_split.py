@@ -175,7 +175,7 @@ def test_gradients_under_compile(monkeypatch, streams, parts):
 
 def _model(config: dict | None = None) -> TCN:
     mx.random.seed(3)
-    model = TCN(4, [16, 16, 8], kernel_sizes=3, dropout=0.0, **(config or {}))
+    model = TCN(4, [16, 16, 8], kernel_sizes=3, **{"dropout": 0.0, **(config or {})})
     mx.eval(model.parameters())
     return model
 
@@ -328,3 +328,53 @@ def test_parts_slice_the_weight_on_the_calling_stream(monkeypatch, streams, cust
     weight = v * 2.0  # computed in the graph
     mx.eval(ops.conv1d(x, weight, b, dilation=2, custom_vjp=custom_vjp))
     assert sliced_on == [str(mx.default_stream(mx.cpu))] * 2
+
+
+def test_model_training_step_compiles_at_batch_one(monkeypatch, streams, parts):
+    from functools import partial
+
+    import mlx.optimizers as optim
+
+    streams(2)
+    _split_always(monkeypatch)
+    model = _model({"dropout": 0.1})
+    model.train()
+    x = mx.random.normal((1, 600, 4))
+    opt = optim.SGD(learning_rate=0.05)
+    state = [model.state, opt.state, mx.random.state]
+
+    @partial(mx.compile, inputs=state, outputs=state)
+    def step(x):
+        loss, grads = nn.value_and_grad(model, _loss)(model, x)
+        opt.update(model, grads)
+        return loss
+
+    losses = [step(x).item() for _ in range(4)]
+    # traced once: every backward of the compiled step runs on a lane
+    assert set(_streams(parts["backward"])) == set(_names(_backend.cpu_lanes()))
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_exported_model_with_split_convolutions_runs_in_a_plain_mlx_process(
+    monkeypatch, streams, tmp_path
+):
+    from test_backend import _run as run_python_json  # a fresh interpreter, one JSON line
+
+    used = streams(2)
+    _split_always(monkeypatch)
+    model = _model()
+    model.eval()
+    x = mx.random.normal((1, 500, 4))
+    path = tmp_path / "tcn.mlxfn"
+    mx.export_function(str(path), lambda x: model(x), x)
+    assert used  # the exported graph holds convolutions split over the lanes
+    np.save(tmp_path / "x.npy", np.array(x))
+    code = f"""
+        import json, mlx.core as mx, numpy as np
+        f = mx.import_function({str(path)!r})
+        y = f(mx.array(np.load({str(tmp_path / "x.npy")!r})))[0]
+        print(json.dumps(np.array(y).tolist()))
+    """
+    got = np.array(run_python_json(code), dtype=np.float32)
+    _split_never(monkeypatch)
+    np.testing.assert_allclose(got, np.array(model(x)), rtol=1e-5, atol=1e-5)
