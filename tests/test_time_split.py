@@ -36,9 +36,9 @@ def parts(monkeypatch):
 
     monkeypatch.setattr(ops, "_forward", forward)
     monkeypatch.setattr(ops, "_backward", backward)
-    ops._gemm_conv.cache_clear()  # cached custom functions hold the real ones
+    ops._GEMM_CONVS.clear()  # cached custom functions hold the real ones
     yield calls
-    ops._gemm_conv.cache_clear()
+    ops._GEMM_CONVS.clear()
 
 
 def _streams(calls: list[tuple[int, mx.Stream]]) -> list[str]:
@@ -323,7 +323,7 @@ def test_parts_slice_the_weight_on_the_calling_stream(monkeypatch, streams, cust
     monkeypatch.setattr(
         ops, "_taps", lambda w: sliced_on.append(str(mx.default_stream(mx.cpu))) or real(w)
     )
-    ops._gemm_conv.cache_clear()
+    ops._GEMM_CONVS.clear()
     x, v, b = _inputs(300, 4, 4, 3, 2)
     weight = v * 2.0  # computed in the graph
     mx.eval(ops.conv1d(x, weight, b, dilation=2, custom_vjp=custom_vjp))

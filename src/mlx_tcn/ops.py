@@ -50,7 +50,6 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable
-from functools import cache
 
 import mlx.core as mx
 
@@ -268,8 +267,24 @@ def matmul_rows(x: mx.array, batch: int, steps: int, matrix: mx.array) -> mx.arr
     return y.reshape(batch, steps, c_out)
 
 
-@cache
+# The custom functions of _gemm_conv, one per (dilation, bias, lane, home stream). Keyed by
+# the streams' names: an mx.Stream compares equal to another handle of the same stream but
+# hashes by identity, so a functools.cache keyed by it never hit and grew by one entry per
+# call.
+_GEMM_CONVS: dict[tuple[int, bool, str, str], Callable[..., mx.array]] = {}
+
+
 def _gemm_conv(
+    dilation: int, with_bias: bool, stream: mx.Stream, home: mx.Stream
+) -> Callable[..., mx.array]:
+    """The GEMM convolution's custom function for these arguments, made once."""
+    key = (dilation, with_bias, str(stream), str(home))
+    if key not in _GEMM_CONVS:
+        _GEMM_CONVS[key] = _make_gemm_conv(dilation, with_bias, stream, home)
+    return _GEMM_CONVS[key]
+
+
+def _make_gemm_conv(
     dilation: int, with_bias: bool, stream: mx.Stream, home: mx.Stream
 ) -> Callable[..., mx.array]:
     """A ``custom_function`` computing the GEMM convolution with its hand-written VJP.
