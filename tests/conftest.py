@@ -1,4 +1,4 @@
-"""Shared pytest set-up: deterministic random state and the ``slow`` marker."""
+"""Shared pytest set-up: deterministic random state, the ``slow`` marker, forced CPU lanes."""
 
 from __future__ import annotations
 
@@ -22,3 +22,25 @@ def _seed() -> None:
 def rng() -> np.random.Generator:
     """A NumPy generator for test inputs."""
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def streams(monkeypatch):
+    """Force ``n`` parallel CPU lanes whatever this machine's CPU count; record each use of
+    ``_backend.cpu_lanes()`` (each split over them)."""
+    from mlx_tcn import _backend
+
+    used: list[list[mx.Stream]] = []
+    real = _backend.cpu_lanes
+
+    def recording() -> list[mx.Stream]:
+        out = real()
+        used.append(out)
+        return out
+
+    def force(n: int) -> list[list[mx.Stream]]:
+        monkeypatch.setattr(_backend.runtime.STATE, "lanes", n)
+        monkeypatch.setattr(_backend, "cpu_lanes", recording)
+        return used
+
+    return force

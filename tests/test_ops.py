@@ -202,7 +202,11 @@ def test_grad_under_compile(rng):
 def test_second_call_reuses_cached_function():
     x, w = mx.ones((1, 5, 1)), mx.ones((1, 2, 1))
     assert ops.conv1d(x, w, dilation=2).tolist() == [[[2.0]] * 3]
+    made = len(ops._GEMM_CONVS)
     assert ops.conv1d(x, w, dilation=2).tolist() == [[[2.0]] * 3]
+    # one custom function per (dilation, bias, stream): a cache keyed by mx.Stream objects
+    # (hashed by identity) made a new one per call
+    assert len(ops._GEMM_CONVS) == made
 
 
 @pytest.mark.parametrize(

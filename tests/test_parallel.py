@@ -17,25 +17,6 @@ on_cpu = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def streams(monkeypatch):
-    """Force ``n`` parallel streams whatever this machine's CPU count; record each use."""
-    used: list[list[mx.Stream]] = []
-    real = _backend.cpu_lanes
-
-    def recording() -> list[mx.Stream]:
-        out = real()
-        used.append(out)
-        return out
-
-    def force(n: int) -> list[list[mx.Stream]]:
-        monkeypatch.setattr(_backend.runtime.STATE, "lanes", n)
-        monkeypatch.setattr(_backend, "cpu_lanes", recording)
-        return used
-
-    return force
-
-
 def _unsplit(monkeypatch) -> None:
     """Turn both splits off: one stream from here on."""
     monkeypatch.setattr(tcn_module, "_batch_parts", lambda batch, length: [(0, batch)])

@@ -1,7 +1,7 @@
 """The convolution primitive: every temporal convolution in mlx-tcn goes through here.
 
-(Over 300 lines: one primitive, whose forward, hand-written backward and grouped paths share
-the layout rules explained here.)
+(Over 400 lines: one primitive, whose forward, hand-written backward, split over the CPU
+lanes and grouped paths share the layout rules explained here.)
 
 All arrays are channels-last (``NLC``): ``x`` is ``(batch, length, in_channels)`` and
 weights are ``(out_channels, kernel_size, in_channels // groups)``, MLX's own layout.
@@ -27,6 +27,11 @@ row-offset views of it (a transposed convolution done the same way) and the weig
 gradient ``K`` GEMMs ``g^T x_j``. Everything is an ordinary MLX op, so ``mx.grad``,
 ``mx.vjp`` and ``mx.compile`` work through it.
 
+With several CPU lanes (``MLX_TCN_THREADS``) and a forward that :mod:`mlx_tcn.parallel`
+left whole (a batch of one, say), a convolution with enough work splits its GEMMs by output
+steps over the lanes, each part reading its steps plus the kernel's span (see
+:func:`_gemm_on_lanes`).
+
 Outputs of at most 64 steps computed without the hand-written backward (inference, a stream
 chunk, an export) take one GEMM over the gathered taps instead: the ``k`` frames each output
 reads, side by side, as one strided view copied into a matrix. A stream step does almost no
@@ -45,9 +50,10 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable
-from functools import cache
 
 import mlx.core as mx
+
+from . import _backend
 
 logger = logging.getLogger(__name__)
 
@@ -110,12 +116,25 @@ def _use_batched(batch: int, padded: int, span: int) -> bool:
     return batch > 1 and span * 16 > padded
 
 
-def _forward(x: mx.array, weight: mx.array, bias: mx.array | None, dilation: int) -> mx.array:
+def _forward(
+    x: mx.array,
+    weight: mx.array,
+    bias: mx.array | None,
+    dilation: int,
+    home: mx.Stream | None = None,
+) -> mx.array:
+    """The GEMM convolution; ``home``: the stream that slices the weight into its taps.
+
+    A part on a CPU lane (:func:`_gemm_on_lanes`) gets its caller's stream as ``home``:
+    sliced on the lanes, a weight computed in the same graph (weight norm) made the lanes
+    take turns instead of running at once (measured: no gain at all at 128 channels).
+    """
     batch, padded, c_in = x.shape
     c_out, k, _ = weight.shape
     span = dilation * (k - 1)
     t_out = padded - span
-    taps = _taps(weight)
+    with mx.stream(home or mx.default_stream(mx.default_device())):
+        taps = _taps(weight)
     if _use_batched(batch, padded, span):
         # views x[:, j d : j d + t_out] of shape (batch, t_out, c_in)
         out_shape = None
@@ -248,19 +267,38 @@ def matmul_rows(x: mx.array, batch: int, steps: int, matrix: mx.array) -> mx.arr
     return y.reshape(batch, steps, c_out)
 
 
-@cache
-def _gemm_conv(dilation: int, with_bias: bool, stream: mx.Stream) -> Callable[..., mx.array]:
+# The custom functions of _gemm_conv, one per (dilation, bias, lane, home stream). Keyed by
+# the streams' names: an mx.Stream compares equal to another handle of the same stream but
+# hashes by identity, so a functools.cache keyed by it never hit and grew by one entry per
+# call.
+_GEMM_CONVS: dict[tuple[int, bool, str, str], Callable[..., mx.array]] = {}
+
+
+def _gemm_conv(
+    dilation: int, with_bias: bool, stream: mx.Stream, home: mx.Stream
+) -> Callable[..., mx.array]:
+    """The GEMM convolution's custom function for these arguments, made once."""
+    key = (dilation, with_bias, str(stream), str(home))
+    if key not in _GEMM_CONVS:
+        _GEMM_CONVS[key] = _make_gemm_conv(dilation, with_bias, stream, home)
+    return _GEMM_CONVS[key]
+
+
+def _make_gemm_conv(
+    dilation: int, with_bias: bool, stream: mx.Stream, home: mx.Stream
+) -> Callable[..., mx.array]:
     """A ``custom_function`` computing the GEMM convolution with its hand-written VJP.
 
     The backward runs on ``stream``, the forward's: MLX traces a custom VJP under whatever
     stream is the default when the gradient is taken, which would put every part of a batch
-    split over parallel lanes (see :mod:`mlx_tcn.parallel`) back on one.
+    split over parallel lanes (see :mod:`mlx_tcn.parallel`) back on one. ``home`` slices
+    the weight into taps (see :func:`_forward`).
     """
     if with_bias:
 
         @mx.custom_function
         def conv(x: mx.array, weight: mx.array, bias: mx.array) -> mx.array:
-            return _forward(x, weight, bias, dilation)
+            return _forward(x, weight, bias, dilation, home)
 
         @conv.vjp
         def conv_vjp(primals, cotangent, output):
@@ -273,7 +311,7 @@ def _gemm_conv(dilation: int, with_bias: bool, stream: mx.Stream) -> Callable[..
 
         @mx.custom_function
         def conv(x: mx.array, weight: mx.array) -> mx.array:
-            return _forward(x, weight, None, dilation)
+            return _forward(x, weight, None, dilation, home)
 
         @conv.vjp
         def conv_vjp(primals, cotangent, output):
@@ -282,6 +320,70 @@ def _gemm_conv(dilation: int, with_bias: bool, stream: mx.Stream) -> Callable[..
                 return _backward(x, weight, cotangent, dilation)
 
     return conv
+
+
+# A convolution split by time over the CPU lanes gives each part at least this many
+# multiply-adds (output rows x out channels x k x in channels) of forward work, twice as
+# many with the hand-written backward: below that the hand-offs between the lanes cost
+# more than the parallel GEMMs save. Measured in whole batch-1 models on 2 cores, forward:
+# 6M per part 1.28x the unsplit time, 12.6M 0.98x, 14M 0.93x, 25M 0.80x; training step:
+# 14M 1.04x, 25M 0.99x, 50M 0.86-0.94x (docs/performance_models.md#what-was-tried).
+_MIN_PART_MACS = 1 << 24
+
+
+def _lane_parts(
+    rows: int, t_out: int, macs_per_row: int, custom_vjp: bool
+) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` output steps per CPU lane for a convolution's GEMMs.
+
+    One part (no split) with a single lane, inside a part of a forward that
+    :mod:`mlx_tcn.parallel` already put on a lane (a split inside a split would only add
+    hand-offs), or when a part would get less work than ``_MIN_PART_MACS`` (doubled for a
+    part that also runs its backward).
+    """
+    lanes = _backend.parallel_lanes()
+    if lanes < 2 or _backend.on_lane():
+        return [(0, t_out)]
+    minimum = _MIN_PART_MACS * (2 if custom_vjp else 1)
+    n = min(lanes, t_out, rows * t_out * macs_per_row // minimum)
+    if n < 2:
+        return [(0, t_out)]
+    edges = [t_out * i // n for i in range(n + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def _gemm_on_lanes(
+    x: mx.array, weight: mx.array, bias: mx.array | None, dilation: int, custom_vjp: bool
+) -> mx.array:
+    """The GEMM convolution, split by output steps over the CPU lanes when that pays.
+
+    A batch too small to split by rows (one sequence, say) would otherwise run every GEMM
+    on one core with a single-threaded BLAS. Part ``[a, b)`` reads the input steps
+    ``[a, b + span)``: only the kernel's span overlaps, nothing is computed twice. With
+    ``custom_vjp`` each part is its own custom function whose backward runs on its lane;
+    the input gradients of the overlapping slices are added by autodiff, the weight and
+    bias gradients summed over the parts.
+    """
+    batch, padded, c_in = x.shape
+    c_out, k, _ = weight.shape
+    span = dilation * (k - 1)
+    extra = [] if bias is None else [bias]
+
+    home = mx.default_stream(mx.default_device())
+
+    def conv(x: mx.array, stream: mx.Stream) -> mx.array:
+        if custom_vjp:
+            return _gemm_conv(dilation, bias is not None, stream, home)(x, weight, *extra)
+        return _forward(x, weight, bias, dilation, home)
+
+    parts = _lane_parts(batch, padded - span, c_out * k * c_in, custom_vjp)
+    if len(parts) == 1:
+        return conv(x, home)
+    outs = []
+    for (a, b), lane in zip(parts, _backend.cpu_lanes(), strict=False):
+        with mx.stream(lane):
+            outs.append(conv(x[:, a : b + span], lane))
+    return mx.concatenate(outs, axis=1)
 
 
 def _resolve_custom_vjp(custom_vjp: bool, inference: bool | None) -> bool:
@@ -375,13 +477,10 @@ def conv1d(
     x, weight, *rest = (a.astype(mx.float32) for a in arrays)
     bias = rest[0] if rest else None
     if groups == 1:
-        if custom_vjp:
-            stream = mx.default_stream(mx.default_device())
-            y = _gemm_conv(dilation, bias is not None, stream)(x, weight, *rest)
-        elif x.shape[1] - dilation * (k - 1) <= _GATHER_MAX_STEPS:
-            y = _gathered(x, weight, bias, dilation, matrix)
+        if custom_vjp or x.shape[1] - dilation * (k - 1) > _GATHER_MAX_STEPS:
+            y = _gemm_on_lanes(x, weight, bias, dilation, custom_vjp)
         else:
-            y = _forward(x, weight, bias, dilation)
+            y = _gathered(x, weight, bias, dilation, matrix)
     else:
         if weight.shape[0] == groups and weight.shape[2] == 1:
             y = _depthwise(x, weight, dilation)

@@ -12,7 +12,9 @@ part of a forward runs on its own lane, on its own core, elementwise work includ
   the outputs that padding at those edges cannot reach, so the result is the unsplit one.
 
 :func:`split_forward` applies this to any ``forward(x, e) -> y`` that is row-wise (and,
-with a context, local in time); the model decides when that holds.
+with a context, local in time); the model decides when that holds. When it does not split,
+each large convolution splits its own GEMMs by time over the lanes (:mod:`mlx_tcn.ops`);
+inside a part it never does.
 """
 
 from __future__ import annotations

@@ -63,6 +63,7 @@ from .runtime import (
     ENV_THREADS,
     cpu_lanes,
     cpu_streams,
+    on_lane,
     parallel_lanes,
     parallel_streams,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "format_info",
     "info",
     "matmul_gflops",
+    "on_lane",
     "parallel_lanes",
     "parallel_streams",
     "setup",

@@ -25,6 +25,7 @@ __all__ = [
     "default_cache_limit",
     "parallel_lanes",
     "local_ranks",
+    "on_lane",
     "parallel_streams",
     "parse_size",
     "setup_cache",
@@ -109,6 +110,14 @@ def cpu_lanes() -> list[Any]:
     while len(STATE.lane_streams) < STATE.lanes:
         STATE.lane_streams.append(mx.new_stream(mx.cpu))
     return STATE.lane_streams[: STATE.lanes]
+
+
+def on_lane() -> bool:
+    """Whether the current default stream is one of the lanes: code running inside a part
+    of a split forward, which must not split its own work over the lanes again."""
+    import mlx.core as mx
+
+    return mx.default_stream(mx.default_device()) in STATE.lane_streams
 
 
 # The names before the lanes were called lanes; kept for code that uses them.
