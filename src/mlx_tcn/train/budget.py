@@ -58,9 +58,9 @@ PATIENCE = 10
 #: forward pass of the validation part each). An ensemble's models share ENSEMBLE_COST times
 #: this. Chosen so that every UCR/UEA set up to OSULeaf (5 x 400 steps on 427-step series,
 #: 2.5e12 for the ensemble) keeps its step target, while ACSF1 (1,460 steps) gets about 100
-#: steps per model. About 0.16 ns per multiply-add counted on one core of the 2-core
-#: development machine (x86_64, MLX on the CPU): an ensemble that spends its whole budget
-#: trains for about 8 minutes there.
+#: steps per model. On one core of the 2-core development machine (x86_64, MLX on the CPU)
+#: four ACSF1 ensembles that spent their whole budget trained for 6-11 minutes (docs/own_data.md):
+#: the count is a deterministic proxy for time, not a clock.
 COMPUTE_BUDGET = 1.5e12
 #: A training step's cost in forward passes of its batch: on the CPU a compiled step took
 #: 1.2-1.7 times an (uncompiled) forward pass of the same batch at width 32.
