@@ -169,3 +169,35 @@ def test_dear_evaluations_are_fewer_and_patience_shrinks_with_them():
     assert budget.patience == round(PATIENCE * MIN_EVALUATIONS / EVALUATIONS)
     # nothing left for training: still MIN_STEPS
     assert budget.max_steps == MIN_STEPS and budget.eval_every == MIN_STEPS // MIN_EVALUATIONS
+
+
+def test_a_run_stops_where_the_compute_budget_ends_it(tmp_path, monkeypatch):
+    # a budget of a few steps (MIN_STEPS lowered): the run is capped within its first epoch,
+    # its validation part's evaluations counted (the runner passes n_val), and it says so
+    import json
+
+    import numpy as np
+
+    from mlx_tcn.train import budget, resolve_config, run_training
+    from mlx_tcn.train.budget import EVALUATIONS, forward_cost
+
+    rng = np.random.default_rng(0)
+    y = np.arange(30) % 2
+    x = (y[:, None] * np.linspace(0, 1, 12) + 0.3 * rng.normal(size=(30, 12))).astype("float32")
+    np.savez(tmp_path / "d.npz", x=x, y=y.astype(str))
+    cfg = resolve_config({}, {"task": "classify", "data_path": str(tmp_path / "d.npz"),
+                              "hidden": 4, "batch_size": 2, "folds": 1, "patience": None,
+                              "compile": False, "plots": False,
+                              "runs_dir": str(tmp_path / "runs")})  # fmt: skip
+    sample = forward_cost(12, 2, 4, 3)  # levels_for(12, 3) == 2
+    n_val = 6  # 20% of each class validates; 24 train, 12 steps of 2 an epoch
+    # 40 evaluations of 6 samples (under EVAL_SHARE of the budget) and 61 steps of 2 samples
+    # (each counting TRAIN_PASSES = 2 forward passes)
+    compute = EVALUATIONS * n_val * sample + 61 * 2 * 2 * sample
+    monkeypatch.setattr(budget, "MIN_STEPS", 1)
+    monkeypatch.setattr(budget, "COMPUTE_BUDGET", compute)
+    result = run_training(cfg)
+    saved = json.loads((result.run_dir / "train_config.json").read_text())
+    # 61 steps: the sixth epoch is cut after its first step (without the evaluations: 121)
+    assert (saved["levels"], saved["epochs"], saved["max_steps"]) == (2, 6, 61)
+    assert result.state.status == "max_steps" and result.state.step == 61
