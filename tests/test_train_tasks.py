@@ -405,3 +405,30 @@ def test_stratified_split_holds_out_each_class_in_proportion():
     # a class of one keeps it for training; still one validation sequence overall
     tr, va = stratified_split(np.array([0, 1]), 0.2, seed=0)
     assert len(va) == 1 and len(tr) == 1
+
+
+def test_a_long_validation_part_is_thinned_to_evenly_spaced_windows(tmp_path, monkeypatch):
+    # A series of 100,000 rows has 20,000 validation windows, evaluated up to 40 times; they
+    # are thinned to at most MAX_VAL_WINDOWS (here 5 of the 14), every k-th from the first,
+    # with the baselines scored on the same windows.
+    from mlx_tcn.train import user_data
+
+    assert user_data.validation_stride(20_000, 512, [1]) == 20  # 19,489 windows -> 975
+    assert user_data.validation_stride(457, 104, [1, 2]) == 1  # weekly CO2: all of them
+    _series_csv(tmp_path / "s.csv")
+    values = {"task": "forecast", "data_path": str(tmp_path / "s.csv"), "seq_len": 8,
+              "horizon": 2, "target_columns": ["load"], "val_fraction": 0.25}  # fmt: skip
+    full = build_task(resolve_config({}, values))
+    monkeypatch.setattr(user_data, "MAX_VAL_WINDOWS", 5)
+    thin = build_task(resolve_config({}, values))
+    assert len(full.val) == 14 and thin.val.rows.tolist() == [44, 47, 50, 53, 56]
+    np.testing.assert_array_equal(thin.val.x, full.val.x[::3])
+    np.testing.assert_array_equal(thin.val_forecasts["persistence"],
+                                  full.val_forecasts["persistence"][::3])  # fmt: skip
+    load = 10 + np.sin(np.arange(60) / 3)
+    s1, s2 = thin.stats["y_scale"][0][0], thin.stats["y_scale"][1][0]
+    ends = np.array([44, 47, 50, 53, 56])
+    expected = (np.mean(((load[ends + 1] - load[ends]) / s1) ** 2)
+                + np.mean(((load[ends + 2] - load[ends]) / s2) ** 2)) / 2  # fmt: skip
+    assert math.isclose(thin.baselines["persistence"], expected, rel_tol=1e-5)
+    assert len(thin.train) == len(full.train)  # training keeps every window

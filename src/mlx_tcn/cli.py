@@ -302,7 +302,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
         cfg = resolve_config(*_config_from_args(args))
         if cfg.auto:  # the depth a run would choose from the data
             task = build_task(cfg)
-            cfg = apply_auto(cfg, len(task.train), task.train.x.shape[1])
+            cfg = apply_auto(cfg, len(task.train), task.train.x.shape[1], len(task.val))
         model = build_model(cfg, *task_shape(cfg))
         title = f"{task_label(cfg)} ({cfg.preset} preset)"
     print(model_table(model, title))

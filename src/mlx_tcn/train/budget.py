@@ -6,6 +6,12 @@ steps on the first (chance-level accuracy on GunPoint) and hours on the second. 
 user's data aims at a number of optimiser *steps*, spreads a fixed number of evaluations over
 them, and stops early when the validation loss has not improved for a while; the best weights
 are what the run keeps.
+
+Steps alone do not bound the time: a step on 1,460-step sequences (ACSF1) costs 15 times one
+on 150-step ones (GunPoint). So the steps are also capped by a compute budget, counted in the
+convolutions' multiply-adds (from the data and model sizes, never from a clock, so the same
+data always gets the same budget): small data sets reach their step target well within it,
+long sequences and large data sets get the steps it affords.
 """
 
 from __future__ import annotations
@@ -22,10 +28,13 @@ __all__ = [
     "ENSEMBLE_FOLDS",
     "ENSEMBLE_MAX_SEQUENCES",
     "ENSEMBLE_PATIENCE",
+    "COMPUTE_BUDGET",
     "TARGET_STEPS",
     "Budget",
     "apply_auto",
+    "compute_per_model",
     "folds_for",
+    "forward_cost",
     "levels_for",
     "steps_per_model",
     "training_budget",
@@ -37,12 +46,33 @@ logger = logging.getLogger(__name__)
 #: the best validation loss came at 25-130 steps and test accuracy kept improving to ~300;
 #: 1,000 leaves room for larger or harder sets, and early stopping ends easy ones sooner.
 TARGET_STEPS = 1000
-#: Fewest passes over the data, so a large data set is still seen more than once.
+#: Fewest passes over the data, so a large data set is still seen more than once (when
+#: COMPUTE_BUDGET affords them).
 MIN_EPOCHS = 3
 #: Evaluations spread over the budget (the epoch ends of tiny data sets do not each get one).
 EVALUATIONS = 40
 #: Evaluations without improvement before stopping: a quarter of the budget.
 PATIENCE = 10
+#: Multiply-adds of the residual blocks' convolutions one model's run may spend: its training
+#: steps (each counts TRAIN_PASSES forward passes of its batch) and its evaluations (one
+#: forward pass of the validation part each). An ensemble's models share ENSEMBLE_COST times
+#: this. Chosen so that every UCR/UEA set up to OSULeaf (5 x 400 steps on 427-step series,
+#: 2.5e12 for the ensemble) keeps its step target, while ACSF1 (1,460 steps) gets about 100
+#: steps per model. On one core of the 2-core development machine (x86_64, MLX on the CPU)
+#: four ACSF1 ensembles that spent their whole budget trained for 6-11 minutes (docs/own_data.md):
+#: the count is a deterministic proxy for time, not a clock.
+COMPUTE_BUDGET = 1.5e12
+#: A training step's cost in forward passes of its batch: on the CPU a compiled step took
+#: 1.2-1.7 times an (uncompiled) forward pass of the same batch at width 32.
+TRAIN_PASSES = 2
+#: Fewest evaluations: when one evaluation is dear (a large validation part of long
+#: sequences) fewer are made, so that they take at most EVAL_SHARE of the budget.
+MIN_EVALUATIONS = 10
+#: The largest share of COMPUTE_BUDGET that evaluations take (unless MIN_EVALUATIONS cost more).
+EVAL_SHARE = 0.5
+#: Fewest optimiser steps of a budget, however long the sequences: a run that learns
+#: something, at the price of running past the budget on extreme data.
+MIN_STEPS = 50
 #: Classification sets of up to this many labelled sequences get a cross-validated ensemble
 #: (:mod:`.ensemble`): their validation part would be too small to choose a checkpoint on.
 ENSEMBLE_MAX_SEQUENCES = 500
@@ -67,11 +97,14 @@ class Budget:
         epochs: passes over the training data.
         eval_every: steps between evaluations of the validation loss.
         patience: evaluations without improvement before early stopping.
+        max_steps: the step where the compute budget ends a run within its last epoch
+            (None: the run does all of its epochs).
     """
 
     epochs: int
     eval_every: int
     patience: int
+    max_steps: int | None = None
 
 
 def levels_for(seq_len: int, kernel_size: int) -> int:
@@ -112,55 +145,118 @@ def steps_per_model(folds: int) -> int:
     return math.ceil(ENSEMBLE_COST * TARGET_STEPS / folds)
 
 
+def forward_cost(seq_len: int, levels: int, hidden: int, kernel_size: int) -> int:
+    """Multiply-adds of the residual blocks' convolutions in one forward pass of one sample:
+    two convolutions of ``kernel_size`` taps from ``hidden`` to ``hidden`` channels per block
+    and step (the input and output layers, a small share, are left out)."""
+    return seq_len * levels * 2 * kernel_size * hidden * hidden
+
+
+def compute_per_model(folds: int) -> float:
+    """The compute budget of each of ``folds`` models: ``COMPUTE_BUDGET`` for one model, the
+    ensemble's ``ENSEMBLE_COST`` x ``COMPUTE_BUDGET`` shared among its models otherwise (as
+    :func:`steps_per_model` shares the steps)."""
+    if folds < 1:
+        raise ValueError(f"folds must be positive, got {folds}")
+    return COMPUTE_BUDGET if folds == 1 else ENSEMBLE_COST * COMPUTE_BUDGET / folds
+
+
+def _evaluations(eval_cost: float, compute: float) -> int:
+    """Evaluations of a run: ``EVALUATIONS``, fewer (down to ``MIN_EVALUATIONS``) when they
+    would take more than ``EVAL_SHARE`` of ``compute``."""
+    if eval_cost <= 0:
+        return EVALUATIONS
+    affordable = math.floor(EVAL_SHARE * compute / eval_cost)
+    return min(EVALUATIONS, max(MIN_EVALUATIONS, affordable))
+
+
 def training_budget(
-    n_train: int, batch_size: int, target_steps: int = TARGET_STEPS, epochs: int | None = None
+    n_train: int,
+    batch_size: int,
+    target_steps: int = TARGET_STEPS,
+    epochs: int | None = None,
+    *,
+    sample_cost: float = 0.0,
+    n_val: int = 0,
+    compute: float = math.inf,
+    patience: int = PATIENCE,
 ) -> Budget:
     """Epochs, evaluation interval and patience for ``n_train`` training samples.
 
     Epochs are chosen so the run makes about ``target_steps`` optimiser steps (at least
     ``MIN_EPOCHS`` passes over the data), unless ``epochs`` is given; ``EVALUATIONS``
-    evaluations are spread over the steps, and early stopping comes after ``PATIENCE``
+    evaluations are spread over the steps, and early stopping comes after ``patience``
     evaluations without improvement.
+
+    With ``sample_cost`` (:func:`forward_cost` of one sample) the steps chosen are also
+    capped by ``compute``: the evaluations of the ``n_val`` validation samples are paid first
+    (fewer of them, down to ``MIN_EVALUATIONS``, when they are dear; ``patience`` shrinks in
+    proportion), the training steps get the rest, at least ``MIN_STEPS``. When the cap ends
+    the run within an epoch, ``max_steps`` says where. Epochs the user gave are not capped.
     """
     if n_train < 1:
         raise ValueError(f"n_train must be positive, got {n_train}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     per_epoch = num_batches(n_train, batch_size, drop_last=True)
+    evaluations = _evaluations(n_val * sample_cost, compute)
+    max_steps = None
     if epochs is None:
-        epochs = max(MIN_EPOCHS, math.ceil(target_steps / per_epoch))
-    eval_every = max(1, math.ceil(epochs * per_epoch / EVALUATIONS))
-    return Budget(epochs=epochs, eval_every=eval_every, patience=PATIENCE)
+        wanted = max(target_steps, MIN_EPOCHS * per_epoch)
+        step_cost = TRAIN_PASSES * min(batch_size, n_train) * sample_cost
+        left = compute - evaluations * n_val * sample_cost
+        affordable = math.floor(left / step_cost) if step_cost > 0 else wanted
+        steps = min(wanted, max(MIN_STEPS, affordable))
+        epochs = math.ceil(steps / per_epoch)
+        if steps < wanted and steps < epochs * per_epoch:
+            max_steps = steps
+    steps = max_steps or epochs * per_epoch
+    eval_every = max(1, math.ceil(steps / evaluations))
+    scaled = max(1, round(patience * evaluations / EVALUATIONS))
+    return Budget(epochs=epochs, eval_every=eval_every, patience=scaled, max_steps=max_steps)
 
 
-def apply_auto(cfg: TrainConfig, n_train: int, seq_len: int) -> TrainConfig:
+def apply_auto(cfg: TrainConfig, n_train: int, seq_len: int, n_val: int = 0) -> TrainConfig:
     """``cfg`` with the settings listed in ``cfg.auto`` chosen from the data.
 
     Args:
         cfg: the resolved config; ``cfg.auto`` names the settings to choose (the others,
             including any the user gave, are kept). ``folds`` is chosen before, with the
-            split it implies (:func:`.ensemble.with_folds`); each model's step target
-            follows from it (:func:`steps_per_model`).
+            split it implies (:func:`.ensemble.with_folds`); each model's step target and
+            compute budget follow from it (:func:`steps_per_model`,
+            :func:`compute_per_model`).
         n_train: training samples (windows or sequences).
         seq_len: steps per training sample (the window, or the sequences' length).
+        n_val: validation samples (their evaluations count against the compute budget).
 
     Returns:
         A copy with those settings filled in and ``auto`` emptied, so the saved
-        ``train_config.json`` holds the values used and a resumed run keeps them.
+        ``train_config.json`` holds the values used and a resumed run keeps them. When the
+        compute budget ends the run within an epoch, ``max_steps`` is set too (unless given).
     """
     if not cfg.auto:
         return cfg
+    levels = levels_for(seq_len, cfg.kernel_size) if "levels" in cfg.auto else cfg.levels
     given_epochs = None if "epochs" in cfg.auto else cfg.epochs
-    budget = training_budget(n_train, cfg.batch_size, steps_per_model(cfg.folds), given_epochs)
-    if cfg.folds > 1:
-        budget = dataclasses.replace(budget, patience=ENSEMBLE_PATIENCE)
-    chosen = {
+    budget = training_budget(
+        n_train,
+        cfg.batch_size,
+        steps_per_model(cfg.folds),
+        given_epochs,
+        sample_cost=forward_cost(seq_len, levels, cfg.hidden, cfg.kernel_size),
+        n_val=n_val,
+        compute=compute_per_model(cfg.folds),
+        patience=ENSEMBLE_PATIENCE if cfg.folds > 1 else PATIENCE,
+    )
+    chosen: dict[str, int | None] = {
         "epochs": budget.epochs,
         "eval_every": budget.eval_every,
         "patience": budget.patience,
-        "levels": levels_for(seq_len, cfg.kernel_size),
+        "levels": levels,
     }
     chosen = {k: v for k, v in chosen.items() if k in cfg.auto}
+    if "epochs" in chosen and budget.max_steps is not None and cfg.max_steps is None:
+        chosen["max_steps"] = budget.max_steps
     logger.info(
         "chosen from the data (%d samples of %d steps): %s",
         n_train,

@@ -167,7 +167,7 @@ def run_training(
         if cfg.folds > 1 and world.size > 1:
             raise ValueError(f"folds={cfg.folds} trains its models one after another in one "
                              "process; use folds=1 in a data-parallel run")  # fmt: skip
-        cfg = apply_auto(cfg, len(task.train), _sample_length(task))
+        cfg = apply_auto(cfg, len(task.train), _sample_length(task), len(task.val))
         model, state = build_model(cfg, task.num_inputs, task.num_outputs), LoopState()
     optimizer = make_optimizer(cfg, total_steps(cfg, len(task.train)))
     optimizer.init(model.trainable_parameters())
