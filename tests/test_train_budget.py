@@ -1,5 +1,7 @@
 """Training budget and depth from the data: exact values and the receptive-field property."""
 
+import dataclasses
+
 import pytest
 
 from mlx_tcn import TCN
@@ -106,26 +108,57 @@ def test_the_compute_budget_leaves_the_small_sets_step_targets_alone(
     assert out.max_steps is None
 
 
+def _fixed_depth(levels, **values):
+    """A classification config whose depth is given (only the budget is automatic)."""
+    cfg = _classify_cfg(levels=levels, **values)
+    return dataclasses.replace(cfg, auto=[a for a in cfg.auto if a != "levels"])
+
+
 def test_long_sequences_get_the_steps_the_compute_budget_affords():
     from mlx_tcn.train.budget import ENSEMBLE_COST, compute_per_model
 
-    # ACSF1: 100 series of 1,460 steps, 10 classes; each of 5 models trains on 80, 9 blocks.
-    # By steps alone each would make 400 (200 epochs of two), over an hour on one core.
-    out = apply_auto(_classify_cfg(folds=5), 80, 1460, 20)
-    assert (out.levels, out.epochs, out.max_steps, out.eval_every, out.patience) == (
-        9, 52, 103, 3, 20)  # fmt: skip
-    spent = _spent(out, 80, 1460, 20)
+    # ACSF1: 100 series of 1,460 steps, 10 classes; each of 5 models trains on 80. At the 9
+    # blocks that cover the window, by steps alone each would make 400 (200 epochs of two),
+    # over an hour on one core; the budget affords 103.
+    nine = apply_auto(_fixed_depth(9, folds=5), 80, 1460, 20)
+    assert (nine.epochs, nine.max_steps, nine.eval_every, nine.patience) == (52, 103, 3, 20)
+    spent = _spent(nine, 80, 1460, 20)
     assert 0.9 * compute_per_model(5) < spent <= compute_per_model(5)
     assert compute_per_model(5) * 5 == ENSEMBLE_COST * compute_per_model(1)
     # one model gets the budget of one run, not of the ensemble
-    one = apply_auto(_classify_cfg(folds=1), 80, 1460, 20)
+    one = apply_auto(_fixed_depth(9, folds=1), 80, 1460, 20)
     assert one.max_steps == 277 and _spent(one, 80, 1460, 20) <= compute_per_model(1)
+
+
+def test_a_starved_classifier_gives_up_depth_for_steps():
+    from mlx_tcn.train.budget import MIN_STARVED_LEVELS, STARVED_SHARE, compute_per_model
+
+    # ACSF1 by default: 103 steps at 9 blocks are under half the 400-step target, and so are
+    # 196 at 5 blocks; 4 blocks afford 248 (the configuration measured at 0.72 on the test
+    # file, against 0.50 with 9 blocks)
+    out = apply_auto(_classify_cfg(folds=5), 80, 1460, 20)
+    assert (out.levels, out.epochs, out.max_steps, out.eval_every, out.patience) == (
+        4, 124, None, 7, 20)  # fmt: skip
+    assert _spent(out, 80, 1460, 20) <= compute_per_model(5)
+    # a moderately starved set keeps the deepest model that affords half its target: 800
+    # series of 800 steps, one model: 8 blocks cover the window, 7 afford 556 of 1,000 steps
+    mid = apply_auto(_classify_cfg(folds=1), 800, 800, 200)
+    assert (mid.levels, mid.max_steps) == (7, 556)
+    assert STARVED_SHARE * 1000 <= _steps(mid, 800) < 1000
+    # never below MIN_STARVED_LEVELS, however long the sequences
+    assert apply_auto(_classify_cfg(folds=1), 1000, 2709, 200).levels == MIN_STARVED_LEVELS
+    # a depth the user gave is kept, and a forecast keeps the depth that covers its window
+    assert apply_auto(_fixed_depth(9, folds=5), 80, 1460, 20).levels == 9
+    from mlx_tcn.train import resolve_config
+
+    forecast = resolve_config({}, {"task": "forecast", "data_path": "s.csv", "seq_len": 512})
+    assert apply_auto(forecast, 79_488, 512, 1000).levels == 8
 
 
 def test_a_user_given_step_count_is_not_capped():
     given = apply_auto(_classify_cfg(folds=5, epochs=300), 80, 1460, 20)
     assert (given.epochs, given.max_steps) == (300, None)
-    given = apply_auto(_classify_cfg(folds=5, max_steps=150), 80, 1460, 20)
+    given = apply_auto(_fixed_depth(9, folds=5, max_steps=150), 80, 1460, 20)
     assert given.max_steps == 150 and given.epochs == 52
 
 
@@ -135,7 +168,7 @@ def test_the_budget_falls_as_sequences_grow_and_never_exceeds_the_compute(folds)
 
     steps, spent = [], []
     for seq_len in (50, 150, 427, 800, 1460, 2000, 3000):
-        out = apply_auto(_classify_cfg(folds=folds), 80, seq_len, 20)
+        out = apply_auto(_fixed_depth(8, folds=folds), 80, seq_len, 20)
         steps.append(_steps(out, 80))
         spent.append(_spent(out, 80, seq_len, 20))
     assert steps == sorted(steps, reverse=True) and steps[0] > steps[-1] >= MIN_STEPS
@@ -143,7 +176,7 @@ def test_the_budget_falls_as_sequences_grow_and_never_exceeds_the_compute(folds)
     assert all(c <= compute_per_model(folds) for c, n in zip(spent, steps, strict=True)
                if n > MIN_STEPS)  # fmt: skip
     # deterministic: the same data always gets the same budget
-    again = [_steps(apply_auto(_classify_cfg(folds=folds), 80, n, 20), 80) for n in (427, 3000)]
+    again = [_steps(apply_auto(_fixed_depth(8, folds=folds), 80, n, 20), 80) for n in (427, 3000)]
     assert again == [steps[2], steps[-1]]
 
 
