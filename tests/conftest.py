@@ -44,3 +44,28 @@ def streams(monkeypatch):
         return used
 
     return force
+
+
+@pytest.fixture
+def compiled_sgd_losses():
+    """``run(model, loss, x, steps=4)``: the losses of ``steps`` SGD steps of ``model`` on
+    ``x``, taken by one ``mx.compile``'d training step (model, optimiser and random state
+    as its state), as ``mlx-tcn train`` compiles it."""
+    from functools import partial
+
+    import mlx.nn as nn
+    import mlx.optimizers as optim
+
+    def run(model, loss, x, steps=4):
+        opt = optim.SGD(learning_rate=0.05)
+        state = [model.state, opt.state, mx.random.state]
+
+        @partial(mx.compile, inputs=state, outputs=state)
+        def step(x):
+            value, grads = nn.value_and_grad(model, loss)(model, x)
+            opt.update(model, grads)
+            return value
+
+        return [step(x).item() for _ in range(steps)]
+
+    return run

@@ -139,24 +139,11 @@ def test_batch_norm_in_training_is_not_split(monkeypatch, streams):
 
 
 @on_cpu
-def test_split_training_step_compiles(streams):
-    from functools import partial
-
-    import mlx.optimizers as optim
-
+def test_split_training_step_compiles(streams, compiled_sgd_losses):
     streams(2)
     model, x, _ = _model_and_input({"dropout": 0.1}, batch=4, length=600)
     model.train()
-    opt = optim.SGD(learning_rate=0.05)
-    state = [model.state, opt.state, mx.random.state]
-
-    @partial(mx.compile, inputs=state, outputs=state)
-    def step(x):
-        loss, grads = nn.value_and_grad(model, _loss)(model, x)
-        opt.update(model, grads)
-        return loss
-
-    losses = [step(x).item() for _ in range(4)]
+    losses = compiled_sgd_losses(model, _loss, x)
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
 
 

@@ -330,26 +330,15 @@ def test_parts_slice_the_weight_on_the_calling_stream(monkeypatch, streams, cust
     assert sliced_on == [str(mx.default_stream(mx.cpu))] * 2
 
 
-def test_model_training_step_compiles_at_batch_one(monkeypatch, streams, parts):
-    from functools import partial
-
-    import mlx.optimizers as optim
-
+def test_model_training_step_compiles_at_batch_one(
+    monkeypatch, streams, parts, compiled_sgd_losses
+):
     streams(2)
     _split_always(monkeypatch)
     model = _model({"dropout": 0.1})
     model.train()
     x = mx.random.normal((1, 600, 4))
-    opt = optim.SGD(learning_rate=0.05)
-    state = [model.state, opt.state, mx.random.state]
-
-    @partial(mx.compile, inputs=state, outputs=state)
-    def step(x):
-        loss, grads = nn.value_and_grad(model, _loss)(model, x)
-        opt.update(model, grads)
-        return loss
-
-    losses = [step(x).item() for _ in range(4)]
+    losses = compiled_sgd_losses(model, _loss, x)
     # traced once: every backward of the compiled step runs on a lane
     assert set(_streams(parts["backward"])) == set(_names(_backend.cpu_lanes()))
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
