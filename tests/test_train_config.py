@@ -40,10 +40,24 @@ def test_music_paper_presets_follow_the_reference_schedule(task):
     assert (cfg.schedule, cfg.plateau_factor, cfg.plateau_window, cfg.plateau_start) == (
         "plateau", 0.1, 3, 10)  # fmt: skip
     assert (cfg.eval_every, cfg.restore_best, cfg.epochs, cfg.batch_size) == (0, True, 100, 1)
-    assert (cfg.lr, cfg.grad_clip, cfg.levels, cfg.hidden, cfg.kernel_size) == (
-        1e-3, 0.2, 4, 150, 5)  # fmt: skip
     quick = resolve_config(cli_values={"task": task, "data_path": "m.mat"})
     assert (quick.schedule, quick.eval_every, quick.restore_best) == ("constant", 50, False)
+
+
+@pytest.mark.parametrize(
+    ("task", "expected"),
+    [
+        # The paper's appendix settings for JSB Chorales (test NLL 8.22 against 8.37 with the
+        # script's defaults, docs/RESULTS.md).
+        ("jsb", (1e-3, 0.4, 2, 150, 3, 0.5)),
+        # Nottingham keeps music_test.py's defaults (test NLL 2.94 against the paper's 3.07).
+        ("nottingham", (1e-3, 0.2, 4, 150, 5, 0.25)),
+    ],
+)
+def test_music_paper_presets_models(task, expected):
+    cfg = resolve_config(cli_values={"task": task, "preset": "paper", "data_path": "m.mat"})
+    got = (cfg.lr, cfg.grad_clip, cfg.levels, cfg.hidden, cfg.kernel_size, cfg.dropout)
+    assert got == expected
 
 
 def test_eval_every_zero_is_once_per_epoch():

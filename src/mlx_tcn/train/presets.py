@@ -41,6 +41,11 @@ _MUSIC_PAPER = dict(levels=4, hidden=150, kernel_size=5, dropout=0.25, optimizer
                     grad_clip=0.2, batch_size=1, epochs=100, eval_every=0, schedule="plateau",
                     plateau_factor=0.1, plateau_window=3, plateau_start=10,
                     restore_best=True)  # fmt: skip
+# JSB Chorales with the paper's own settings for it (its appendix table of TCN settings: kernel
+# 3, 2 levels of 150 channels, dropout 0.5, gradient clip 0.4), which differ from the script's
+# defaults above: test NLL 8.22-8.23 (seeds 1, 2) against 8.37-8.39 with the script's
+# defaults (docs/RESULTS.md). Nottingham keeps the script's defaults (2.94 against 3.07).
+_JSB_PAPER = {**_MUSIC_PAPER, "kernel_size": 3, "levels": 2, "dropout": 0.5, "grad_clip": 0.4}
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "adding": {
         "paper": _ADDING_PAPER,
@@ -72,8 +77,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "quick": {**_MNIST_PAPER, "n_train": 2000, "n_val": 500, "epochs": 1, "eval_every": 50},
     },
     "jsb": {
-        "paper": _MUSIC_PAPER,
-        # 8 epochs: too few for the plateau rule, so the quick run keeps a constant rate.
+        "paper": _JSB_PAPER,
+        # The script's model; 8 epochs: too few for the plateau rule, so the quick run keeps a
+        # constant rate.
         "quick": {
             **_MUSIC_PAPER,
             "batch_size": 8,
