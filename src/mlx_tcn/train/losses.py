@@ -78,7 +78,8 @@ def loss_fn(
     """Scalar training loss ``f(model, x, y, mask)`` of a task kind.
 
     Args:
-        masked_count: with a mask, maps the batch's count of unmasked units to the count the
+        masked_count: with a mask, maps the batch's count of units (unmasked frames; for a
+            classifier of sequences of different lengths, the sequences) to the count the
             loss is averaged over. Data-parallel training passes the global count divided by
             the number of processes, so that averaging the processes' gradients gives the
             gradient of the whole batch's loss even when their shards hold different numbers
