@@ -3,7 +3,7 @@
 Recomputes the figure rather than quoting it: full-window DTW (no warping constraint),
 one nearest neighbour, the archive's train/test split, the series as the archive gives them
 (unequal lengths kept, or with ``--pad`` padded to the longest series of each file by
-repeating the last value, as ``scripts/ts_to_npz.py`` does). For several channels, both
+repeating the last value, as ``scripts/ts_to_npz.py --pad edge`` does). For several channels, both
 dependent DTW (DTW_D: one warping path for all channels) and independent DTW (DTW_I: the
 sum of each channel's DTW distance). Needs aeon, which mlx-tcn does not depend on; use a
 throwaway environment:

@@ -12,7 +12,10 @@ from mlx_tcn.train.data import (
     copy_memory,
     load_table,
     read_idx,
+    read_sequence_file,
+    read_ts,
     select_columns,
+    split_end_padding,
     to_float,
 )
 from mlx_tcn.train.split import Split, epoch_order, iterate_batches, num_batches
@@ -289,3 +292,107 @@ def test_standardize_stats():
     mean, std = standardize_stats(np.array([[1.0, 5.0], [3.0, 5.0]]))
     np.testing.assert_allclose(mean, [2.0, 5.0])
     np.testing.assert_allclose(std, [1.0, 1.0])  # constant column: std 0 becomes 1
+
+
+# --------------------------------------------------------------------------- sequence files
+
+TS_HEADER = """% an ARFF-style comment
+# a comment
+@problemName Tiny
+@timeStamps false
+@univariate false
+@equalLength false
+@classLabel true a b
+@data
+"""
+
+
+def test_a_ts_file_of_different_lengths_and_two_channels(tmp_path):
+    # Before, only scripts/ts_to_npz.py read .ts files, and the lengths were lost in padding.
+    (tmp_path / "t.ts").write_text(TS_HEADER + "1,2,3:4,5,6:a\n\n7,8:9,10:b\n1.5,?,?:2,NaN,?: a \n")
+    cases, labels = read_ts(tmp_path / "t.ts")
+    assert [c.tolist() for c in cases] == [[[1, 4], [2, 5], [3, 6]], [[7, 9], [8, 10]], [[1.5, 2]]]
+    assert labels.tolist() == ["a", "b", "a"]
+    x, y, lengths = read_sequence_file(tmp_path / "t.ts", labels=True)
+    assert x.dtype == np.float32 and x.shape == (3, 3, 2) and y.tolist() == ["a", "b", "a"]
+    assert lengths.tolist() == [3, 2, 1]
+    assert x[1].tolist() == [[7, 9], [8, 10], [8, 10]]  # padded with its last row
+    assert x[2].tolist() == [[1.5, 2]] * 3
+    assert read_sequence_file(tmp_path / "t.ts", labels=False).y is None
+
+
+def test_a_ts_file_of_equal_lengths_has_no_lengths_and_unlabelled_cases(tmp_path):
+    text = TS_HEADER.replace("@classLabel true a b", "@classLabel false") + "1,2:3,4\n5,6:7,8\n"
+    (tmp_path / "u.ts").write_text(text)
+    x, y, lengths = read_sequence_file(tmp_path / "u.ts", labels=False)
+    assert x[:, :, 1].tolist() == [[3, 4], [7, 8]] and y is None and lengths is None
+    with pytest.raises(ValueError, match=r"u.ts has no class labels \(@classLabel false\)"):
+        read_sequence_file(tmp_path / "u.ts", labels=True)
+
+
+@pytest.mark.parametrize(
+    ("lines", "match"),
+    [
+        ("1,2:3,4:a\n1,x,3:a\n", r"line 10, channel 0: 'x' is not a number"),
+        ("1,2,3:4,5:a\n", r"line 9: the channels have different lengths \(3, 2\)"),
+        ("1,2:3,4:a\n1,2:b\n", r"line 10: 1 channel\(s\), the first case has 2"),
+        ("1,?,3:a\n", r"line 9, channel 0: missing value at step 1, inside the series"),
+        ("1,2:c\n", r"line 9: label 'c' is not one of @classLabel's a, b"),
+        ("1,2:\n", r"line 9: expected channels and a label after the last ':'"),
+        ("1,2,inf:a\n", r"line 9, channel 0: an infinite value"),
+        ("?,?:a\n", r"line 9, channel 0: no values"),
+    ],
+)
+def test_malformed_ts_lines_are_refused_naming_file_and_line(tmp_path, lines, match):
+    (tmp_path / "m.ts").write_text(TS_HEADER + lines)
+    with pytest.raises(ValueError, match="m.ts, " + match):
+        read_sequence_file(tmp_path / "m.ts", labels=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("@problemName E\n@data\n", r"e.ts: no cases after @data"),
+        ("@problemName E\n1,2:a\n", r"e.ts, line 2: expected a header line \(@...\) or @data"),
+        ("@problemName E\n", r"e.ts: no @data line"),
+        ("@timeStamps true\n@data\n(0,1):a\n", r"e.ts, line 1: @timeStamps true files are not"),
+    ],
+)
+def test_ts_files_without_cases_or_in_another_layout_are_refused(tmp_path, text, match):
+    (tmp_path / "e.ts").write_text(text)
+    with pytest.raises(ValueError, match=match):
+        read_ts(tmp_path / "e.ts")
+    with pytest.raises(FileNotFoundError, match="data file not found"):
+        read_ts(tmp_path / "missing.ts")
+
+
+def test_nan_rows_at_the_end_give_each_sequence_its_length(tmp_path):
+    # Before, the NaN padding was filled and the lengths dropped.
+    x = np.arange(24, dtype=np.float32).reshape(3, 4, 2)
+    x[1, 2:] = np.nan
+    x[2, 1:] = np.nan
+    filled, lengths = split_end_padding(x, "f.npz")
+    assert lengths.tolist() == [4, 2, 1]
+    assert filled[1].tolist() == [[8, 9], [10, 11], [10, 11], [10, 11]]
+    assert filled[2].tolist() == [[16, 17]] * 4
+    np.savez(tmp_path / "c.npz", x=x, y=np.array(["p", "q", "p"]))
+    found = read_sequence_file(tmp_path / "c.npz", labels=True)
+    assert found.lengths.tolist() == [4, 2, 1] and np.array_equal(found.x, filled)
+    # steps no sequence reaches are dropped; then equal lengths need no lengths at all
+    x[0, 2:] = np.nan
+    x[2, 1:2] = [[16, 17]]
+    shorter, lengths = split_end_padding(x, "f.npz")
+    assert shorter.shape == (3, 2, 2) and lengths is None
+
+
+def test_an_equal_length_file_comes_back_unchanged_without_lengths():
+    x = np.random.default_rng(0).normal(size=(3, 5, 2)).astype(np.float32)
+    filled, lengths = split_end_padding(x, "f.npz")
+    assert filled is x and lengths is None
+
+
+def test_batches_of_sequences_with_lengths_carry_their_step_mask():
+    split = Split(np.zeros((3, 4, 1), dtype=np.float32), np.zeros(3), lengths=np.array([4, 2, 1]))
+    _, _, mask = split.batch(np.array([2, 0]))
+    np.testing.assert_array_equal(np.array(mask), [[1, 0, 0, 0], [1, 1, 1, 1]])
+    assert Split(np.zeros((3, 4, 1)), np.zeros(3)).batch(np.array([0]))[2] is None

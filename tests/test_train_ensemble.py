@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mlx_tcn.cli import main
-from mlx_tcn.train import load_checkpoint, resolve_config, run_training
+from mlx_tcn.train import load_checkpoint, losses, resolve_config, run_training
 from mlx_tcn.train.budget import (
     ENSEMBLE_MAX_SEQUENCES,
     TARGET_STEPS,
@@ -19,8 +19,11 @@ from mlx_tcn.train.budget import (
 )
 from mlx_tcn.train.checkpoint import CheckpointError
 from mlx_tcn.train.ensemble import ENSEMBLE_FILE, Ensemble, member_dir, stratified_folds
+from mlx_tcn.train.losses import model_head
+from mlx_tcn.train.model import build_model
 from mlx_tcn.train.predict import evaluate_checkpoint, load_for_inference, predict
 from mlx_tcn.train.runner import resume_config
+from mlx_tcn.train.split import step_mask
 
 # --------------------------------------------------------------------------- folds and budget
 
@@ -281,3 +284,146 @@ def test_a_mean_pooled_classifier_predicts_shorter_sequences_as_evaluate_scores_
     classes = np.array(ckpt.stats["classes"])
     accuracy = float((classes[pred.argmax(-1)] == np.load(tmp / "short.npz")["y"]).mean())
     assert evaluate_checkpoint(ckpt, task, "test")[0]["accuracy"] == pytest.approx(accuracy)
+
+
+def _ragged(n, seed, low=6, high=16):
+    """:func:`_data`'s three classes, each sequence cut to a random length in [low, high]
+    and NaN-padded to 16 steps (the archives' layout); the lengths."""
+    rng = np.random.default_rng([seed, 9])
+    y = np.arange(n) % 3
+    t = np.linspace(-1, 1, 16)
+    x = np.stack([np.zeros_like(t), t, -t])[y] + 0.6 * rng.normal(size=(n, 16))
+    lengths = rng.integers(low, high + 1, size=n)
+    x[np.arange(16) >= lengths[:, None]] = np.nan
+    return x.astype("float32"), np.array(["flat", "up", "down"])[y], lengths
+
+
+def _write_ts(path, x, labels):
+    """``x`` (N, L) NaN-padded as a univariate .ts file (each case at its own length)."""
+    cases = [",".join(f"{v:.9g}" for v in row[~np.isnan(row)]) for row in x]
+    path.write_text("@problemName R\n@univariate true\n@equalLength false\n"
+                    "@classLabel true down flat up\n@data\n"
+                    + "".join(f"{c}:{lab}\n" for c, lab in zip(cases, labels, strict=True)))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def ragged(tmp_path_factory):
+    """An ensemble of 3 trained on sequences of 6-16 steps (NaN-padded), and its data."""
+    tmp = tmp_path_factory.mktemp("ragged")
+    x, y, _ = _ragged(24, 0)
+    np.savez(tmp / "train.npz", x=x, y=y)
+    x, y, lengths = _ragged(30, 1)
+    np.savez(tmp / "test.npz", x=x, y=y)
+    _write_ts(tmp / "test.ts", x, y)
+    return tmp, run_training(_cfg(tmp)), lengths
+
+
+def test_lengths_reach_every_split_and_the_normalisation_fits_real_steps(tmp_path):
+    from mlx_tcn.train.tasks import build_task
+
+    x, y, lengths = _ragged(24, 0)
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    task = build_task(_cfg(tmp_path))
+    assert sorted([*task.train.lengths, *task.val.lengths]) == sorted(lengths)
+    real = x[~np.isnan(x)]
+    assert task.stats["x_mean"] == pytest.approx([real.mean()], rel=1e-5)  # not the padded mean
+    assert task.stats["x_std"] == pytest.approx([real.std()], rel=1e-5)
+    _, _, mask = task.val.batch(np.arange(len(task.val)))
+    assert np.array(mask).sum(axis=1).tolist() == task.val.lengths.tolist()
+
+
+@pytest.mark.parametrize("kind", ["class_mean", "class_last"])
+@pytest.mark.parametrize("norm", ["weight_norm", "batch_norm", "layer_norm"])
+def test_a_masked_prediction_does_not_depend_on_the_padding(kind, norm):
+    # A causal model's outputs at the real steps do not see the steps after them, so padded
+    # to 50 or to 500 steps, with any values, a sequence gets the same logits (in eval mode).
+    cfg = resolve_config({}, {"task": "classify", "data_path": "c.npz", "levels": 3,
+                              "hidden": 8, "use_norm": norm})  # fmt: skip
+    mx.random.seed(3)
+    model = build_model(cfg, 2, 4)
+    model.eval()
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(2, 30, 2)).astype("float32")
+    lengths = np.array([30, 17])
+    outs = []
+    for steps, fill in ((50, 0.0), (500, 7.0)):
+        x = np.concatenate([real, np.full((2, steps - 30, 2), fill, dtype="float32")], axis=1)
+        x[1, 17:] = rng.normal(size=(steps - 17, 2)) * fill  # whatever follows step 17
+        outs.append(np.array(model_head(model, kind, mx.array(x), step_mask(lengths, steps))))
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-6)
+    alone = np.array(model_head(model, kind, mx.array(real[1:, :17])))  # no padding at all
+    np.testing.assert_allclose(outs[0][1:], alone, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_and_evaluate_pool_each_sequence_over_its_real_steps(ragged):
+    # Padded to the file's longest sequence, 50 or 500 steps, a sequence is predicted alike;
+    # before, the padding (its last value repeated) entered the mean.
+    tmp, result, lengths = ragged
+    x, y = np.load(tmp / "test.npz")["x"], np.load(tmp / "test.npz")["y"]
+    preds = []
+    for steps in (50, 500):
+        longer = np.full((len(x), steps), np.nan, dtype="float32")
+        longer[:, :16] = x
+        longer[0, :steps] = np.linspace(-1, 1, steps)  # sequence 0: all steps real
+        np.savez(tmp / f"pad{steps}.npz", x=longer, y=y)
+        ckpt, task = load_for_inference(result.run_dir, data_path=str(tmp / f"pad{steps}.npz"))
+        preds.append(predict(ckpt, task, str(tmp / f"pad{steps}.npz"))[0][1:])
+    np.testing.assert_allclose(preds[0], preds[1], rtol=1e-5, atol=1e-6)
+    # the ensemble's probabilities: each member's mean over the real steps, averaged
+    probs = []
+    for k in range(3):
+        member, _ = load_for_inference(member_dir(result.run_dir, k), members=False)
+        member.model.eval()
+        z = (x - np.array(member.stats["x_mean"])) / np.array(member.stats["x_std"])
+        logits = np.stack([np.array(member.model(mx.array(z[i : i + 1, : lengths[i], None]
+                                                           .astype("float32")))).mean(axis=1)[0]
+                           for i in range(len(x))])  # fmt: skip
+        e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probs.append(e / e.sum(axis=-1, keepdims=True))
+    expected = np.log(sum(probs) / 3)
+    ckpt, task = load_for_inference(result.run_dir, data_path=str(tmp / "test.npz"))
+    pred = predict(ckpt, task, str(tmp / "test.npz"))[0]
+    np.testing.assert_allclose(pred, expected, rtol=1e-4, atol=1e-5)
+    classes = np.array(ckpt.stats["classes"])
+    accuracy = float((classes[expected.argmax(-1)] == y).mean())
+    assert evaluate_checkpoint(ckpt, task, "test")[0]["accuracy"] == pytest.approx(accuracy)
+
+
+def test_train_evaluate_and_predict_read_ts_files(ragged, capsys):
+    # Before, a .ts file needed scripts/ts_to_npz.py first ("unknown format '.ts'").
+    tmp, result, _ = ragged
+    x, y, _ = _ragged(24, 0)
+    _write_ts(tmp / "train.ts", x, y)
+    run = run_training(_cfg(tmp, data_path=str(tmp / "train.ts"), name="from_ts"))
+    assert run.ensemble == result.ensemble  # the same data as the NaN-padded .npz
+    assert main(["evaluate", str(run.run_dir), "--data-path", str(tmp / "test.ts"), "--json"]) == 0
+    from_ts = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(run.run_dir), "--data-path", str(tmp / "test.npz"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == from_ts["accuracy"]
+    out = tmp / "pred.csv"
+    assert (
+        main(["predict", str(run.run_dir), "--input", str(tmp / "test.ts"), "--output", str(out)])
+        == 0
+    )
+    expected = predict(*load_for_inference(run.run_dir), str(tmp / "test.npz"))[0]
+    classes = load_checkpoint(run.run_dir).stats["classes"]
+    rows = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
+    assert rows == [classes[k] for k in expected.argmax(-1)]
+
+
+def test_equal_length_runs_take_the_unmasked_path(tmp_path, monkeypatch):
+    # Sequences of one length get no mask anywhere: training, evaluation, the ensemble and
+    # predict pool exactly as before lengths were kept (a run at the previous commit gave
+    # bit-identical metrics and predictions).
+    masks = []
+    real = losses.head
+
+    def spy(kind, out, mask=None):
+        masks.append(mask)
+        return real(kind, out, mask)
+
+    monkeypatch.setattr(losses, "head", spy)
+    _data(tmp_path / "train.npz", 24, 0)
+    result = run_training(_cfg(tmp_path, epochs=2))
+    predict(*load_for_inference(result.run_dir), str(tmp_path / "train.npz"))
+    assert len(masks) > 10 and all(m is None for m in masks)

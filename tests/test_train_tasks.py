@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mlx_tcn.train import build_task, resolve_config
-from mlx_tcn.train.losses import _loss_sum, evaluate_split, loss_fn
+from mlx_tcn.train.losses import _loss_sum, evaluate_split, head, loss_fn
 from mlx_tcn.train.predict import prepare_user_inputs
 from mlx_tcn.train.user_data import denormalize_targets
 
@@ -38,6 +38,25 @@ def test_cross_entropy_last_and_all():
     assert (
         math.isclose(total.item(), math.log(2) - math.log(0.75), rel_tol=1e-6) and count.item() == 2
     )
+
+
+def test_sequence_heads_pool_over_the_real_steps_of_a_mask():
+    # Before, the mean and the last step included the padding after a shorter sequence.
+    out = mx.array([[[1.0, 10.0], [3.0, 20.0], [100.0, 0.0], [100.0, 0.0]],
+                    [[2.0, 4.0], [4.0, 8.0], [6.0, 0.0], [8.0, 4.0]]])  # fmt: skip
+    mask = mx.array([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])  # lengths 2 and 4
+    assert np.array(head("class_mean", out, mask)).tolist() == [[2.0, 15.0], [5.0, 4.0]]
+    assert np.array(head("class_last", out, mask)).tolist() == [[3.0, 20.0], [8.0, 4.0]]
+    assert np.array(head("class_mean", out)).tolist() == [[51.0, 7.5], [5.0, 4.0]]  # no mask
+    assert np.array(head("class_last", out)).tolist() == [[100.0, 0.0], [8.0, 4.0]]
+    # the loss and the evaluation read the masked head: class 1 of (2, 15) and class 0 of (5, 4)
+    model = Constant(out)
+    y = mx.array([1, 0])
+    expected = (math.log1p(math.exp(2 - 15)) + math.log1p(math.exp(4 - 5))) / 2
+    assert math.isclose(loss_fn("class_mean")(model, None, y, mask).item(), expected, rel_tol=1e-5)
+    metrics = evaluate_split(model, "class_mean", [(None, y, mask)])
+    assert metrics["accuracy"] == 1.0 and math.isclose(metrics["loss"], expected, rel_tol=1e-5)
+    assert evaluate_split(model, "class_mean", [(None, y, None)])["accuracy"] == 0.5
 
 
 def test_polyphonic_nll_sums_keys_and_averages_unmasked_frames():

@@ -103,7 +103,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predict with a checkpoint and write a CSV (and a plot)")
     p.add_argument("checkpoint", help="run folder or checkpoint folder")
-    p.add_argument("--input", help="CSV/.npy/.npz to predict (default: the validation split)")
+    p.add_argument(
+        "--input",
+        help="CSV/.npy/.npz (classify: also .ts) to predict (default: the validation split)",
+    )
     p.add_argument("--output", help="CSV to write (default: <run>/predictions.csv)")
     p.add_argument("--plot", help="PNG of forecasts against targets (forecasting runs)")
     p.add_argument("--which", choices=("best", "latest"), default="best")

@@ -86,7 +86,9 @@ class TrainConfig:
         "adding/copy_memory: generated validation samples; mnist: first N test images (0 = all)",
     )
     data_path: str | None = _help(
-        None, "mnist: IDX folder; jsb/nottingham: .mat file; forecast/classify: .csv/.npy/.npz"
+        None,
+        "mnist: IDX folder; jsb/nottingham: .mat file; forecast/classify: .csv/.npy/.npz; "
+        "classify also: a UCR/UEA .ts file",
     )
     input_columns: list[str] | None = _help(
         None, "user data: input column names or indices (None: all columns but a classify label)"

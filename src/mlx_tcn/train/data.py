@@ -1,5 +1,5 @@
 """Reading data into NumPy arrays: the synthetic tasks of Bai et al. (2018) generated, MNIST's
-IDX files, the polyphonic-music ``.mat`` files, and users' CSV / NumPy files.
+IDX files, the polyphonic-music ``.mat`` files, and users' CSV / NumPy / UCR-UEA ``.ts`` files.
 
 (Over 300 lines: one reader per file format users bring, each with the errors that name
 the file, row or column; they share no code beyond this module's helpers.)
@@ -18,6 +18,7 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -31,10 +32,16 @@ __all__ = [
     "copy_memory",
     "group_sequences",
     "load_table",
+    "SEQUENCE_SUFFIXES",
+    "Sequences",
+    "pad_with_nan",
     "read_idx",
     "read_mnist",
     "read_npz_sequences",
     "read_polyphonic",
+    "read_sequence_file",
+    "read_ts",
+    "split_end_padding",
     "select_columns",
     "series_columns",
     "to_float",
@@ -213,7 +220,10 @@ def load_table(path: str | Path) -> tuple[list[str], np.ndarray]:
         if not cols or any(c.ndim != 1 or len(c) != len(cols[0]) for c in cols):
             raise ValueError(f"{path}: every entry must be a 1-D array of the same length")
         return names, np.stack(cols, axis=1)
-    raise ValueError(f"data file {path}: unknown format {suffix!r} (use .csv, .npy or .npz)")
+    raise ValueError(
+        f"data file {path}: unknown format {suffix!r} (use .csv, .npy or .npz; a classification "
+        "run also reads UCR/UEA .ts files)"
+    )
 
 
 def select_columns(
@@ -317,12 +327,57 @@ def series_columns(
     return [values[:, [at[c] for c in group]] for group in groups]
 
 
-def read_npz_sequences(path: str | Path, labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Sequences ``x`` ``(N, L, C)`` (a 2-D ``x`` gains one channel) and, with ``labels``,
-    their labels ``y`` ``(N,)`` from a ``.npz`` file of a classification run."""
+class Sequences(NamedTuple):
+    """The sequences of a classification file.
+
+    Attributes:
+        x: ``(N, L, C)`` float32; a sequence shorter than ``L`` is padded at the end with
+            its last row (those steps are not data: ``lengths`` says where each one ends).
+        y: the labels ``(N,)`` as given in the file (None when not asked for).
+        lengths: ``(N,)`` each sequence's number of real steps; None when all have ``L``
+            (then nothing is padded, and nothing downstream masks anything).
+    """
+
+    x: np.ndarray
+    y: np.ndarray | None
+    lengths: np.ndarray | None
+
+
+#: File types :func:`read_sequence_file` reads (a CSV goes through :func:`load_table`).
+SEQUENCE_SUFFIXES = (".npz", ".ts")
+
+
+def read_sequence_file(path: str | Path, labels: bool) -> Sequences:
+    """The sequences (and, with ``labels``, their labels) of a classification ``.npz`` (arrays
+    ``x`` ``(N, L[, C])`` and ``y`` ``(N,)``) or UCR/UEA ``.ts`` file (:func:`read_ts`).
+
+    Sequences of different lengths end in NaN rows (the archives' padding, or the ``.ts``
+    file's shorter cases): each one's length is kept and the NaN rows are filled
+    (:func:`split_end_padding`).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
+    if path.suffix.lower() == ".ts":
+        cases, y = read_ts(path, labels)
+        x = pad_with_nan(cases)
+    else:
+        x, y = _read_npz_arrays(path, labels)
+    x, lengths = split_end_padding(x, path)
+    return Sequences(x, y, lengths)
+
+
+def read_npz_sequences(path: str | Path, labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sequences ``x`` ``(N, L, C)`` (a 2-D ``x`` gains one channel) and, with ``labels``,
+    their labels ``y`` ``(N,)`` from a ``.npz`` file of a classification run (NaN rows at the
+    end of a sequence filled with its last row; :func:`read_sequence_file` also gives the
+    lengths)."""
+    found = read_sequence_file(path, labels)
+    return found.x, found.y
+
+
+def _read_npz_arrays(path: Path, labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """``x`` ``(N, L, C)`` float32 (NaN padding and all) and ``y`` of a ``.npz`` file."""
     with np.load(path, allow_pickle=False) as z:
         if "x" not in z or (labels and "y" not in z):
             want = "arrays 'x' (N, L[, C]) and 'y' (N,)" if labels else "an array 'x' (N, L[, C])"
@@ -334,29 +389,182 @@ def read_npz_sequences(path: str | Path, labels: bool) -> tuple[np.ndarray, np.n
     if x.ndim != 3 or (y is not None and y.shape != (len(x),)):
         got = f"{x.shape} and {y.shape}" if y is not None else f"{x.shape}"
         raise ValueError(f"{path}: 'x' must be (N, L[, C]) and 'y' (N,), got {got}")
-    return fill_end_padding(x, path), y
+    return x, y
 
 
-def fill_end_padding(x: np.ndarray, path: str | Path) -> np.ndarray:
+def split_end_padding(x: np.ndarray, path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     """``x`` ``(N, L, C)`` with NaN rows at the end of a sequence (the UCR/UEA archives' way
-    of padding shorter sequences to one length) replaced by the sequence's last row; any
-    other missing or non-finite value is an error naming the sequence and step."""
+    of padding shorter sequences to one length) replaced by the sequence's last row, and
+    every sequence's length (its steps before those rows).
+
+    Steps past the longest sequence are dropped. The lengths are None when every sequence
+    has all the (remaining) steps: an equal-length file comes back exactly as it was. Any
+    other missing or non-finite value is an error naming the sequence and step.
+    """
     bad = ~np.isfinite(x)
     if not bad.any():
-        return x
+        return x, None
+    lengths = np.full(len(x), x.shape[1], dtype=np.int64)
     x = x.copy()
     for i in np.flatnonzero(bad.any(axis=(1, 2))):
         rows = np.isnan(x[i]).all(axis=-1)
         length = len(rows) - int(np.argmin(rows[::-1])) if not rows.all() else 0
         if length and not bad[i, :length].any():
             x[i, length:] = x[i, length - 1]
+            lengths[i] = length
             continue
         step, channel = np.argwhere(bad[i, : length or None])[0]
         raise ValueError(
             f"{path}: missing or non-finite value in sequence {i}, step {step}, channel "
             f"{channel} (only NaN rows at the end of a sequence, padding, are accepted)"
         )
-    return x
+    longest = int(lengths.max())
+    if (lengths == longest).all():
+        return x[:, :longest], None
+    return x[:, :longest], lengths
+
+
+def fill_end_padding(x: np.ndarray, path: str | Path) -> np.ndarray:
+    """``x`` with its NaN end padding filled (:func:`split_end_padding` without the lengths)."""
+    return split_end_padding(x, path)[0]
+
+
+def pad_with_nan(cases: Sequence[np.ndarray]) -> np.ndarray:
+    """``(N, L, C)`` float32: the ``(L_i, C)`` ``cases`` padded at the end with NaN rows to
+    the longest one (the archives' convention, which :func:`split_end_padding` reads back)."""
+    out = np.full((len(cases), max(len(c) for c in cases), cases[0].shape[1]), np.nan,
+                  dtype=np.float32)  # fmt: skip
+    for i, case in enumerate(cases):
+        out[i, : len(case)] = case
+    return out
+
+
+# --------------------------------------------------------------------------- UCR/UEA .ts files
+
+
+def read_ts(path: str | Path, labels: bool = True) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """The cases of a UCR/UEA ``.ts`` file (the sktime/aeon text format), each a ``(L_i, C)``
+    float64 array of its own length, and with ``labels`` their class labels ``(N,)`` as text.
+
+    The format: ``#`` (or ``%``) comments, ``@`` header lines, then ``@data`` and one case per line,
+    its channels separated by ``:`` and their values by ``,``, and after the last channel
+    the label when the header says ``@classLabel true ...`` (or has no ``@classLabel``
+    line). ``?`` or ``NaN`` at the end of a channel is padding; all channels of a case must
+    have the same length. ``@timeStamps true`` files are not read.
+
+    Raises:
+        ValueError: naming the file and line: a value that is not a number, a missing value
+            inside a channel, channels of different lengths, a case with a different number
+            of channels than the first, a label not declared in ``@classLabel``, or a file
+            without cases (or without labels when ``labels`` is asked for).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    header: dict[str, list[str]] = {}
+    cases: list[np.ndarray] = []
+    found: list[str] = []
+    lines = read_utf8(path, "data file").splitlines()
+    for number, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line or line.startswith(("#", "%")):
+            continue
+        if "data" not in header:
+            _ts_header_line(path, number, line, header)
+            continue
+        labelled = _ts_labelled(path, header, labels)
+        case, label = _ts_case(path, number, line, labelled, header.get("classlabel", [])[1:])
+        if cases and case.shape[1] != cases[0].shape[1]:
+            raise ValueError(
+                f"{path}, line {number}: {case.shape[1]} channel(s), the first case has "
+                f"{cases[0].shape[1]}"
+            )
+        cases.append(case)
+        found.append(label)
+    if "data" not in header:
+        raise ValueError(f"{path}: no @data line (is this a UCR/UEA .ts file?)")
+    if not cases:
+        raise ValueError(f"{path}: no cases after @data")
+    return cases, (np.array(found) if labels else None)
+
+
+def _ts_header_line(path: Path, number: int, line: str, header: dict[str, list[str]]) -> None:
+    """Record one ``@name value ...`` line before ``@data`` in ``header`` (keys lower-case)."""
+    if not line.startswith("@"):
+        raise ValueError(
+            f"{path}, line {number}: expected a header line (@...) or @data before the "
+            f"cases, got {line[:40]!r}"
+        )
+    name, *values = line[1:].split()
+    name = name.lower()
+    if name == "timestamps" and values and values[0].lower() == "true":
+        raise ValueError(f"{path}, line {number}: @timeStamps true files are not supported")
+    header[name] = values
+
+
+def _ts_labelled(path: Path, header: dict[str, list[str]], labels: bool) -> bool:
+    """Whether each case ends with a label (``@classLabel true``, or no such line)."""
+    declared = header.get("classlabel", ["true"])
+    labelled = bool(declared) and declared[0].lower() == "true"
+    if labels and not labelled:
+        raise ValueError(f"{path} has no class labels (@classLabel {' '.join(declared)})")
+    return labelled
+
+
+def _ts_case(
+    path: Path, number: int, line: str, labelled: bool, classes: list[str]
+) -> tuple[np.ndarray, str]:
+    """One case line: its ``(L, C)`` values and its label (``""`` when unlabelled)."""
+    fields = line.split(":")
+    label = fields.pop().strip() if labelled else ""
+    if labelled and (not fields or not label):
+        raise ValueError(f"{path}, line {number}: expected channels and a label after the last ':'")
+    if classes and label not in classes:
+        raise ValueError(
+            f"{path}, line {number}: label {label!r} is not one of @classLabel's "
+            f"{', '.join(classes)}"
+        )
+    channels = [_ts_channel(path, number, j, text) for j, text in enumerate(fields)]
+    if len({len(c) for c in channels}) > 1:
+        lengths = ", ".join(str(len(c)) for c in channels)
+        raise ValueError(
+            f"{path}, line {number}: the channels have different lengths ({lengths}); a "
+            "case's channels must have one length"
+        )
+    return np.stack(channels, axis=-1), label
+
+
+def _ts_channel(path: Path, number: int, channel: int, text: str) -> np.ndarray:
+    """One channel's comma-separated values; ``?``/``NaN`` at its end (padding) dropped."""
+    cells = text.split(",")
+    try:
+        values = np.array([c.replace("?", "nan") for c in cells], dtype=np.float64)
+    except ValueError:
+        bad = next(c for c in cells if not _is_number(c.replace("?", "nan")))
+        raise ValueError(
+            f"{path}, line {number}, channel {channel}: {bad.strip()!r} is not a number"
+        ) from None
+    missing = np.isnan(values)
+    length = len(values) - int(np.argmin(missing[::-1])) if not missing.all() else 0
+    if length == 0:
+        raise ValueError(f"{path}, line {number}, channel {channel}: no values")
+    if missing[:length].any():
+        step = int(np.argmax(missing))
+        raise ValueError(
+            f"{path}, line {number}, channel {channel}: missing value at step {step}, inside "
+            "the series (only missing values at its end, padding, are accepted)"
+        )
+    if not np.isfinite(values[:length]).all():
+        raise ValueError(f"{path}, line {number}, channel {channel}: an infinite value")
+    return values[:length]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 # Names that lived here before train/ took one role per module (issue 11).

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -181,14 +182,17 @@ def _ensemble_record(run_dir: Path, cfg: TrainConfig) -> dict[str, Any]:
 class Ensemble(nn.Module):
     """The members' average class probability, as a model: ``model(x)`` is ``(B, 1, C)``
     log-probabilities, which every caller of a classifier reads as logits (their argmax is
-    the ensemble's class, their softmax its probabilities, their cross-entropy its loss).
+    the ensemble's class, their softmax its probabilities, their cross-entropy its loss);
+    ``pooled(x, mask)`` is the same ``(B, C)`` with each member pooled over the real steps
+    of sequences of different lengths (:func:`.losses.model_head`).
 
     Args:
         members: the trained models (all of one run, fed the same normalised inputs).
-        head: the task's view of a model's output (the mean over steps, or the last step).
+        head: the task's view of a model's output (the mean over steps, or the last step);
+            called as ``head(out)``, and as ``head(out, mask)`` when a mask is given.
     """
 
-    def __init__(self, members: list[nn.Module], head: Callable[[mx.array], mx.array]) -> None:
+    def __init__(self, members: list[nn.Module], head: Callable[..., mx.array]) -> None:
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
@@ -200,9 +204,15 @@ class Ensemble(nn.Module):
         """The widest member's receptive field (all are built alike)."""
         return max(m.receptive_field for m in self.members)
 
+    def pooled(self, x: mx.array, mask: mx.array | None = None) -> mx.array:
+        """``(B, C)``: the log of the members' mean class probability, each member's logits
+        pooled over the steps ``mask`` marks (all steps when None)."""
+        pool = self._head if mask is None else (lambda out: self._head(out, mask))
+        probs = sum(mx.softmax(pool(m(x)), axis=-1) for m in self.members)
+        return mx.log(probs / len(self.members))
+
     def __call__(self, x: mx.array) -> mx.array:
-        probs = sum(mx.softmax(self._head(m(x)), axis=-1) for m in self.members)
-        return mx.log(probs / len(self.members))[:, None, :]
+        return self.pooled(x)[:, None, :]
 
 
 def load_ensemble(run_dir: Path, folds: int, which: str, first: nn.Module, kind: str) -> Ensemble:
@@ -218,4 +228,4 @@ def load_ensemble(run_dir: Path, folds: int, which: str, first: nn.Module, kind:
     models = [first]
     for fold in range(1, folds):
         models.append(load_checkpoint(member_dir(run_dir, fold), which).model)
-    return Ensemble(models, lambda out: head(kind, out))
+    return Ensemble(models, partial(head, kind))

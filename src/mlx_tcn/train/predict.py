@@ -8,7 +8,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import mlx.core as mx
 import numpy as np
 
 from .baselines import class_balance, confusion_matrix, majority_class
@@ -17,10 +16,15 @@ from .config import resolve_config
 from .data import load_table, select_columns, series_columns
 from .ensemble import load_ensemble
 from .horizon import StepScores, by_step, forecast_steps, score_steps
-from .losses import SEQUENCE_CLASS_KINDS, evaluate_split, head
+from .losses import SEQUENCE_CLASS_KINDS, evaluate_split, model_head
 from .split import Split, iterate_batches
 from .tasks import TaskData, build_task
-from .user_data import denormalize_targets, normalize_inputs, read_sequences, target_scale
+from .user_data import (
+    denormalize_targets,
+    normalize_inputs,
+    sequences_to_classify,
+    target_scale,
+)
 from .window_norm import make_windows, relative_inputs
 
 __all__ = [
@@ -97,12 +101,20 @@ def predict_split(
     """Model outputs (the loss's view: last step or every step) and targets for a split, in
     the data's units (a forecasting run's standardisation undone)."""
     model.eval()
-    preds, targets = [], []
-    for x, y, _ in iterate_batches(split, batch_size, shuffle=False, drop_last=False):
-        preds.append(np.array(head(task.kind, model(x))))
-        targets.append(np.array(y))
+    preds, targets = _outputs(model, task.kind, split, batch_size)
     unscale = partial(denormalize_targets, stats=task.stats, reference=split.reference)
-    return unscale(np.concatenate(preds)), unscale(np.concatenate(targets))
+    return unscale(preds), unscale(targets)
+
+
+def _outputs(model: Any, kind: str, split: Split, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The loss's view of the model's output (:func:`.losses.model_head`) for every sample
+    of ``split``, and its targets as batched, in batches with their masks (sequences of
+    different lengths are pooled over their real steps)."""
+    preds, targets = [], []
+    for x, y, mask in iterate_batches(split, batch_size, shuffle=False, drop_last=False):
+        preds.append(np.array(model_head(model, kind, x, mask)))
+        targets.append(np.array(y))
+    return np.concatenate(preds), np.concatenate(targets)
 
 
 def split_scores(model: Any, task: TaskData, split: Split, batch_size: int = 256) -> StepScores:
@@ -123,10 +135,12 @@ def prepare_user_inputs(
         at the file's last row, so its forecast continues the series) and extras (``ends``:
         the row where each window ends; ``rows``: ``(N, S)`` the row of each forecast step;
         ``targets``: the file's target columns where it has them; ``reference``: what turns
-        window-relative outputs back into the data's units).
+        window-relative outputs back into the data's units; classification: ``lengths``,
+        each sequence's real steps when they differ, else None).
     """
     if kind in SEQUENCE_CLASS_KINDS:
-        return normalize_inputs(read_sequences(path, stats), stats), {}
+        found = sequences_to_classify(path, stats)
+        return normalize_inputs(found.x, stats), {"lengths": found.lengths}
     header, table = load_table(path)
     input_idx = select_columns(header, stats["input_columns"], path, "input")
     target_idx = _target_columns(path, header, stats)
@@ -183,8 +197,8 @@ def _predict_file(
         raise ValueError(
             f"sequences in {path} have {x.shape[1]} steps, fewer than the model needs ({need})"
         )
-    pred = np.concatenate([np.array(head(kind, model(mx.array(x[i : i + batch_size]))))
-                           for i in range(0, len(x), batch_size)])  # fmt: skip
+    unlabelled = Split(x, np.zeros(len(x), dtype=np.float32), lengths=extras.get("lengths"))
+    pred = _outputs(model, kind, unlabelled, batch_size)[0]
     if kind != "regression_last":
         return pred, None, None
     pred = denormalize_targets(pred, stats, extras.get("reference"))

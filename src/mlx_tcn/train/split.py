@@ -12,7 +12,7 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
-__all__ = ["Split", "TaskData", "epoch_order", "iterate_batches", "num_batches"]
+__all__ = ["Split", "TaskData", "epoch_order", "iterate_batches", "num_batches", "step_mask"]
 
 
 @dataclass
@@ -30,6 +30,9 @@ class Split:
             are for the rows ``steps`` after it).
         forecasts: forecasting: the baselines' forecasts of ``y`` by name, flat like ``y``, in
             the data's units.
+        lengths: classification of sequences of different lengths, padded at the end into
+            one array ``x``: each sequence's real steps ``(N,)``. Batches then carry a mask
+            of those steps, and the class is pooled over them alone. None: every step is real.
     """
 
     x: np.ndarray | list[np.ndarray]
@@ -38,6 +41,7 @@ class Split:
     reference: np.ndarray | None = None
     rows: np.ndarray | None = None
     forecasts: dict[str, np.ndarray] = field(default_factory=dict)
+    lengths: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -48,12 +52,14 @@ class Split:
         return isinstance(self.x, list)
 
     def batch(self, index: np.ndarray) -> tuple[mx.array, mx.array, mx.array | None]:
-        """Gather samples ``index`` into ``(x, y, mask)``; mask is ``(B, L)`` for ragged splits."""
+        """Gather samples ``index`` into ``(x, y, mask)``; mask is ``(B, L)`` (1 at a real
+        step, 0 at padding) for ragged splits and splits with ``lengths``, else None."""
         if not self.ragged:
             x = self.x[index]
             if self.transform is not None:
                 x = self.transform(x)
-            return mx.array(x), mx.array(self.y[index]), None
+            mask = None if self.lengths is None else step_mask(self.lengths[index], x.shape[1])
+            return mx.array(x), mx.array(self.y[index]), mask
         xs = [self.x[i] for i in index]
         ys = [self.y[i] for i in index]
         length = max(len(s) for s in xs)
@@ -65,6 +71,11 @@ class Split:
             y[j, : len(yi)] = yi
             mask[j, : len(xi)] = 1.0
         return mx.array(x), mx.array(y), mx.array(mask)
+
+
+def step_mask(lengths: np.ndarray, steps: int) -> mx.array:
+    """``(B, steps)`` float32: 1 at the first ``lengths[b]`` steps of sequence ``b``, 0 after."""
+    return mx.array((np.arange(steps) < np.asarray(lengths)[:, None]).astype(np.float32))
 
 
 @dataclass

@@ -21,10 +21,12 @@ import numpy as np
 from .baselines import class_balance, detect_season, majority_class, step_baseline_forecasts
 from .config import TrainConfig
 from .data import (
+    SEQUENCE_SUFFIXES,
+    Sequences,
     group_sequences,
     is_numeric_column,
     load_table,
-    read_npz_sequences,
+    read_sequence_file,
     select_columns,
     series_columns,
     to_float,
@@ -50,6 +52,8 @@ __all__ = [
     "normalize_targets",
     "numeric_columns",
     "read_sequences",
+    "real_steps",
+    "sequences_to_classify",
     "standardize_stats",
     "stratified_split",
     "target_scale",
@@ -276,17 +280,17 @@ def stratified_split(
     return rng.permutation(train_idx), rng.permutation(val_idx)
 
 
-def _classify_table(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    """``x`` ``(N, L, C)``, raw labels and the input column names.
+def _classify_table(cfg: TrainConfig) -> tuple[Sequences, list[str] | None]:
+    """The sequences (``x`` ``(N, L, C)``, raw labels, lengths) and the input column names.
 
     CSV, wide layout: one row per sequence, one column per step (one channel). CSV, long
     layout (``sequence_column`` given): one row per step, a column naming the sequence, one
-    column per channel. ``.npz``: arrays ``x`` and ``y``, no column names.
+    column per channel. ``.npz`` (arrays ``x`` and ``y``) or UCR/UEA ``.ts``: no column
+    names; their sequences may differ in length (:func:`.data.read_sequence_file`).
     """
     path = Path(cfg.data_path)
-    if path.suffix.lower() == ".npz":
-        x, y = read_npz_sequences(path, labels=True)
-        return x, y, None
+    if path.suffix.lower() in SEQUENCE_SUFFIXES:
+        return read_sequence_file(path, labels=True), None
     header, table = load_table(path)
     if cfg.target_columns is None or len(cfg.target_columns) != 1:
         raise ValueError(
@@ -301,9 +305,9 @@ def _classify_table(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, list[str]
     names = [header[i] for i in input_idx]
     if seq_idx is not None:
         x, labels = group_sequences(table, header, seq_idx, input_idx, label_idx, path)
-        return x, labels, names
+        return Sequences(x, labels, None), names
     x = to_float(table, input_idx, header, path)[..., None]
-    return x, table[:, label_idx], names
+    return Sequences(x, table[:, label_idx], None), names
 
 
 def _sequence_column(header: list[str], name: str | None, path: str | Path) -> int | None:
@@ -314,22 +318,34 @@ def _sequence_column(header: list[str], name: str | None, path: str | Path) -> i
     return idx
 
 
-def read_sequences(path: str | Path, stats: dict[str, Any]) -> np.ndarray:
-    """The sequences of a file to classify, in the layout and columns the run was trained on."""
+def sequences_to_classify(path: str | Path, stats: dict[str, Any]) -> Sequences:
+    """The sequences of a file to classify (and their lengths, from an ``.npz`` or ``.ts``
+    file), in the layout and columns the run was trained on; no labels."""
     path = Path(path)
-    if path.suffix.lower() == ".npz":
-        return read_npz_sequences(path, labels=False)[0]
+    if path.suffix.lower() in SEQUENCE_SUFFIXES:
+        return read_sequence_file(path, labels=False)
     header, table = load_table(path)
     cols = select_columns(header, stats["input_columns"], path, "input")
     seq_idx = _sequence_column(header, stats.get("sequence_column"), path)
     if seq_idx is None:
-        return to_float(table, cols, header, path)[..., None]
-    return group_sequences(table, header, seq_idx, cols, None, path)[0]
+        return Sequences(to_float(table, cols, header, path)[..., None], None, None)
+    return Sequences(group_sequences(table, header, seq_idx, cols, None, path)[0], None, None)
+
+
+def read_sequences(path: str | Path, stats: dict[str, Any]) -> np.ndarray:
+    """The sequences of a file to classify, in the layout and columns the run was trained on
+    (shorter ones padded with their last row: :func:`sequences_to_classify` says where)."""
+    return sequences_to_classify(path, stats).x
 
 
 def classify_task(cfg: TrainConfig, stats: dict[str, Any] | None) -> TaskData:
-    """One label per sequence; a seeded random ``val_fraction`` of each class is held out."""
-    x, labels, input_names = _classify_table(cfg)
+    """One label per sequence; a seeded random ``val_fraction`` of each class is held out.
+
+    Sequences of different lengths keep their lengths in every split (their batches carry
+    a mask of the real steps, and the class is pooled over those alone); the input
+    normalisation is fitted on the real steps only.
+    """
+    (x, labels, lengths), input_names = _classify_table(cfg)
     trained = stats is not None
     if stats is None:
         classes = sorted({str(v) for v in labels.tolist()})
@@ -354,17 +370,29 @@ def classify_task(cfg: TrainConfig, stats: dict[str, Any] | None) -> TaskData:
     if "class_counts" not in stats:
         stats["class_counts"] = class_balance(y[fitted], n_classes).tolist()
     if cfg.normalize and "x_mean" not in stats:
-        m, s = standardize_stats(x[fitted])
+        m, s = standardize_stats(real_steps(x, lengths, fitted))
         stats.update(x_mean=m.tolist(), x_std=s.tolist())
     x = normalize_inputs(x, stats)
-    train, val = Split(x[tr], y[tr]), Split(x[va], y[va])
+
+    def part(index: np.ndarray) -> Split:
+        return Split(x[index], y[index], lengths=None if lengths is None else lengths[index])
+
+    train, val = part(tr), part(va)
     # Given saved statistics the file is being evaluated: all of it is the test split.
-    test = Split(x, y) if trained else None
+    test = Split(x, y, lengths=lengths) if trained else None
     majority = majority_class(stats["class_counts"], y[va])
     return TaskData(KIND_OF_POOL[cfg.pool], x.shape[-1], n_classes, train, val, test=test,
                     stats=stats, baseline=majority["loss"],
                     baselines={"majority_class": majority["loss"],
                                "majority_class_accuracy": majority["accuracy"]})  # fmt: skip
+
+
+def real_steps(x: np.ndarray, lengths: np.ndarray | None, index: np.ndarray) -> np.ndarray:
+    """The steps of sequences ``index`` of ``x`` that are data, not padding: ``x[index]``
+    ``(n, L, C)`` when all are (``lengths`` None), else their real rows ``(steps, C)``."""
+    if lengths is None:
+        return x[index]
+    return np.concatenate([x[i, : lengths[i]] for i in index])
 
 
 def _classify_split(cfg: TrainConfig, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
