@@ -47,7 +47,7 @@ def test_music_paper_presets_follow_the_reference_schedule(task):
 @pytest.mark.parametrize(
     ("task", "expected"),
     [
-        # The paper's appendix settings for JSB Chorales (test NLL 8.22 against 8.37 with the
+        # The paper's appendix settings for JSB Chorales (test NLL 8.19-8.26 against 8.37 with the
         # script's defaults, docs/RESULTS.md).
         ("jsb", (1e-3, 0.4, 2, 150, 3, 0.5)),
         # Nottingham keeps music_test.py's defaults (test NLL 2.94 against the paper's 3.07).

@@ -43,8 +43,8 @@ _MUSIC_PAPER = dict(levels=4, hidden=150, kernel_size=5, dropout=0.25, optimizer
                     restore_best=True)  # fmt: skip
 # JSB Chorales with the paper's own settings for it (its appendix table of TCN settings: kernel
 # 3, 2 levels of 150 channels, dropout 0.5, gradient clip 0.4), which differ from the script's
-# defaults above: test NLL 8.22-8.23 (seeds 1, 2) against 8.37-8.39 with the script's
-# defaults (docs/RESULTS.md). Nottingham keeps the script's defaults (2.94 against 3.07).
+# defaults above: test NLL 8.19-8.26 (seeds 1-4) against 8.37-8.39 with the script's defaults
+# (docs/RESULTS.md). Nottingham keeps the script's defaults (2.94 against 3.07).
 _JSB_PAPER = {**_MUSIC_PAPER, "kernel_size": 3, "levels": 2, "dropout": 0.5, "grad_clip": 0.4}
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "adding": {
