@@ -161,6 +161,7 @@ def train(
     save: Callable[[LoopState, bool], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     world: World | None = None,
+    evaluate_first: bool = False,
 ) -> LoopState:
     """Train ``model`` on ``task`` until the epochs, ``max_steps`` or early stopping end it.
 
@@ -177,6 +178,10 @@ def train(
             with status ``"interrupted"``.
         world: the processes of a data-parallel run (:mod:`.distributed`); each takes its
             part of every batch. None: this process alone.
+        evaluate_first: a fresh run (step 0) evaluates (and checkpoints) the model before its
+            first step, so that the untrained model competes for the best checkpoint: an
+            anchored forecast's untrained model is its baseline, and where training never
+            improves on that on validation, restoring the best weights returns to it.
 
     Returns:
         The final :class:`LoopState`.
@@ -221,6 +226,8 @@ def train(
             save(state, improved)
         return cfg.patience is not None and state.bad_evals >= cfg.patience
 
+    if evaluate_first and state.step == 0 and state.last_eval_step is None and len(task.val):
+        evaluate()  # cannot stop the run: nothing has failed to improve yet
     if cfg.max_steps and state.step >= cfg.max_steps:
         state.status = "max_steps"  # a resumed run that had already reached max_steps
     while state.epoch < cfg.epochs and state.status == "running":

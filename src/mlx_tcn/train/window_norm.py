@@ -30,8 +30,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .baselines import seasonal_lag, step_baseline_forecasts
+
 __all__ = [
+    "ANCHORS",
+    "anchor_forecasts",
+    "anchor_lags",
+    "anchor_scales",
     "change_scale",
+    "choose_anchor",
     "make_windows",
     "multi_step_windows",
     "relative_inputs",
@@ -39,6 +46,10 @@ __all__ = [
     "restore_forecast",
     "step_scales",
 ]
+
+#: What each target step of a window-relative forecast is relative to: the baseline (named as
+#: in :mod:`.baselines`) that a model output of zero forecasts.
+ANCHORS = ("persistence", "seasonal_naive")
 
 
 def make_windows(
@@ -119,6 +130,84 @@ def relative_inputs(x: np.ndarray, x_scale: np.ndarray) -> np.ndarray:
     return ((x - x[:, -1:, :]) / np.asarray(x_scale)).astype(np.float32)
 
 
+def anchor_lags(
+    steps: Sequence[int], anchor: str = "persistence", season: int | None = None
+) -> np.ndarray:
+    """``(S,)``: how many rows before the row it forecasts the anchor of each step takes its
+    value: ``h`` for persistence, :func:`.baselines.seasonal_lag` for seasonal naive."""
+    steps = _check_steps(steps)
+    if anchor == "persistence":
+        return steps
+    _check_anchor(anchor, season)
+    return np.array([seasonal_lag(int(h), season) for h in steps], dtype=np.int64)
+
+
+def _check_anchor(anchor: str, season: int | None) -> None:
+    if anchor not in ANCHORS:
+        raise ValueError(f"anchor must be one of {', '.join(ANCHORS)}, got {anchor!r}")
+    if anchor == "seasonal_naive" and season is None:
+        raise ValueError("anchor 'seasonal_naive' needs a season")
+
+
+def anchor_scales(
+    series: np.ndarray, steps: Sequence[int], anchor: str = "persistence", season: int | None = None
+) -> np.ndarray:
+    """``(S, C)``: the typical error of the anchor at every step over ``series`` (the training
+    part), the standard deviation of its ``lag``-step changes (:func:`anchor_lags`), so that
+    every step's target is in units of its own typical correction. Persistence's are
+    :func:`step_scales`."""
+    return np.stack([change_scale(series, int(lag)) for lag in anchor_lags(steps, anchor, season)])
+
+
+def anchor_forecasts(
+    targets: np.ndarray,
+    ends: np.ndarray,
+    steps: Sequence[int],
+    anchor: str = "persistence",
+    season: int | None = None,
+) -> np.ndarray:
+    """``(N, S, C)``: the anchor's forecast of every step after each window ending at row
+    ``ends`` ``(N,)``, made at that row: the baseline's own forecast
+    (:func:`.baselines.step_baseline_forecasts`), so the model's zero output is exactly it.
+    The rows forecast may lie past the end of ``targets`` (``predict`` continues a series)."""
+    steps = _check_steps(steps)
+    _check_anchor(anchor, season)
+    found = step_baseline_forecasts(
+        targets, ends, steps, season if anchor != "persistence" else None
+    )
+    if anchor not in found:
+        back = int((anchor_lags(steps, anchor, season) - steps).max())
+        raise ValueError(
+            f"the {anchor} anchor (season {season}) needs the {back} rows before each "
+            f"window's last row; the first window ends at row {int(np.min(ends))}"
+        )
+    return found[anchor]
+
+
+def choose_anchor(
+    targets: np.ndarray, seq_len: int, steps: Sequence[int], season: int | None
+) -> str:
+    """The anchor of a run, chosen on ``targets`` (the training part only): seasonal naive
+    when there is a season, the window holds its values (``season <= seq_len``, so a forecast
+    needs nothing before its window) and it beats persistence over the windows of
+    ``targets`` (the mean over steps and columns of each step's MSE divided by the squared
+    typical ``h``-step change); persistence otherwise."""
+    steps = _check_steps(steps)
+    targets = np.asarray(targets, dtype=np.float64)
+    ends = np.arange(seq_len - 1, len(targets) - steps[-1])
+    if season is None or season > seq_len or not len(ends):
+        return "persistence"
+    actual = targets[ends[:, None] + steps[None, :]]
+    scale = step_scales(targets, steps)
+    found = step_baseline_forecasts(targets, ends, steps, season)
+    loss = {k: float(np.mean(((v - actual) / scale) ** 2)) for k, v in found.items()}
+    return (
+        "seasonal_naive"
+        if loss.get("seasonal_naive", np.inf) < loss["persistence"]
+        else "persistence"
+    )
+
+
 def relative_windows(
     inputs: np.ndarray,
     targets: np.ndarray,
@@ -127,26 +216,32 @@ def relative_windows(
     stride: int,
     x_scale: np.ndarray,
     y_scale: np.ndarray,
+    anchor: str = "persistence",
+    season: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cut a raw series into window-relative training examples.
 
     Args:
-        y_scale: ``(len(steps), C_out)``, the scale of each step (:func:`step_scales`).
+        y_scale: ``(len(steps), C_out)``, the scale of each step (:func:`anchor_scales`).
+        anchor, season: what each step's target is relative to (:data:`ANCHORS`).
 
     Returns:
-        ``x`` ``(N, seq_len, C_in)``, ``y`` ``(N, len(steps), C_out)`` (each step's scaled change
-        of the targets from the window's last row), the rows where the windows end ``(N,)``
-        and the reference ``(N, C_out)``: the targets at those rows, which
+        ``x`` ``(N, seq_len, C_in)``, ``y`` ``(N, len(steps), C_out)`` (each step's scaled
+        difference of the targets from the anchor's forecast), the rows where the windows end
+        ``(N,)`` and the reference ``(N, len(steps), C_out)``: the anchor's forecasts, which
         :func:`restore_forecast` adds back.
     """
     x, y, ends = multi_step_windows(inputs, targets, seq_len, steps, stride)
-    reference = np.asarray(targets, dtype=np.float64)[ends]
-    y = ((y - reference[:, None, :]) / np.asarray(y_scale)).astype(np.float32)
+    reference = anchor_forecasts(targets, ends, steps, anchor, season)
+    y = ((y - reference) / np.asarray(y_scale)).astype(np.float32)
     return relative_inputs(x, x_scale), y, ends, reference
 
 
 def restore_forecast(pred: np.ndarray, reference: np.ndarray, y_scale: np.ndarray) -> np.ndarray:
     """Model outputs ``(N, S, C_out)`` back in the data's units: ``reference + pred * y_scale``
-    with each window's reference ``(N, C_out)`` and each step's scale ``(S, C_out)``."""
-    reference = np.asarray(reference)[:, None, :]
+    with each window's reference, ``(N, S, C_out)`` (the anchor's forecasts) or ``(N, C_out)``
+    (the last values: the same for every step), and each step's scale ``(S, C_out)``."""
+    reference = np.asarray(reference)
+    if reference.ndim == 2:
+        reference = reference[:, None, :]
     return reference + np.asarray(pred) * np.asarray(y_scale)
