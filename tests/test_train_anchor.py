@@ -20,6 +20,7 @@ from mlx_tcn.train.losses import evaluate_split
 from mlx_tcn.train.model import build_model
 from mlx_tcn.train.predict import predict_split
 from mlx_tcn.train.split import iterate_batches
+from mlx_tcn.train.window_norm import SEASONAL_ANCHOR_MARGIN, choose_anchor
 
 FIXTURES = Path(__file__).parent / "fixtures" / "forecast_before_anchors"
 
@@ -126,6 +127,25 @@ def test_the_anchor_is_chosen_on_the_training_part_only(tmp_path):
     task = build_task(cfg)
     assert task.stats["anchor"] == "persistence"
     assert task.baselines["seasonal_naive"] < 0.1 * task.baselines["persistence"]
+
+
+def test_a_seasonal_anchor_must_clearly_beat_persistence():
+    # An AR(2) series whose lag-2 autocorrelation is a little above its lag-1 one: seasonal
+    # naive with a "season" of 2 is a little better than persistence on it, not clearly, and
+    # persistence stays the anchor (quarterly US real interest rates were such a case).
+    rng = np.random.default_rng(0)
+    y = np.zeros(3000)
+    for t in range(2, len(y)):
+        y[t] = 0.22 * y[t - 1] + 0.26 * y[t - 2] + rng.normal()
+    ends = np.arange(7, len(y) - 1)
+    ratio = np.mean((y[ends + 1] - y[ends - 1]) ** 2) / np.mean((y[ends + 1] - y[ends]) ** 2)
+    assert SEASONAL_ANCHOR_MARGIN < ratio < 1
+    assert choose_anchor(y[:, None], 8, [1], 2) == "persistence"
+    # a real cycle of 2 on top of it: clearly better, chosen
+    cycle = y + 2.0 * (-1.0) ** np.arange(len(y))
+    assert choose_anchor(cycle[:, None], 8, [1], 2) == "seasonal_naive"
+    # and never a season the window does not hold
+    assert choose_anchor(cycle[:, None], 1, [1], 2) == "persistence"
 
 
 def test_a_season_longer_than_the_window_is_not_an_anchor(tmp_path):
