@@ -20,7 +20,7 @@ from mlx_tcn.train.losses import evaluate_split
 from mlx_tcn.train.model import build_model
 from mlx_tcn.train.predict import predict_split
 from mlx_tcn.train.split import iterate_batches
-from mlx_tcn.train.window_norm import SEASONAL_ANCHOR_MARGIN, choose_anchor
+from mlx_tcn.train.window_norm import SEASONAL_ANCHOR_SHARE, choose_anchor
 
 FIXTURES = Path(__file__).parent / "fixtures" / "forecast_before_anchors"
 
@@ -129,20 +129,32 @@ def test_the_anchor_is_chosen_on_the_training_part_only(tmp_path):
     assert task.baselines["seasonal_naive"] < 0.1 * task.baselines["persistence"]
 
 
-def test_a_seasonal_anchor_must_clearly_beat_persistence():
+def _share(y, season):
+    """Seasonal naive's MSE over persistence's, one step ahead, over windows of 8."""
+    ends = np.arange(7, len(y) - 1)
+    return np.mean((y[ends + 1] - y[ends + 1 - season]) ** 2) / np.mean(
+        (y[ends + 1] - y[ends]) ** 2
+    )
+
+
+def test_a_seasonal_anchor_needs_the_season_to_dominate():
     # An AR(2) series whose lag-2 autocorrelation is a little above its lag-1 one: seasonal
-    # naive with a "season" of 2 is a little better than persistence on it, not clearly, and
-    # persistence stays the anchor (quarterly US real interest rates were such a case).
+    # naive with a "season" of 2 is a little better than persistence on it (quarterly US real
+    # interest rates were such a case): persistence stays the anchor.
     rng = np.random.default_rng(0)
     y = np.zeros(3000)
     for t in range(2, len(y)):
         y[t] = 0.22 * y[t - 1] + 0.26 * y[t - 2] + rng.normal()
-    ends = np.arange(7, len(y) - 1)
-    ratio = np.mean((y[ends + 1] - y[ends - 1]) ** 2) / np.mean((y[ends + 1] - y[ends]) ** 2)
-    assert SEASONAL_ANCHOR_MARGIN < ratio < 1
+    assert 0.9 < _share(y, 2) < 1
     assert choose_anchor(y[:, None], 8, [1], 2) == "persistence"
-    # a real cycle of 2 on top of it: clearly better, chosen
+    # a cycle of 2 that makes seasonal naive twice as good: still persistence (the model
+    # learns such a season from persistence-relative targets)
+    half = y + 0.8 * (-1.0) ** np.arange(len(y))
+    assert SEASONAL_ANCHOR_SHARE < _share(half, 2) < 0.6
+    assert choose_anchor(half[:, None], 8, [1], 2) == "persistence"
+    # a cycle that is most of what persistence gets wrong: seasonal naive
     cycle = y + 2.0 * (-1.0) ** np.arange(len(y))
+    assert _share(cycle, 2) < SEASONAL_ANCHOR_SHARE
     assert choose_anchor(cycle[:, None], 8, [1], 2) == "seasonal_naive"
     # and never a season the window does not hold
     assert choose_anchor(cycle[:, None], 1, [1], 2) == "persistence"
@@ -187,7 +199,10 @@ def test_training_that_never_beats_the_baseline_keeps_the_baseline(tmp_path, cap
     out = capsys.readouterr().out
     evals = [r for r in _records(run) if r["event"] == "eval"]
     assert evals[0]["step"] == 0 and evals[0]["val_loss"] == 0.0 and evals[0]["best"]
-    assert [r["step"] for r in evals] == [0, 10, 20]  # stopped after 2 without improvement
+    # early stopping counts from training's own best (step 10 or later), not from step 0: two
+    # evaluations without training improving on itself
+    steps = [r["step"] for r in evals]
+    assert steps[:2] == [0, 10] and steps[-1] < 60
     assert all(r["val_loss"] > 0 and not r["best"] for r in evals[1:])
     assert load_checkpoint(run, "best").loop.step == 0
     assert "the untrained model's (step 0), restored at the end: exactly the persistence" in out
