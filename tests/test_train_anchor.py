@@ -20,7 +20,11 @@ from mlx_tcn.train.losses import evaluate_split
 from mlx_tcn.train.model import build_model
 from mlx_tcn.train.predict import predict_split
 from mlx_tcn.train.split import iterate_batches
-from mlx_tcn.train.window_norm import SEASONAL_ANCHOR_SHARE, choose_anchor
+from mlx_tcn.train.window_norm import (
+    SEASONAL_ANCHOR_MAX_SEASONS,
+    SEASONAL_ANCHOR_SHARE,
+    choose_anchor,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "forecast_before_anchors"
 
@@ -129,35 +133,36 @@ def test_the_anchor_is_chosen_on_the_training_part_only(tmp_path):
     assert task.baselines["seasonal_naive"] < 0.1 * task.baselines["persistence"]
 
 
-def _share(y, season):
-    """Seasonal naive's MSE over persistence's, one step ahead, over windows of 8."""
-    ends = np.arange(7, len(y) - 1)
+def _share(y, season, seq_len=12):
+    """Seasonal naive's MSE over persistence's, one step ahead, over the windows."""
+    ends = np.arange(seq_len - 1, len(y) - 1)
     return np.mean((y[ends + 1] - y[ends + 1 - season]) ** 2) / np.mean(
         (y[ends + 1] - y[ends]) ** 2
     )
 
 
-def test_a_seasonal_anchor_needs_the_season_to_dominate():
-    # An AR(2) series whose lag-2 autocorrelation is a little above its lag-1 one: seasonal
-    # naive with a "season" of 2 is a little better than persistence on it (quarterly US real
-    # interest rates were such a case): persistence stays the anchor.
-    rng = np.random.default_rng(0)
-    y = np.zeros(3000)
-    for t in range(2, len(y)):
-        y[t] = 0.22 * y[t - 1] + 0.26 * y[t - 2] + rng.normal()
-    assert 0.9 < _share(y, 2) < 1
-    assert choose_anchor(y[:, None], 8, [1], 2) == "persistence"
-    # a cycle of 2 that makes seasonal naive twice as good: still persistence (the model
-    # learns such a season from persistence-relative targets)
-    half = y + 0.8 * (-1.0) ** np.arange(len(y))
-    assert SEASONAL_ANCHOR_SHARE < _share(half, 2) < 0.6
-    assert choose_anchor(half[:, None], 8, [1], 2) == "persistence"
-    # a cycle that is most of what persistence gets wrong: seasonal naive
-    cycle = y + 2.0 * (-1.0) ** np.arange(len(y))
-    assert _share(cycle, 2) < SEASONAL_ANCHOR_SHARE
-    assert choose_anchor(cycle[:, None], 8, [1], 2) == "seasonal_naive"
+def test_a_seasonal_anchor_needs_a_clear_win_and_few_seasons():
+    # Noise plus a cycle of 12 rows: the larger the cycle, the better seasonal naive is.
+    def series(amplitude, n):
+        t = np.arange(n)
+        return amplitude * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(size=n)
+
+    # a small cycle, 20 seasons: seasonal naive a little better, not clearly: persistence
+    faint = series(1.6, 240)
+    assert SEASONAL_ANCHOR_SHARE < _share(faint, 12) < 1
+    assert choose_anchor(faint[:, None], 12, [1], 12) == "persistence"
+    # a large one: clearly better, seasonal naive (quarterly inflation was such a case)
+    strong = series(4.0, 240)
+    assert _share(strong, 12) < 0.6
+    assert choose_anchor(strong[:, None], 12, [1], 12) == "seasonal_naive"
+    assert choose_anchor(strong[:, None], 12, [1, 2, 3], 12) == "seasonal_naive"
+    # ... but not with more seasons than SEASONAL_ANCHOR_MAX_SEASONS in training, where the
+    # model learns the cycle from persistence-relative targets
+    long = series(4.0, 12 * SEASONAL_ANCHOR_MAX_SEASONS + 1)
+    assert _share(long, 12) < 0.6
+    assert choose_anchor(long[:, None], 12, [1], 12) == "persistence"
     # and never a season the window does not hold
-    assert choose_anchor(cycle[:, None], 1, [1], 2) == "persistence"
+    assert choose_anchor(strong[:, None], 11, [1], 12) == "persistence"
 
 
 def test_a_season_longer_than_the_window_is_not_an_anchor(tmp_path):
