@@ -122,8 +122,8 @@ class TrainConfig:
         "auto",
         "forecast (window-relative): the baseline each step's forecast is a correction of (an "
         "untrained model forecasts it exactly): persistence, seasonal_naive (needs a season no "
-        "longer than seq_len), or auto: seasonal naive where it beats persistence on the "
-        "training part, else persistence",
+        "longer than seq_len), or auto: seasonal naive where it clearly beats persistence on "
+        "a training part of at most 40 seasons, else persistence (docs/own_data.md)",
     )
     sequence_column: str | None = _help(
         None,

@@ -1,26 +1,31 @@
-"""Forecasting relative to each window: the model sees and predicts changes, not levels.
+"""Forecasting relative to each window: the model sees changes, and predicts a correction of
+a baseline's forecast (the *anchor*), not levels.
 
 Standardising a series with the mean and standard deviation of its training part fails as
 soon as the series leaves the training range (a trend): a network of ReLUs does not
 extrapolate, so its forecasts fall further behind as the level rises (weekly CO2: validation
 MSE 3.0 ppm^2 at best, against 0.26 for persistence). Here every window is expressed relative
-to its own last row, and each target step as its change since that row:
+to its own last row, and each target step as its difference from the anchor's forecast:
 
-    x'[t] = (x[t] - x[last]) / s_x          y'[h] = (y[last + h] - y[last]) / s_y[h]
+    x'[t] = (x[t] - x[last]) / s_x          y'[h] = (y[last + h] - anchor[h]) / s_y[h]
 
-with ``s_x`` the standard deviation of one-step changes of the inputs over the training part
-and ``s_y[h]`` that of ``h``-step changes of the targets, one scale per step of the horizon: a
-change over 12 steps is typically larger than one over a single step, and with one scale for
-all steps the far steps would dominate the loss. So every step is in units of its own typical
-change: a model that outputs 0 is the persistence forecast, which scores about 1 at every
-step, and a validation loss below the persistence baseline means the model adds something.
+with ``s_x`` the standard deviation of one-step changes of the inputs over the training part.
+The anchor is persistence (``anchor[h] = y[last]``, ``s_y[h]`` the standard deviation of
+``h``-step changes) or seasonal naive (the latest value of the same phase known at ``last``,
+:func:`.baselines.seasonal_lag` rows before ``last + h``; ``s_y[h]`` that of changes over so
+many rows), chosen on the training part (:func:`choose_anchor`). One scale per step: a change
+over 12 steps is typically larger than one over a single step, and with one scale for all
+steps the far steps would dominate the loss. So every step is in units of its anchor's typical
+error, a model that outputs 0 *is* the anchor's forecast (the forecasting head starts at zero,
+:func:`.model.build_model`), and a validation loss below that baseline's means the model adds
+something. Runs saved before anchors have no ``"anchor"`` and are persistence-anchored.
 (Before multi-step horizons a run predicted the single step ``horizon`` ahead and scaled its
 inputs by ``horizon``-step changes; such runs keep their saved scales.)
 Of four normalisations tried on statsmodels/aeon series (global standardisation, this one,
 window-relative scaled by the level's spread, per-window standardisation as in RevIN), this one
 had the lowest validation MSE on weekly CO2 (horizons 1 and 13) and electrical equipment
 orders, and was 7-25% behind per-window standardisation on airline passengers, US real GDP and
-sunspots. It was kept because a zero output is the persistence forecast and the loss has one
+sunspots. It was kept because a zero output is a baseline's forecast and the loss has one
 unit for the whole series, in which the baselines are scored too (docs/own_data.md).
 """
 
