@@ -235,9 +235,9 @@ def test_predict_continues_a_new_series_with_its_own_seasonal_anchor(tmp_path, c
     run = _train(tmp_path, tmp_path / "s.csv", "--horizon", "6", "--max-steps", "20",
                  "--eval-every", "10")  # fmt: skip
     assert load_checkpoint(run, "best").stats["anchor"] == "seasonal_naive"
-    assert (
-        "seasonal naive       loss 0: tied (the model is this baseline" in capsys.readouterr().out
-    )
+    out = capsys.readouterr().out
+    assert "seasonal naive       loss 0: tied (the model is this baseline" in out
+    assert "anchor               seasonal naive (the model forecasts a correction of its" in out
     new = _write(tmp_path / "new.csv", np.tile([5.0, -1.0, 7.0, 2.0], 6) + 0.1 * np.arange(24))
     assert main(["predict", str(run), "--input", str(tmp_path / "new.csv"), "--output",
                  str(tmp_path / "p.csv")]) == 0  # fmt: skip

@@ -76,6 +76,7 @@ def run_table(result: Any) -> str:
             None if best is None else f"{best:.4g} (step {state.best_step})",
         ),
         ("weights", _weights(result)),
+        ("anchor", _anchor(result)),
         ("ensemble", _ensemble(result.ensemble)),
         *(
             _baseline_rows(result.baselines, last, _untrained_baseline(result))
@@ -103,6 +104,14 @@ def _untrained_baseline(result: Any) -> str | None:
     checkpoint was the untrained model (step 0, output zero: the anchor's forecast)."""
     anchor = getattr(result, "anchor", None)
     return anchor if anchor is not None and result.restored_step == 0 else None
+
+
+def _anchor(result: Any) -> str | None:
+    """What a window-relative forecast corrects (chosen on the training part)."""
+    anchor = getattr(result, "anchor", None)
+    if anchor is None:
+        return None
+    return f"{anchor.replace('_', ' ')} (the model forecasts a correction of its forecast)"
 
 
 def _weights(result: Any) -> str | None:
