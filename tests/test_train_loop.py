@@ -19,6 +19,7 @@ from mlx_tcn.train import (
     save_checkpoint,
     train,
 )
+from mlx_tcn.train.distributed import World
 from mlx_tcn.train.loop import total_steps
 from mlx_tcn.train.losses import evaluate_split
 
@@ -276,3 +277,45 @@ def test_selecting_on_accuracy_keeps_training_through_ties():
         ValueError, match="select='accuracy' needs a task with an accuracy, not 'adding'"
     ):
         resolve_config({}, {"select": "accuracy"})
+
+
+class _ScriptedWorld(World):
+    """One process whose validation losses are given in advance, one per evaluation."""
+
+    def __init__(self, losses):
+        self.losses = list(losses)
+
+    def evaluate(self, model, kind, batches, max_batches):
+        return {"loss": self.losses.pop(0)}
+
+
+def test_the_untrained_model_competes_for_the_best_but_does_not_stop_training():
+    # evaluate_first: step 0 is evaluated, checkpointed and can stay the best; early stopping
+    # counts from the trained model's own best, so a run that starts worse than the untrained
+    # model (an anchored forecast's baseline) and keeps improving is not stopped for that.
+    cfg, task, model, opt = _setup(eval_every=1, patience=2, epochs=1, max_steps=8)
+    events, saved = [], []
+    world = _ScriptedWorld([0.5, 0.9, 0.8, 0.7, 0.95, 0.96, 0.1, 0.1])
+    state = train(model, opt, task, cfg, callback=events.append, world=world,
+                  save=lambda st, best: saved.append((st.step, best)), evaluate_first=True)  # fmt: skip
+    evals = [(e["step"], e["best"]) for e in events if e["event"] == "eval"]
+    # 0.9, 0.8, 0.7: training improves on itself (not on step 0); 0.95, 0.96: two without
+    # improvement, so it stops at step 5, keeping step 0 as the best
+    assert evals == [(0, True), (1, False), (2, False), (3, False), (4, False), (5, False)]
+    assert state.status == "early_stopped" and state.step == 5
+    assert (state.best_step, state.best_metric, state.trained_best) == (0, 0.5, 0.7)
+    assert saved[0] == (0, True)  # the untrained model's checkpoint, marked best
+    # without evaluate_first: no step-0 evaluation, the first one is the best
+    cfg, task, model, opt = _setup(eval_every=1, patience=2, epochs=1, max_steps=3)
+    events = []
+    world = _ScriptedWorld([0.9, 0.8, 0.85])
+    state = train(model, opt, task, cfg, callback=events.append, world=world)
+    assert [(e["step"], e["best"]) for e in events if e["event"] == "eval"] == [
+        (1, True), (2, True), (3, False)]  # fmt: skip
+    assert state.best_step == 2 == state.step - 1
+
+
+def test_loop_states_saved_before_trained_best_count_their_best_as_trained():
+    old = LoopState(step=9, best_metric=0.4, best_step=6, bad_evals=1).to_dict()
+    del old["trained_best"]
+    assert LoopState.from_dict(old).trained_best == 0.4

@@ -278,8 +278,11 @@ def test_forecast_windows_relative_to_their_last_row(tmp_path):
     expected = [(load[8] - load[7]) / s1, (load[9] - load[7]) / s2]
     np.testing.assert_allclose(task.train.y[0], expected, rtol=1e-5)
     # validation: windows ending at rows 44..57, whose targets are rows 45..59; back in the
-    # data's units with the reference
-    np.testing.assert_allclose(task.val.reference[:, 0], load[44:58], rtol=1e-6)
+    # data's units with the reference: the anchor's forecasts (persistence: the last value,
+    # at both steps; the cycle of about 19 rows does not fit in the window of 8)
+    assert st["anchor"] == task.anchor == "persistence"
+    np.testing.assert_allclose(task.val.reference, np.repeat(load[44:58, None, None], 2, 1),
+                               rtol=1e-6)  # fmt: skip
     restored = denormalize_targets(task.val.y, st, task.val.reference)
     np.testing.assert_allclose(restored, np.column_stack([load[45:59], load[46:60]]), rtol=1e-5)
     # baselines in the loss's units: persistence repeats the reference at both steps, each
@@ -290,7 +293,7 @@ def test_forecast_windows_relative_to_their_last_row(tmp_path):
     assert task.baseline == task.baselines["persistence"]
     np.testing.assert_allclose(task.val_forecasts["persistence"], np.repeat(load[44:58, None], 2, 1),
                                rtol=1e-6)  # fmt: skip
-    with pytest.raises(ValueError, match="need each window's last target values"):
+    with pytest.raises(ValueError, match="need each window's anchor forecasts"):
         denormalize_targets(task.val.y, st)
 
 

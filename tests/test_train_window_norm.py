@@ -33,7 +33,8 @@ def test_relative_windows_exact():
     )
     np.testing.assert_array_equal(x[..., 0], [[-0.5, 0.0], [-1.0, 0.0], [-2.0, 0.0]])
     np.testing.assert_array_equal(ends, [1, 2, 3])  # the rows where the windows end
-    np.testing.assert_array_equal(ref[:, 0], [20.0, 40.0, 80.0])
+    # the reference: the persistence forecast of every step, (windows, steps, columns)
+    np.testing.assert_array_equal(ref[:, :, 0], [[20.0], [40.0], [80.0]])
     assert y.shape == (3, 1, 1)
     np.testing.assert_array_equal(y[:, 0, 0], [4.0, 8.0, 16.0])  # (40-20)/5, (80-40)/5, ...
     np.testing.assert_allclose(restore_forecast(y, ref, np.array([[5.0]]))[:, 0], targets[ends + 1])

@@ -193,6 +193,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         steps_table,
         task_label,
     )
+    from .train.user_data import forecast_anchor
 
     ckpt, task = load_for_inference(args.checkpoint, args.which, args.data_path)
     split = args.split or ("test" if args.data_path and task.test is not None else "val")
@@ -226,7 +227,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if ckpt.stats.get("season") and "seasonal_naive" not in scores["overall_loss"]:
             rows.append(("seasonal naive", "not scored: the first windows lack a season of "
                                            "history before their targets"))  # fmt: skip
-        rows += [*forecast_rows(scores, metrics["loss"]),
+        untrained = forecast_anchor(ckpt.stats) if ckpt.loop.step == 0 else None
+        rows += [*forecast_rows(scores, metrics["loss"], untrained),
                  ("MSE, data units", ", ".join(f"{k.replace('_', ' ')} {v:.4g}"
                                                for k, v in scores["overall_mse"].items()))]  # fmt: skip
     elif report is None:

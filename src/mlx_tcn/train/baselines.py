@@ -24,6 +24,7 @@ __all__ = [
     "forecast_baselines",
     "majority_class",
     "persistence",
+    "seasonal_lag",
     "seasonal_naive",
     "step_baseline_forecasts",
 ]
@@ -83,7 +84,9 @@ def detect_season(
 
 
 def _check_rows(targets: np.ndarray, rows: np.ndarray, lag: int, what: str) -> None:
-    if len(rows) and (rows.min() - lag < 0 or rows.max() >= len(targets)):
+    """Refuse a forecast whose source rows (``rows - lag``) lie outside the series. The rows
+    forecast may lie past its end: that is a forecast of the future (``predict``)."""
+    if len(rows) and (rows.min() - lag < 0 or rows.max() - lag >= len(targets)):
         raise ValueError(
             f"{what} needs rows {lag} steps before each target inside the series; target rows "
             f"span {rows.min()}..{rows.max()} of a series of {len(targets)}"
@@ -97,13 +100,20 @@ def persistence(targets: np.ndarray, rows: np.ndarray, horizon: int) -> np.ndarr
     return np.asarray(targets)[rows - horizon]
 
 
-def seasonal_naive(targets: np.ndarray, rows: np.ndarray, horizon: int, season: int) -> np.ndarray:
-    """Forecast ``targets[rows]`` with the latest value of the same phase of the season that was
-    known ``horizon`` steps earlier: ``targets[rows - season * ceil(horizon / season)]``."""
+def seasonal_lag(horizon: int, season: int) -> int:
+    """How far back seasonal naive looks for a forecast ``horizon`` steps ahead: the latest
+    row of the same phase known when the forecast is made, ``season * ceil(horizon / season)``
+    steps before the row forecast (one season, or two for steps past one season, ...)."""
     if season < 1:
         raise ValueError(f"season must be a positive number of steps, got {season}")
+    return season * math.ceil(horizon / season)
+
+
+def seasonal_naive(targets: np.ndarray, rows: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """Forecast ``targets[rows]`` with the latest value of the same phase of the season that was
+    known ``horizon`` steps earlier: ``targets[rows - seasonal_lag(horizon, season)]``."""
     rows = np.asarray(rows)
-    lag = season * math.ceil(horizon / season)
+    lag = seasonal_lag(horizon, season)
     _check_rows(targets, rows, lag, f"seasonal naive (season {season})")
     return np.asarray(targets)[rows - lag]
 
@@ -119,7 +129,7 @@ def baseline_forecasts(
     targets = np.asarray(targets, dtype=np.float64)
     rows = np.asarray(rows)
     out = {"persistence": persistence(targets, rows, horizon)}
-    if season is not None and len(rows) and rows.min() >= season * math.ceil(horizon / season):
+    if season is not None and len(rows) and rows.min() >= seasonal_lag(horizon, season):
         out["seasonal_naive"] = seasonal_naive(targets, rows, horizon, season)
     return out
 

@@ -194,6 +194,7 @@ def training_budget(
     n_val: int = 0,
     compute: float = math.inf,
     patience: int = PATIENCE,
+    evaluate_first: bool = False,
 ) -> Budget:
     """Epochs, evaluation interval and patience for ``n_train`` training samples.
 
@@ -207,6 +208,8 @@ def training_budget(
     (fewer of them, down to ``MIN_EVALUATIONS``, when they are dear; ``patience`` shrinks in
     proportion), the training steps get the rest, at least ``MIN_STEPS``. When the cap ends
     the run within an epoch, ``max_steps`` says where. Epochs the user gave are not capped.
+    ``evaluate_first``: the run also evaluates before its first step (an anchored forecast,
+    :func:`.loop.train`), one more evaluation to pay for.
     """
     if n_train < 1:
         raise ValueError(f"n_train must be positive, got {n_train}")
@@ -218,7 +221,7 @@ def training_budget(
     if epochs is None:
         wanted = max(target_steps, MIN_EPOCHS * per_epoch)
         step_cost = TRAIN_PASSES * min(batch_size, n_train) * sample_cost
-        left = compute - evaluations * n_val * sample_cost
+        left = compute - (evaluations + evaluate_first) * n_val * sample_cost
         affordable = math.floor(left / step_cost) if step_cost > 0 else wanted
         steps = min(wanted, max(MIN_STEPS, affordable))
         epochs = math.ceil(steps / per_epoch)
@@ -230,7 +233,9 @@ def training_budget(
     return Budget(epochs=epochs, eval_every=eval_every, patience=scaled, max_steps=max_steps)
 
 
-def apply_auto(cfg: TrainConfig, n_train: int, seq_len: int, n_val: int = 0) -> TrainConfig:
+def apply_auto(
+    cfg: TrainConfig, n_train: int, seq_len: int, n_val: int = 0, evaluate_first: bool = False
+) -> TrainConfig:
     """``cfg`` with the settings listed in ``cfg.auto`` chosen from the data.
 
     Args:
@@ -242,6 +247,7 @@ def apply_auto(cfg: TrainConfig, n_train: int, seq_len: int, n_val: int = 0) -> 
         n_train: training samples (windows or sequences).
         seq_len: steps per training sample (the window, or the sequences' length).
         n_val: validation samples (their evaluations count against the compute budget).
+        evaluate_first: the run evaluates before its first step too (paid for as well).
 
     Returns:
         A copy with those settings filled in and ``auto`` emptied, so the saved
@@ -263,6 +269,7 @@ def apply_auto(cfg: TrainConfig, n_train: int, seq_len: int, n_val: int = 0) -> 
             n_val=n_val,
             compute=compute_per_model(cfg.folds),
             patience=ENSEMBLE_PATIENCE if cfg.folds > 1 else PATIENCE,
+            evaluate_first=evaluate_first,
         )
 
     budget = budget_at(levels)

@@ -45,6 +45,7 @@ SCHEDULES = ("constant", "cosine", "exponential", "plateau")
 #: ``"none"`` (older train_config.json files, the command line) is read as ``None``.
 NORMS = ("weight_norm", "batch_norm", "layer_norm", None)
 POOLS = ("last", "mean")
+ANCHOR_CHOICES = ("auto", "persistence", "seasonal_naive")
 SELECTS = ("loss", "accuracy")
 #: Tasks whose evaluation reports an accuracy (``select="accuracy"`` needs one).
 ACCURACY_TASKS = ("copy_memory", "mnist", "pmnist", "classify")
@@ -118,6 +119,13 @@ class TrainConfig:
         None,
         "forecast: season length in steps for the seasonal-naive baseline "
         "(None: detected from the training part's autocorrelation)",
+    )
+    anchor: str = _help(
+        "auto",
+        "forecast (window-relative): the baseline each step's forecast is a correction of (an "
+        "untrained model forecasts it exactly): persistence, seasonal_naive (needs a season no "
+        "longer than seq_len), or auto: seasonal naive where it clearly beats persistence on "
+        "a training part of at most 40 seasons, else persistence (docs/own_data.md)",
     )
     sequence_column: str | None = _help(
         None,
@@ -313,6 +321,7 @@ def validate_config(cfg: TrainConfig) -> None:
         "use_norm": NORMS,
         "pool": POOLS,
         "select": SELECTS,
+        "anchor": ANCHOR_CHOICES,
     }
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:

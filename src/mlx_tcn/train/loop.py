@@ -60,6 +60,10 @@ class LoopState:
     recent_metrics: list[float] = field(default_factory=list)  # their last plateau_window values
     lr_scale: float = 1.0  # product of the plateau cuts so far (schedule="plateau")
     status: str = "running"  # running | completed | early_stopped | max_steps | interrupted
+    # Best value of the *trained* model (evaluations after step 0): early stopping counts from
+    # it, so the untrained model's evaluation (evaluate_first) competes for the best weights
+    # without stopping a run whose training is still improving on itself.
+    trained_best: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable copy."""
@@ -67,8 +71,9 @@ class LoopState:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LoopState:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**d)
+        """Inverse of :meth:`to_dict`. States saved before ``trained_best`` existed never
+        evaluated the untrained model, so their best is the trained best."""
+        return cls(**{"trained_best": d.get("best_metric"), **d})
 
 
 def total_steps(cfg: TrainConfig, n_train: int) -> int:
@@ -161,6 +166,7 @@ def train(
     save: Callable[[LoopState, bool], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     world: World | None = None,
+    evaluate_first: bool = False,
 ) -> LoopState:
     """Train ``model`` on ``task`` until the epochs, ``max_steps`` or early stopping end it.
 
@@ -177,6 +183,12 @@ def train(
             with status ``"interrupted"``.
         world: the processes of a data-parallel run (:mod:`.distributed`); each takes its
             part of every batch. None: this process alone.
+        evaluate_first: a fresh run (step 0) evaluates (and checkpoints) the model before its
+            first step, so that the untrained model competes for the best checkpoint: an
+            anchored forecast's untrained model is its baseline, and where training never
+            improves on that on validation, restoring the best weights returns to it. Early
+            stopping still counts from the trained model's own best (``trained_best``): a run
+            that starts below the baseline and is still improving is not stopped for it.
 
     Returns:
         The final :class:`LoopState`.
@@ -206,10 +218,12 @@ def train(
         metrics = world.evaluate(model, task.kind, batches, cfg.eval_batches)
         improved = _improves(cfg.select, metrics, state.best_metric)
         if improved:
-            state.best_metric, state.best_step, state.bad_evals = (
-                metrics[cfg.select], state.step, 0)  # fmt: skip
-        else:
-            state.bad_evals += 1
+            state.best_metric, state.best_step = metrics[cfg.select], state.step
+        if state.step > 0:  # step 0 (evaluate_first) is a candidate, not training's progress
+            if _improves(cfg.select, metrics, state.trained_best):
+                state.trained_best, state.bad_evals = metrics[cfg.select], 0
+            else:
+                state.bad_evals += 1
         record = {"event": "eval", "step": state.step, "epoch": state.epoch,
                   **{f"val_{k}": v for k, v in metrics.items()}, "best": improved}  # fmt: skip
         if plateau:  # every rank has the same metrics (a sum over ranks), so the same cuts
@@ -221,6 +235,8 @@ def train(
             save(state, improved)
         return cfg.patience is not None and state.bad_evals >= cfg.patience
 
+    if evaluate_first and state.step == 0 and state.last_eval_step is None and len(task.val):
+        evaluate()  # cannot stop the run: nothing has failed to improve yet
     if cfg.max_steps and state.step >= cfg.max_steps:
         state.status = "max_steps"  # a resumed run that had already reached max_steps
     while state.epoch < cfg.epochs and state.status == "running":

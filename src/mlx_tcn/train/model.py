@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 
+import mlx.core as mx
 import mlx.nn as nn
 
 from .config import TrainConfig
@@ -33,12 +34,25 @@ def model_kwargs(cfg: TrainConfig, num_inputs: int, num_outputs: int) -> dict:
     )
 
 
-def build_model(cfg: TrainConfig, num_inputs: int, num_outputs: int) -> nn.Module:
+def build_model(
+    cfg: TrainConfig, num_inputs: int, num_outputs: int, zero_output: bool = False
+) -> nn.Module:
     """Build the TCN for a run. Logs a warning when the receptive field is shorter than the
-    sequences (the model then cannot see the whole input)."""
+    sequences (the model then cannot see the whole input).
+
+    Args:
+        zero_output: start the output projection at zero (weights and bias), so that the
+            untrained model outputs exactly 0 for any input: for an anchored forecast
+            (:mod:`.window_norm`) that is the anchor's baseline forecast, which training then
+            corrects. The other weights are drawn as usual (the same for a seed either way).
+    """
     from mlx_tcn.tcn import TCN
 
     model = TCN(**model_kwargs(cfg, num_inputs, num_outputs))
+    if zero_output:
+        head = model.projection_out
+        head.weight = mx.zeros_like(head.weight)
+        head.bias = mx.zeros_like(head.bias)
     rf = model.receptive_field
     if cfg.task in ("adding", "copy_memory", "forecast") and math.isfinite(rf):
         length = cfg.seq_len + (2 * cfg.memory_length if cfg.task == "copy_memory" else 0)

@@ -21,6 +21,7 @@ from .split import Split, iterate_batches
 from .tasks import TaskData, build_task
 from .user_data import (
     denormalize_targets,
+    forecast_anchors,
     normalize_inputs,
     sequences_to_classify,
     target_scale,
@@ -135,8 +136,9 @@ def prepare_user_inputs(
         at the file's last row, so its forecast continues the series) and extras (``ends``:
         the row where each window ends; ``rows``: ``(N, S)`` the row of each forecast step;
         ``targets``: the file's target columns where it has them; ``reference``: what turns
-        window-relative outputs back into the data's units; classification: ``lengths``,
-        each sequence's real steps when they differ, else None).
+        window-relative outputs back into the data's units, the anchor's forecasts from the
+        file's own target values; classification: ``lengths``, each sequence's real steps
+        when they differ, else None).
     """
     if kind in SEQUENCE_CLASS_KINDS:
         found = sequences_to_classify(path, stats)
@@ -160,20 +162,23 @@ def prepare_user_inputs(
     extras: dict[str, Any] = {"ends": ends, "rows": ends[:, None] + forecast_steps(stats)}
     if targets is not None:
         extras["targets"] = targets
-        extras["reference"] = targets[ends]
+        if stats.get("relative"):
+            extras["reference"] = forecast_anchors(targets, ends, stats)
     return x, extras
 
 
 def _target_columns(path: str | Path, header: list[str], stats: dict[str, Any]) -> list[int] | None:
     """The target columns of a file given to ``predict``: optional, except that a
-    window-relative forecast is a change from the targets' last values, so it needs them."""
+    window-relative forecast is a correction of a baseline's forecast from the targets' own
+    values (the last one, or the last season's), so it needs them."""
     try:
         return select_columns(header, stats["target_columns"], path, "target")
     except ValueError:
         if stats.get("relative"):
             raise ValueError(
                 f"{path} lacks the target column(s) {', '.join(stats['target_columns'])}: "
-                "this model forecasts the change from their last values, so it needs them"
+                "this model forecasts a correction of their last values (or last season's), "
+                "so it needs them"
             ) from None
         return None
 

@@ -74,6 +74,7 @@ class RunResult:
     class_counts: dict[str, int] = field(default_factory=dict)  # classify: training sequences
     data_mse: dict[str, float] = field(default_factory=dict)  # forecast: model and baselines
     horizon: dict[str, Any] = field(default_factory=dict)  # forecast: scores by step (horizon.py)
+    anchor: str | None = None  # forecast: the baseline an untrained model is (TaskData.anchor)
     num_params: int = 0
     receptive_field: float = 0
     plots: list[Path] = field(default_factory=list)
@@ -167,8 +168,10 @@ def run_training(
         if cfg.folds > 1 and world.size > 1:
             raise ValueError(f"folds={cfg.folds} trains its models one after another in one "
                              "process; use folds=1 in a data-parallel run")  # fmt: skip
-        cfg = apply_auto(cfg, len(task.train), _sample_length(task), len(task.val))
-        model, state = build_model(cfg, task.num_inputs, task.num_outputs), LoopState()
+        anchored = task.anchor is not None
+        cfg = apply_auto(cfg, len(task.train), _sample_length(task), len(task.val), anchored)
+        model = build_model(cfg, task.num_inputs, task.num_outputs, zero_output=anchored)
+        state = LoopState()
     optimizer = make_optimizer(cfg, total_steps(cfg, len(task.train)))
     optimizer.init(model.trainable_parameters())
     if resume:
@@ -192,7 +195,8 @@ def run_training(
 
     metrics_path = run_dir / "metrics.jsonl"
     _write_records(metrics_path, records)
-    result = RunResult(run_dir, cfg, state, 0.0, baseline=task.baseline, baselines=task.baselines)
+    result = RunResult(run_dir, cfg, state, 0.0, baseline=task.baseline, baselines=task.baselines,
+                       anchor=task.anchor)  # fmt: skip
     if "class_counts" in task.stats:
         result.class_counts = dict(zip(task.stats["classes"], task.stats["class_counts"],
                                        strict=True))  # fmt: skip
@@ -221,7 +225,8 @@ def run_training(
                 _report_last_eval(result, records)
             else:
                 result.state = train(model, optimizer, task, cfg, state, callback=record,
-                                     save=save, should_stop=should_stop, world=world)  # fmt: skip
+                                     save=save, should_stop=should_stop, world=world,
+                                     evaluate_first=task.anchor is not None)  # fmt: skip
             if cfg.restore_best:
                 model = _restore_best(run_dir, model, result, records)
             if cfg.task == "forecast":
@@ -271,7 +276,8 @@ def _follow(
     start: float,
 ) -> RunResult:
     """A rank other than 0: the same training, writing nothing."""
-    state = train(model, optimizer, task, cfg, state, should_stop=should_stop, world=world)
+    state = train(model, optimizer, task, cfg, state, should_stop=should_stop, world=world,
+                  evaluate_first=task.anchor is not None)  # fmt: skip
     world.barrier()
     return RunResult(cfg.run_dir, cfg, state, time.perf_counter() - start)
 

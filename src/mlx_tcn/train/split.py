@@ -24,8 +24,9 @@ class Split:
         y: targets, indexed like ``x`` (for lists: a list of ``(L_i, ...)`` arrays).
         transform: optional function applied to a batch of ``x`` (NumPy) before it becomes an
             MLX array, e.g. MNIST's normalisation and permutation.
-        reference: window-relative forecasting: each window's targets at its last row, which
-            turn the model's outputs (changes) back into the data's units.
+        reference: window-relative forecasting: the anchor's forecasts of each window's steps
+            ``(N, S, C)`` (persistence: its targets at its last row), which turn the model's
+            outputs (corrections of them) back into the data's units.
         rows: forecasting: the row of the data file where each window ends (its forecasts
             are for the rows ``steps`` after it).
         forecasts: forecasting: the baselines' forecasts of ``y`` by name, flat like ``y``, in
@@ -95,6 +96,10 @@ class TaskData:
             loss (forecast: persistence, seasonal_naive; classify: majority_class).
         val_forecasts: forecasting: the baselines' validation forecasts in the data's units
             (for the predictions plot).
+        anchor: window-relative forecasting: the baseline (``"persistence"`` or
+            ``"seasonal_naive"``) whose forecast the model's output corrects, so that a zero
+            output is exactly that baseline: the model's head starts at zero and the run
+            evaluates it before the first step (None for other tasks).
     """
 
     kind: str
@@ -107,6 +112,7 @@ class TaskData:
     baseline: float | None = None
     baselines: dict[str, float] = field(default_factory=dict)
     val_forecasts: dict[str, np.ndarray] = field(default_factory=dict)
+    anchor: str | None = None
 
 
 def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:

@@ -75,15 +75,11 @@ def run_table(result: Any) -> str:
             f"best val {cfg.select}",
             None if best is None else f"{best:.4g} (step {state.best_step})",
         ),
-        (
-            "weights",
-            None
-            if result.restored_step is None
-            else f"the best checkpoint's (step {result.restored_step}), restored at the end",
-        ),  # fmt: skip
+        ("weights", _weights(result)),
+        ("anchor", _anchor(result)),
         ("ensemble", _ensemble(result.ensemble)),
         *(
-            _baseline_rows(result.baselines, last)
+            _baseline_rows(result.baselines, last, _untrained_baseline(result))
             if result.baselines
             else [
                 (
@@ -103,8 +99,38 @@ def run_table(result: Any) -> str:
     return format_table(rows, "summary")
 
 
-def _baseline_rows(baselines: dict[str, float], last: dict[str, Any]) -> list[tuple[str, str]]:
-    """One row per baseline: its validation loss, and plainly whether the model beat it."""
+def _untrained_baseline(result: Any) -> str | None:
+    """The baseline that the run's final weights *are*: an anchored forecast whose best
+    checkpoint was the untrained model (step 0, output zero: the anchor's forecast)."""
+    anchor = getattr(result, "anchor", None)
+    return anchor if anchor is not None and result.restored_step == 0 else None
+
+
+def _anchor(result: Any) -> str | None:
+    """What a window-relative forecast corrects (chosen on the training part)."""
+    anchor = getattr(result, "anchor", None)
+    if anchor is None:
+        return None
+    return f"{anchor.replace('_', ' ')} (the model forecasts a correction of its forecast)"
+
+
+def _weights(result: Any) -> str | None:
+    """Which weights the summary describes, when not the last step's."""
+    if result.restored_step is None:
+        return None
+    untrained = _untrained_baseline(result)
+    if untrained is not None:
+        return (f"the untrained model's (step 0), restored at the end: exactly the "
+                f"{untrained.replace('_', ' ')} forecast, as training never improved on it "
+                "on validation")  # fmt: skip
+    return f"the best checkpoint's (step {result.restored_step}), restored at the end"
+
+
+def _baseline_rows(
+    baselines: dict[str, float], last: dict[str, Any], untrained: str | None = None
+) -> list[tuple[str, str]]:
+    """One row per baseline: its validation loss, and plainly whether the model beat it
+    (``untrained``: the baseline the model's weights are, which it ties)."""
     val = last.get("val_loss")
     rows = []
     for name, loss in baselines.items():
@@ -113,7 +139,9 @@ def _baseline_rows(baselines: dict[str, float], last: dict[str, Any]) -> list[tu
         text = f"loss {loss:.4g}"
         if f"{name}_accuracy" in baselines:
             text += f", accuracy {baselines[f'{name}_accuracy']:.4g}"
-        if val is not None:
+        if name == untrained:
+            text += ": tied (the model is this baseline: training never beat it on validation)"
+        elif val is not None:
             verdict = "beaten" if val < loss else "NOT beaten"
             text += f": {verdict} (model {val:.4g}, {val / loss:.2f}x)" if loss > 0 else ""
         rows.append((name.replace("_", " "), text))
@@ -134,11 +162,15 @@ def _data_units(mse: dict[str, float]) -> str | None:
     return ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in mse.items()) or None
 
 
-def forecast_rows(record: dict[str, Any], model_loss: float) -> list[tuple[str, str | None]]:
+def forecast_rows(
+    record: dict[str, Any], model_loss: float, untrained: str | None = None
+) -> list[tuple[str, str | None]]:
     """Rows of an evaluation of a forecast: each baseline's loss and whether the model (whose
-    loss is ``model_loss``) beat it over the whole horizon, and on how many steps."""
+    loss is ``model_loss``) beat it over the whole horizon, and on how many steps
+    (``untrained``: the baseline an untrained anchored model is, which it ties)."""
     baselines = {k: v for k, v in record["overall_loss"].items() if k != "model"}
-    return [*_baseline_rows(baselines, {"val_loss": model_loss}), ("by step", steps_row(record))]
+    rows = _baseline_rows(baselines, {"val_loss": model_loss}, untrained)
+    return [*rows, ("by step", steps_row(record))]
 
 
 def steps_row(record: dict[str, Any] | None) -> str | None:

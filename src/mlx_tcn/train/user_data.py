@@ -34,16 +34,20 @@ from .data import (
 from .horizon import by_step, forecast_steps, score_steps
 from .split import Split, TaskData
 from .window_norm import (
+    anchor_forecasts,
+    anchor_scales,
     change_scale,
+    choose_anchor,
     make_windows,
     multi_step_windows,
     relative_windows,
     restore_forecast,
-    step_scales,
 )
 
 __all__ = [
     "classify_task",
+    "forecast_anchor",
+    "forecast_anchors",
     "denormalize_targets",
     "forecast_windows",
     "forecast_task",
@@ -105,7 +109,24 @@ def forecast_task(cfg: TrainConfig, stats: dict[str, Any] | None) -> TaskData:
     n_out = len(target_idx) * len(forecast_steps(stats))
     return TaskData("regression_last", len(input_idx), n_out, train, val, test=test, stats=stats,
                     baseline=baselines.get("persistence"), baselines=baselines,
-                    val_forecasts=val.forecasts)  # fmt: skip
+                    val_forecasts=val.forecasts, anchor=forecast_anchor(stats))  # fmt: skip
+
+
+def forecast_anchor(stats: dict[str, Any]) -> str | None:
+    """The baseline a window-relative run's forecasts are corrections of (its model's zero
+    output): saved in ``stats``; persistence for runs saved before anchors could be chosen;
+    None for a run that standardises globally (its zero output is the training mean)."""
+    if not stats.get("relative"):
+        return None
+    return stats.get("anchor", "persistence")
+
+
+def forecast_anchors(targets: np.ndarray, ends: np.ndarray, stats: dict[str, Any]) -> np.ndarray:
+    """``(N, S, C)``: the anchor's forecasts of every step after the windows ending at rows
+    ``ends`` of ``targets`` (the raw target series), which a window-relative run's outputs
+    are added to (:func:`denormalize_targets`)."""
+    return anchor_forecasts(targets, ends, forecast_steps(stats), forecast_anchor(stats),
+                            stats.get("season"))  # fmt: skip
 
 
 def validation_stride(rows: int, seq_len: int, steps: Sequence[int]) -> int:
@@ -213,13 +234,30 @@ def _forecast_stats(
         "season": cfg.season if cfg.season is not None else detect_season(targets),
     }
     if cfg.normalize and cfg.relative:
-        stats.update(relative=True, x_scale=change_scale(inputs, 1).tolist(),
-                     y_scale=step_scales(targets, steps).tolist())  # fmt: skip
+        anchor = _choose_anchor(cfg, targets, steps, stats["season"])
+        stats.update(relative=True, anchor=anchor, x_scale=change_scale(inputs, 1).tolist(),
+                     y_scale=anchor_scales(targets, steps, anchor, stats["season"]).tolist())  # fmt: skip
     elif cfg.normalize:
         mx_, sx = standardize_stats(inputs)
         my, sy = standardize_stats(targets)
         stats.update(x_mean=mx_.tolist(), x_std=sx.tolist(), y_mean=my.tolist(), y_std=sy.tolist())
     return stats
+
+
+def _choose_anchor(
+    cfg: TrainConfig, targets: np.ndarray, steps: list[int], season: int | None
+) -> str:
+    """``cfg.anchor``, or (``auto``) the one :func:`.window_norm.choose_anchor` picks on the
+    training part's ``targets``; a seasonal anchor needs a season that fits in the window."""
+    if cfg.anchor == "auto":
+        return choose_anchor(targets, cfg.seq_len, steps, season)
+    if cfg.anchor == "seasonal_naive" and (season is None or season > cfg.seq_len):
+        found = "no season was found" if season is None else f"the season is {season} steps"
+        raise ValueError(
+            f"anchor='seasonal_naive' needs a season of at most seq_len={cfg.seq_len} steps "
+            f"(the window must hold the values it repeats); {found} (give one with --season)"
+        )
+    return cfg.anchor
 
 
 def forecast_windows(
@@ -230,14 +268,15 @@ def forecast_windows(
     Returns:
         ``x`` ``(N, L, C_in)``; ``y`` ``(N, S * C_out)``: the targets at every step, flat and
         step-major (:func:`.horizon.by_step`); the rows where the windows end; and the
-        reference that :func:`denormalize_targets` needs for window-relative runs (each
-        window's targets at its last row; else None).
+        reference that :func:`denormalize_targets` needs for window-relative runs (the
+        anchor's forecasts ``(N, S, C_out)``, :func:`forecast_anchors`; else None).
     """
     seq_len, steps = stats["seq_len"], forecast_steps(stats)
     if stats.get("relative"):
         x, y, ends, ref = relative_windows(inputs, targets, seq_len, steps, stride,
                                            np.asarray(stats["x_scale"]),
-                                           target_scale(stats, targets.shape[1]))  # fmt: skip
+                                           target_scale(stats, targets.shape[1]),
+                                           forecast_anchor(stats), stats.get("season"))  # fmt: skip
     else:
         x, y, ends = multi_step_windows(normalize_inputs(inputs, stats),
                                         normalize_targets(targets, stats), seq_len, steps, stride)  # fmt: skip
@@ -435,12 +474,13 @@ def denormalize_targets(
 ) -> np.ndarray:
     """Model outputs (or normalised targets) ``(N, S * C)`` back in the data's units.
 
-    A window-relative run needs ``reference``, each window's targets at its last row (from
-    :func:`forecast_windows`); a standardised one undoes the standardisation.
+    A window-relative run needs ``reference``, the anchor's forecasts of each window's steps
+    (:func:`forecast_anchors`; from :func:`forecast_windows`); a standardised one undoes the
+    standardisation.
     """
     if stats.get("relative"):
         if reference is None:
-            raise ValueError("window-relative forecasts need each window's last target values")
+            raise ValueError("window-relative forecasts need each window's anchor forecasts")
         steps = by_step(y, len(forecast_steps(stats)))
         scale = target_scale(stats, steps.shape[-1])
         return restore_forecast(steps, reference, scale).reshape(np.shape(y))
