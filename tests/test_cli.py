@@ -198,6 +198,32 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     assert state["loop"]["status"] == "interrupted" and state["loop"]["step"] >= 10
 
 
+def test_ctrl_c_is_caught_before_the_ranks_connect(tmp_path, monkeypatch):
+    """A data-parallel rank that the terminal's Ctrl-C reached before its handler was in
+    place died of it, and the other ranks then waited for it in their next collective for
+    good; so the handler is in place when the ranks connect, and a Ctrl-C from then on only
+    asks the run to stop (after its first step, with a checkpoint)."""
+    import os
+    import signal
+
+    from mlx_tcn.train import distributed
+
+    connect = distributed.connect
+
+    def connect_and_press_ctrl_c(*args, **kwargs):
+        assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        os.kill(os.getpid(), signal.SIGINT)  # handled at once, in this (the main) thread
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(distributed, "connect", connect_and_press_ctrl_c)
+    argv = ["train", "--runs-dir", str(tmp_path), *TINY, "--quiet"]
+    assert main(argv) == 130
+    state = json.loads(
+        next((tmp_path / "adding").glob("checkpoints/step-*/trainer_state.json")).read_text()
+    )
+    assert state["loop"]["status"] == "interrupted" and state["loop"]["step"] == 1
+
+
 def test_classify_end_to_end(tmp_path, capsys):
     rng = __import__("numpy").random.default_rng(0)
     rows = ["label," + ",".join(f"t{i}" for i in range(16))]

@@ -151,26 +151,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .train.runner import resume_config, run_training
     from .train.summary import run_table, steps_table
 
-    world = connect()  # one process unless mlx.launch (or MLX_RANK/MLX_HOSTFILE) started several
-    if not world.is_main:
-        logging.getLogger("mlx_tcn").setLevel(logging.ERROR)  # rank 0 reports for the run
-    file_values, cli_values = _config_from_args(args)
-    resume, callbacks = None, []
-    if args.resume:
-        resume = load_checkpoint(args.resume, "latest")
-        cfg = resume_config(resume, file_values, cli_values)
-        callbacks.append(once(f"resuming {resume.path} at step {resume.loop.step}"))
-    else:
-        cfg = resolve_config(file_values, cli_values)
-    if world.size > 1:
-        callbacks.append(once(world.describe(cfg.batch_size, cfg.lr)))
-    with (
-        world.lost_ranks(),
-        stop_on_ctrl_c() as should_stop,
-        Progress(args.quiet or not world.is_main) as progress,
-    ):
-        result = run_training(cfg, resume=resume, callbacks=[*callbacks, progress],
-                              should_stop=should_stop, world=world)  # fmt: skip
+    # Ctrl-C is caught from before the ranks connect: in a data-parallel run a terminal's
+    # Ctrl-C reaches every rank at once, and a rank that had not yet installed the handler
+    # would die of it while the others wait for it in their next collective (for good).
+    with stop_on_ctrl_c() as should_stop:
+        world = (
+            connect()
+        )  # one process unless mlx.launch (or MLX_RANK/MLX_HOSTFILE) started several
+        if not world.is_main:
+            logging.getLogger("mlx_tcn").setLevel(logging.ERROR)  # rank 0 reports for the run
+        file_values, cli_values = _config_from_args(args)
+        resume, callbacks = None, []
+        if args.resume:
+            resume = load_checkpoint(args.resume, "latest")
+            cfg = resume_config(resume, file_values, cli_values)
+            callbacks.append(once(f"resuming {resume.path} at step {resume.loop.step}"))
+        else:
+            cfg = resolve_config(file_values, cli_values)
+        if world.size > 1:
+            callbacks.append(once(world.describe(cfg.batch_size, cfg.lr)))
+        with world.lost_ranks(), Progress(args.quiet or not world.is_main) as progress:
+            result = run_training(cfg, resume=resume, callbacks=[*callbacks, progress],
+                                  should_stop=should_stop, world=world)  # fmt: skip
     if not world.is_main:
         return 130 if result.state.status == "interrupted" else 0
     print(run_table(result))
