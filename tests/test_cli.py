@@ -224,6 +224,32 @@ def test_ctrl_c_is_caught_before_the_ranks_connect(tmp_path, monkeypatch):
     assert state["loop"]["status"] == "interrupted" and state["loop"]["step"] == 1
 
 
+def _write_idx(path, array):
+    import numpy as np
+
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+def test_evaluate_a_builtin_classification_run_prints_its_confusion_matrix(tmp_path, capsys):
+    """MNIST's classes have no saved names: the confusion matrix names them by index (it
+    raised KeyError: 'classes' after the table)."""
+    rng = __import__("numpy").random.default_rng(0)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for prefix, n in (("train", 40), ("t10k", 20)):
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(folder / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n))
+    argv = ["train", "--no-compile", "--task", "mnist", "--data-path", str(folder), "--levels", "1",
+            "--hidden", "4", "--kernel-size", "2", "--batch-size", "20", "--max-steps", "1",
+            "--runs-dir", str(tmp_path / "runs"), "--name", "m", "--quiet", "--no-plots"]  # fmt: skip
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "runs" / "m"), "--split", "test"]) == 0
+    out = capsys.readouterr().out
+    assert "confusion matrix" in out and "recall" in out
+
+
 def test_classify_end_to_end(tmp_path, capsys):
     rng = __import__("numpy").random.default_rng(0)
     rows = ["label," + ",".join(f"t{i}" for i in range(16))]

@@ -240,7 +240,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         rows.append(("majority class", f"accuracy {report['majority_accuracy']:.4g}: {verdict}"))
     print(format_table(rows, "evaluation"))
     if report is not None:
-        print(confusion_table(report["confusion"], ckpt.stats["classes"]))
+        # Built-in tasks (MNIST) name their classes by index; users' data saves its names.
+        classes = ckpt.stats.get("classes") or range(len(report["confusion"]))
+        print(confusion_table(report["confusion"], classes))
     if scores is not None and len(scores["steps"]) > 1:
         print(steps_table(scores, f"{split} MSE by step"))
     if args.plot:
