@@ -155,9 +155,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     # Ctrl-C reaches every rank at once, and a rank that had not yet installed the handler
     # would die of it while the others wait for it in their next collective (for good).
     with stop_on_ctrl_c() as should_stop:
-        world = (
-            connect()
-        )  # one process unless mlx.launch (or MLX_RANK/MLX_HOSTFILE) started several
+        # One process unless mlx.launch (or MLX_RANK/MLX_HOSTFILE) started several.
+        world = connect()
         if not world.is_main:
             logging.getLogger("mlx_tcn").setLevel(logging.ERROR)  # rank 0 reports for the run
         file_values, cli_values = _config_from_args(args)
