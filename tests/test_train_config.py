@@ -32,6 +32,15 @@ def test_paper_presets_match_bai_et_al():
     assert PRESETS["pmnist"] is PRESETS["mnist"]
 
 
+@pytest.mark.parametrize("task", ["mnist", "pmnist"])
+def test_mnist_paper_preset_cuts_the_rate_after_epoch_10(task):
+    """pmnist_test.py divides its rate by 10 after its 10th of 20 epochs (one schedule for
+    sequential and permuted MNIST); the quick preset runs one epoch, so the cut never acts."""
+    cfg = resolve_config(cli_values={"task": task, "preset": "paper", "data_path": "mnist/"})
+    assert (cfg.schedule, cfg.step_epochs, cfg.step_factor, cfg.lr, cfg.epochs) == (
+        "step", 10, 0.1, 2e-3, 20)  # fmt: skip
+
+
 @pytest.mark.parametrize("task", ["jsb", "nottingham"])
 def test_music_paper_presets_follow_the_reference_schedule(task):
     """music_test.py: one evaluation per epoch; after epoch 10 an epoch worse than each of the
@@ -104,7 +113,10 @@ def test_unknown_keys_are_errors():
         ({"weight_decay": -0.1}, "weight_decay must be non-negative"),
         ({"grad_clip": -1.0}, "grad_clip must be positive or None"),
         ({"decay_rate": 2.0}, "decay_rate must be in"),
-        ({"schedule": "step"}, "schedule must be one of constant, cosine, exponential, plateau"),
+        ({"schedule": "stepwise"}, "schedule must be one of constant, cosine, exponential, step"),
+        ({"step_factor": 0.0}, r"step_factor must be in \(0, 1\], got 0.0"),
+        ({"step_factor": 1.5}, r"step_factor must be in \(0, 1\], got 1.5"),
+        ({"step_epochs": 0}, "step_epochs must be a positive integer, got 0"),
         ({"plateau_factor": 1.0}, r"plateau_factor must be in \(0, 1\), got 1.0"),
         ({"plateau_factor": 0.0}, r"plateau_factor must be in \(0, 1\), got 0.0"),
         ({"plateau_window": 0}, "plateau_window must be a positive integer, got 0"),

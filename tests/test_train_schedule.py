@@ -97,11 +97,11 @@ def _expected_lr(base_lr, steps, warmup=0):
     return out
 
 
-def _train(cfg, track):
+def _train(cfg, track, per_epoch=None):
     mx.random.seed(cfg.seed)
     task = build_task(cfg)
     model = build_model(cfg, task.num_inputs, task.num_outputs)
-    opt = make_optimizer(cfg, total_steps(cfg, len(task.train)))
+    opt = make_optimizer(cfg, total_steps(cfg, len(task.train)), per_epoch)
     opt.init(model.trainable_parameters())
     events = []
     state = train(model, opt, task, cfg, callback=lambda e: (track(e), events.append(e)))
@@ -165,3 +165,50 @@ def test_resume_continues_with_the_cut_rate(tmp_path, scripted, compiled):
 
 def _records(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_step_schedule_cuts_at_each_epoch_boundary():
+    """schedule="step": 8 steps per epoch, a cut every epoch: steps 1-8 at 0.5, 9-16 at 0.25,
+    17-24 at 0.125 (the reference MNIST script's rule, divided every step_epochs epochs)."""
+    cfg = _cfg(schedule="step", step_epochs=1, step_factor=0.5)
+    _, events, _ = _train(cfg, lambda e: None, per_epoch=8)
+    np.testing.assert_allclose(_lrs(events), [0.5] * 8 + [0.25] * 8 + [0.125] * 8, rtol=1e-7)
+    # The MNIST paper preset's numbers: 937 steps per epoch, the first update of epoch 11
+    # (optimiser step 9,370, counted from 0) is the first at 2e-4.
+    mnist = _cfg(schedule="step", step_epochs=10, step_factor=0.1, lr=2e-3)
+    rate = make_optimizer(mnist, 18740, per_epoch=937)._schedulers["learning_rate"]
+    got = [float(rate(mx.array(t))) for t in (0, 9369, 9370, 18739)]
+    np.testing.assert_allclose(got, [2e-3, 2e-3, 2e-4, 2e-4], rtol=1e-6)
+
+
+def test_step_schedule_follows_the_warm_up():
+    cfg = _cfg(schedule="step", step_epochs=1, step_factor=0.5, warmup_steps=4)
+    _, events, _ = _train(cfg, lambda e: None, per_epoch=8)
+    warm = [0.125, 0.125 + 0.375 / 4, 0.125 + 0.375 / 2, 0.125 + 0.375 * 3 / 4]
+    expected = warm + [0.5] * 8 + [0.25] * 8 + [0.125] * 4
+    np.testing.assert_allclose(_lrs(events), expected, rtol=1e-6)
+
+
+def test_step_schedule_needs_the_epoch_length():
+    with pytest.raises(ValueError, match="schedule='step' needs the steps per epoch, got None"):
+        make_optimizer(_cfg(schedule="step"), 24)
+
+
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_step_schedule_through_run_training_and_resume(tmp_path, compiled):
+    """The rate is a function of the optimiser's step, which the checkpoint keeps: a run
+    stopped in epoch 2 and resumed uses the same rates as one that was not stopped."""
+    values = {**RUN, "schedule": "step", "step_epochs": 1, "step_factor": 0.5,
+              "compile": compiled, "runs_dir": str(tmp_path)}  # fmt: skip
+    full = run_training(resolve_config({}, {**values, "name": "full"}))
+    steps = []
+    part = run_training(
+        resolve_config({}, {**values, "name": "part"}),
+        callbacks=[lambda e: e["event"] == "step" and steps.append(e["step"])],
+        should_stop=lambda: bool(steps) and steps[-1] >= 11,
+    )
+    assert part.state.status == "interrupted" and part.state.step == 11
+    run_training(load_checkpoint(part.run_dir).cfg, resume=load_checkpoint(part.run_dir))
+    lrs = [_lrs(_records(r.run_dir)) for r in (full, part)]
+    np.testing.assert_allclose(lrs[0], [0.5] * 8 + [0.25] * 8 + [0.125] * 8, rtol=1e-7)
+    np.testing.assert_allclose(lrs[1], lrs[0], rtol=1e-7)

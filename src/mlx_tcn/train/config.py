@@ -40,7 +40,7 @@ TASKS = (
     "classify",
 )
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
-SCHEDULES = ("constant", "cosine", "exponential", "plateau")
+SCHEDULES = ("constant", "cosine", "exponential", "step", "plateau")
 #: ``None`` is "no normalisation", as in the model (pytorch-tcn's spelling); the string
 #: ``"none"`` (older train_config.json files, the command line) is read as ``None``.
 NORMS = ("weight_norm", "batch_norm", "layer_norm", None)
@@ -174,12 +174,17 @@ class TrainConfig:
     schedule: str = _help(
         "constant",
         "learning-rate schedule: constant, cosine, exponential (over the steps, after the "
-        "warm-up) or plateau (cut by plateau_factor when a validation evaluation is worse than "
-        "each of the plateau_window before it)",
+        "warm-up), step (multiplied by step_factor every step_epochs epochs, after the warm-up) "
+        "or plateau (cut by plateau_factor when a validation evaluation is worse than each of "
+        "the plateau_window before it)",
     )
     warmup_steps: int = _help(0, "linear warm-up steps before the schedule")
     decay_rate: float = _help(
         0.1, "exponential schedule: factor the learning rate has reached at the last step"
+    )
+    step_epochs: int = _help(10, "step schedule: epochs between two cuts of the learning rate")
+    step_factor: float = _help(
+        0.1, "step schedule: factor each cut multiplies the learning rate by, in (0, 1]"
     )
     plateau_factor: float = _help(
         0.1, "plateau schedule: factor each cut multiplies the learning rate by, in (0, 1)"
@@ -329,7 +334,7 @@ def validate_config(cfg: TrainConfig) -> None:
             raise ValueError(f"{name} must be one of {names}, got {getattr(cfg, name)!r}")
     positive = ["seq_len", "memory_length", "horizon", "stride", "levels", "hidden",
                 "kernel_size", "batch_size", "epochs", "log_every", "checkpoint_every",
-                "keep_checkpoints", "plateau_window"]  # fmt: skip
+                "keep_checkpoints", "plateau_window", "step_epochs"]  # fmt: skip
     for name in positive:
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be a positive integer, got {getattr(cfg, name)!r}")
@@ -353,6 +358,8 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ValueError(f"grad_clip must be positive or None, got {cfg.grad_clip!r}")
     if not 0.0 < cfg.decay_rate <= 1.0:
         raise ValueError(f"decay_rate must be in (0, 1], got {cfg.decay_rate!r}")
+    if not 0.0 < cfg.step_factor <= 1.0:
+        raise ValueError(f"step_factor must be in (0, 1], got {cfg.step_factor!r}")
     if not 0.0 < cfg.plateau_factor < 1.0:
         raise ValueError(f"plateau_factor must be in (0, 1), got {cfg.plateau_factor!r}")
     if (

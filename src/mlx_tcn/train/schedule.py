@@ -1,5 +1,5 @@
-"""The optimiser and its learning rate: step schedules (warm-up, cosine, exponential) that
-MLX evaluates inside the training step, and the plateau rule, which cuts the rate after a
+"""The optimiser and its learning rate: schedules by step (warm-up, cosine, exponential, a
+cut every few epochs) that MLX evaluates inside the training step, and the plateau rule, which cuts the rate after a
 validation evaluation.
 
 The plateau cut lives in the optimiser's state (``LR_SCALE``) rather than in a Python number,
@@ -24,13 +24,22 @@ __all__ = ["LR_SCALE", "make_optimizer", "plateau_cut", "set_lr_scale"]
 LR_SCALE = "lr_scale"
 
 
-def _schedule(cfg: TrainConfig, steps: int) -> float | Callable[[mx.array], mx.array]:
+def _schedule(
+    cfg: TrainConfig, steps: int, per_epoch: int | None
+) -> float | Callable[[mx.array], mx.array]:
     """The rate by step: the warm-up, then the schedule (``plateau``: constant, scaled later)."""
     decay_steps = max(steps - cfg.warmup_steps, 1)
     if cfg.schedule == "cosine":
         main = optim.cosine_decay(cfg.lr, decay_steps)
     elif cfg.schedule == "exponential":
         main = optim.exponential_decay(cfg.lr, cfg.decay_rate ** (1.0 / decay_steps))
+    elif cfg.schedule == "step":
+        # The optimiser counts its updates from 0, so update number step_epochs * per_epoch
+        # (the first of epoch step_epochs + 1) is the first at the cut rate, as in the
+        # reference MNIST script, which divides the rate by 10 after its 10th epoch.
+        if per_epoch is None or per_epoch < 1:
+            raise ValueError(f"schedule='step' needs the steps per epoch, got {per_epoch!r}")
+        main = optim.step_decay(cfg.lr, cfg.step_factor, cfg.step_epochs * per_epoch)
     else:
         main = None
     if cfg.warmup_steps:
@@ -41,13 +50,17 @@ def _schedule(cfg: TrainConfig, steps: int) -> float | Callable[[mx.array], mx.a
     return main or cfg.lr
 
 
-def make_optimizer(cfg: TrainConfig, steps: int) -> optim.Optimizer:
+def make_optimizer(
+    cfg: TrainConfig, steps: int, per_epoch: int | None = None
+) -> optim.Optimizer:
     """The optimiser ``cfg`` names, with its learning-rate schedule over ``steps`` steps.
+
+    ``per_epoch`` (optimiser steps per epoch) is needed by ``schedule="step"`` only.
 
     With ``schedule="plateau"`` the rate (the warm-up, then ``cfg.lr``) is multiplied by the
     optimiser's ``LR_SCALE`` state entry, which :func:`train` lowers on a plateau.
     """
-    lr = _schedule(cfg, steps)
+    lr = _schedule(cfg, steps, per_epoch)
     if cfg.schedule == "plateau":
         return _scaled(cfg, lr)
     return _optimizer(cfg, lr)
