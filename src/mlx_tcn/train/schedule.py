@@ -50,9 +50,7 @@ def _schedule(
     return main or cfg.lr
 
 
-def make_optimizer(
-    cfg: TrainConfig, steps: int, per_epoch: int | None = None
-) -> optim.Optimizer:
+def make_optimizer(cfg: TrainConfig, steps: int, per_epoch: int | None = None) -> optim.Optimizer:
     """The optimiser ``cfg`` names, with its learning-rate schedule over ``steps`` steps.
 
     ``per_epoch`` (optimiser steps per epoch) is needed by ``schedule="step"`` only.
