@@ -69,3 +69,17 @@ def compiled_sgd_losses():
         return [step(x).item() for _ in range(steps)]
 
     return run
+
+
+@pytest.fixture(scope="module", params=["shifted", "ring"])
+def state_layout(request):
+    """Run a module's tests with every convolution buffer in one layout: ``shifted`` (time
+    order, first in, first out) or ``ring`` (written in place at a position). The library
+    chooses by size (``mlx_tcn.pad.RING_MIN_VALUES``); the tests' small models would
+    otherwise only ever get the first. Module-scoped, so hypothesis tests may use it."""
+    from mlx_tcn import pad
+
+    saved = pad.RING_MIN_VALUES
+    pad.RING_MIN_VALUES = 0 if request.param == "ring" else 1 << 62
+    yield request.param
+    pad.RING_MIN_VALUES = saved

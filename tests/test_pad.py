@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mlx_tcn import TemporalPad1d
-from mlx_tcn.pad import CAUSAL_PADDING_MODES, PADDING_MODES
+from mlx_tcn.pad import CAUSAL_PADDING_MODES, PADDING_MODES, RING_MIN_VALUES
 
 X = np.arange(1, 6, dtype=np.float32)  # one channel, values 1..5
 
@@ -122,8 +122,16 @@ def test_streaming_state_is_not_a_parameter():
 
 
 def test_init_state_shape():
-    state = TemporalPad1d(4, 3, causal=True).init_state(5)
-    assert state["buffer"].shape == (5, 4, 3)
+    pad = TemporalPad1d(4, 3, causal=True)
+    # up to RING_MIN_VALUES values (batch x frames x channels): the frames in time order
+    assert RING_MIN_VALUES == 8192
+    state = pad.init_state(5)
+    assert set(state) == {"buffer"} and state["buffer"].shape == (5, 4, 3)
+    assert set(pad.init_state(682)) == {"buffer"}  # 682 * 4 * 3 = 8184
+    # above it a ring of padding + 1 frames and, per row, the slot of the next one
+    state = pad.init_state(683)
+    assert state["buffer"].shape == (683, 5, 3)
+    assert state["pos"].shape == (683, 1, 3) and state["pos"].dtype == mx.int32
     assert TemporalPad1d(0, 3, causal=True).init_state(2) == {}
 
 

@@ -23,6 +23,9 @@ from test_streaming import (
 
 from mlx_tcn import TCN, TemporalConv1d
 
+# every test here runs with the state's buffers shifted and as rings (conftest.state_layout)
+pytestmark = pytest.mark.usefixtures("state_layout")
+
 LENGTH = 20
 # one-step chunks, then chunks of 3 and 7 (the strided window), then the rest
 MIXED = [1, 1, 3, 7, 1, 2, 5]

@@ -30,6 +30,9 @@ from mlx_tcn import (
     save_state,
 )
 
+# every test here runs with the state's buffers shifted and as rings (conftest.state_layout)
+pytestmark = pytest.mark.usefixtures("state_layout")
+
 ATOL = 1e-5
 RTOL = 1e-5
 
@@ -247,15 +250,19 @@ def test_tcn_stateful_inference_equals_offline(cfg, seed):
     assert_close_or_as_exact(model, x, embeddings, mx.concatenate(outs, axis=1), offline)
 
 
-def test_stream_state_is_constant_size_and_input_state_untouched():
+def test_stream_state_is_constant_size_and_input_state_untouched(state_layout):
     model = small_model(kernel_sizes=[3, 1, 4], dilations=[1, 2, 5], use_se=True)
     state = model.init_state(2)
     shapes = {k: v.shape for k, v in tree_flatten(state)}
+    buffers = {"0.conv1": 3, "0.conv2": 6, "2.conv1": 6, "2.conv2": 5}
+    frames = {"0.conv1": 2, "0.conv2": 2, "2.conv1": 15, "2.conv2": 15}  # (k-1)*d
+    if state_layout == "ring":  # one more slot, and the slot of the next frame per row
+        expected = {f"{k}.buffer": (2, frames[k] + 1, c) for k, c in buffers.items()}
+        expected.update({f"{k}.pos": (2, 1, c) for k, c in buffers.items()})
+    else:
+        expected = {f"{k}.buffer": (2, frames[k], c) for k, c in buffers.items()}
     assert shapes == {
-        "0.conv1.buffer": (2, 2, 3),
-        "0.conv2.buffer": (2, 2, 6),
-        "2.conv1.buffer": (2, 15, 6),
-        "2.conv2.buffer": (2, 15, 5),
+        **expected,
         "0.se.sum": (2, 6),
         "0.se.count": (2, 1),
         "1.se.sum": (2, 6),
@@ -270,6 +277,15 @@ def test_stream_state_is_constant_size_and_input_state_untouched():
         np.testing.assert_array_equal(np.array(v), before[k])
     assert {k: v.shape for k, v in tree_flatten(new_state)} == shapes
     np.testing.assert_array_equal(np.array(new_state[1]["se"]["count"]), [[30.0], [30.0]])
+    # nor by a one-step chunk, whose frame is written into the ring (in place only when
+    # nothing else holds the old state: here the caller still does)
+    kept = {k: np.array(v) for k, v in tree_flatten(new_state)}
+    for step in (mx.compile(model.stream), model.stream):
+        _, newer = step(mx.random.normal((2, 1, 3)), new_state)
+        mx.eval(newer)
+        for k, v in tree_flatten(new_state):
+            np.testing.assert_array_equal(np.array(v), kept[k])
+        assert {k: v.shape for k, v in tree_flatten(newer)} == shapes
 
 
 # -- single layers -----------------------------------------------------------------------
@@ -395,7 +411,7 @@ def test_pad_stream_equals_offline():
         assert padded.shape[1] == 3 + (b - a)
     assert_close(mx.concatenate(pieces, axis=1), x)
     np.testing.assert_allclose(np.array(pad(x))[:, :3], 0.25)
-    np.testing.assert_allclose(np.array(state["buffer"]), np.array(x[:, 2:]))
+    np.testing.assert_allclose(np.array(pad.history(state)), np.array(x[:, 2:]))
 
 
 # -- compile and export ------------------------------------------------------------------
@@ -685,10 +701,13 @@ def test_non_causal_model_cannot_stream():
         conv.init_state(1)
 
 
-def test_chunk_must_match_the_state():
+def test_chunk_must_match_the_state(state_layout):
     model = small_model()
     state = model.init_state(2)
-    with pytest.raises(ValueError, match="expected \\(3, 2, 3\\) for a chunk of batch size 3"):
+    frames = 3 if state_layout == "ring" else 2
+    with pytest.raises(
+        ValueError, match=f"expected \\(3, {frames}, 3\\) for a chunk of batch size 3"
+    ):
         model.stream(mx.zeros((3, 1, 3)), state)
     with pytest.raises(ValueError, match="has 4 channels .* but 3 are expected"):
         model.stream(mx.zeros((2, 1, 4)), state)
@@ -720,3 +739,67 @@ def test_stream_in_training_mode_computes_inference_outputs():
 def test_public_names():
     for name in ("BufferIO", "save_state", "load_state"):
         assert hasattr(mlx_tcn, name)
+
+
+# -- the ring state ----------------------------------------------------------------------
+
+
+def test_state_does_not_depend_on_how_the_stream_was_cut(state_layout):
+    """A one-step chunk writes its frame into the ring in place; a longer chunk lays its
+    last frames out where one-step chunks would have put them. So the state after a stream
+    is the same (bit for bit) however it was cut, also past several turns of the ring
+    (37 steps through rings of 3 to 16 slots), and the outputs equal the offline ones."""
+    model = small_model(kernel_sizes=[3, 2, 4], dilations=[1, 3, 5])
+    x = mx.random.normal((2, 37, 3))
+    offline = model(x)
+    results = []
+    for sizes in ([1] * 37, [37], [5, 1, 1, 13, 1, 2, 14], [16, 1, 20]):
+        y, state = stream_model(model, x, sizes)
+        assert_close(y, offline)
+        results.append(state)
+    first = dict(tree_flatten(results[0]))
+    positions = {k: int(v[0, 0, 0]) for k, v in first.items() if k.endswith("pos")}
+    assert positions == {} if state_layout == "shifted" else positions == {
+        "0.conv1.pos": 37 % 3, "0.conv2.pos": 37 % 3,
+        "1.conv1.pos": 37 % 4, "1.conv2.pos": 37 % 4,
+        "2.conv1.pos": 37 % 16, "2.conv2.pos": 37 % 16,
+    }  # fmt: skip
+    for other in results[1:]:
+        for key, value in tree_flatten(other):
+            np.testing.assert_array_equal(np.array(value), np.array(first[key]), err_msg=key)
+
+
+def test_a_state_in_time_order_without_positions_still_streams(tmp_path, state_layout):
+    """mlx-tcn's state before the ring: each buffer the last (k-1)*d frames in time order
+    and no position (a BufferIO filled by hand, a file saved then). It continues the stream
+    exactly, in memory and through load_state."""
+    model = small_model(kernel_sizes=3, dilations=[1, 2, 4])
+    x = mx.random.normal((2, 20, 3))
+    offline = model(x)
+    _, state = stream_model(model, x[:, :11], [11])
+    legacy = []
+    for block, entry in zip(model.network, state, strict=True):
+        legacy.append({
+            name: {"buffer": getattr(block, name).padder.history(entry[name])}
+            for name in ("conv1", "conv2")
+        })  # fmt: skip
+    for chunk in (1, 9):
+        outs, st = [], legacy
+        for t in range(11, 20, chunk):
+            y, st = model.stream(x[:, t : t + chunk], st)
+            outs.append(y)
+        assert_close(mx.concatenate(outs, axis=1), offline[:, 11:])
+    # the stateful API, from BufferIO objects holding the old layout
+    stages = [stage for entry in legacy for stage in (entry["conv1"], {"conv2": entry["conv2"]})]
+    buffers = [BufferIO(in_buffers=[stage]) for stage in stages]
+    y = model(x[:, 11:], inference=True, in_buffer=buffers)
+    assert_close(y, offline[:, 11:])
+    # a buffer of any other length is still refused
+    bad = [dict(entry, conv1={"buffer": entry["conv1"]["buffer"][:, 1:]}) for entry in legacy]
+    with pytest.raises(ValueError, match=r"state\['0.conv1.buffer'\] has shape \(2, 1, 3\)"):
+        model.stream(x[:, 11:12], bad)
+    path = str(tmp_path / "legacy_state.safetensors")
+    mx.save_safetensors(path, dict(tree_flatten(legacy)))
+    loaded = load_state(path, model.init_state(2))
+    y, _ = model.stream(x[:, 11:], loaded)
+    assert_close(y, offline[:, 11:])

@@ -83,12 +83,16 @@ class Stateful(nn.Module):
         """The one validator of a stream state, at every level: the structure and the
         shape (after the batch axis) of every array of :meth:`init_state`'s, with
         ``batch_size`` rows."""
-        template = getattr(self, "_state_template", None)
+        # By batch size: a large buffer is a ring (TemporalPad1d.init_state), so the layout
+        # of a state depends on its batch size. init_state's arrays are never evaluated here.
+        templates = self.__dict__.setdefault("_state_templates", {})
+        template = templates.get(batch_size)
         if template is None:
-            fresh = self.init_state(1)
+            fresh = self.init_state(batch_size)
             entries = len(fresh) if isinstance(fresh, list) else None
             template = (entries, {k: tuple(v.shape[1:]) for k, v in tree_flatten(fresh)})
-            object.__setattr__(self, "_state_template", template)
+            if len(templates) < 64:
+                templates[batch_size] = template
         entries, shapes = template
         if entries is not None and (not isinstance(state, list) or len(state) != entries):
             # a model's state: one entry per block

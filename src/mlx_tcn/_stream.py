@@ -67,6 +67,17 @@ def check_state(
     """Raise unless ``state`` has the arrays of ``expected`` (key -> shape after the batch
     axis), each with ``batch_size`` rows. ``what`` names the owner ("model", "layer")."""
     got = dict(tree_flatten(state))
+    # A convolution's buffer without its ring position: the state as mlx-tcn kept it before
+    # (the last (k-1)*d frames in time order, one slot fewer), which TemporalPad1d reads.
+    legacy = {
+        key[: -len("pos")] + "buffer"
+        for key in expected.keys() - got.keys()
+        if key.endswith("pos") and key[: -len("pos")] + "buffer" in got
+    }
+    if legacy:
+        expected = {k: v for k, v in expected.items() if k[: -len("pos")] + "buffer" not in legacy
+                    or not k.endswith("pos")}  # fmt: skip
+        expected.update({k: (expected[k][0] - 1, *expected[k][1:]) for k in legacy})
     if expected.keys() != got.keys():
         raise ValueError(
             f"state does not fit this {what}: missing {sorted(expected.keys() - got.keys())}, "
@@ -159,7 +170,7 @@ def save_state(path: str, state: Any) -> None:
 def load_state(path: str, like: Any) -> Any:
     """Load a state saved with :func:`save_state` into the structure of ``like`` (e.g.
     ``model.init_state(batch)``), checking that every array is there with the same shape."""
-    loaded = mx.load(str(path))
+    loaded = _with_ring_positions(mx.load(str(path)), dict(tree_flatten(like)))
     expected = dict(tree_flatten(like))
     missing = sorted(expected.keys() - loaded.keys())
     unexpected = sorted(loaded.keys() - expected.keys())
@@ -177,3 +188,23 @@ def load_state(path: str, like: Any) -> Any:
         return value
 
     return tree_map_with_path(take, like)
+
+
+def _with_ring_positions(loaded: dict[str, mx.array], like: dict[str, mx.array]) -> dict:
+    """A state file whose buffer is in time order (``(k-1)*d`` frames, no ``...pos``) where
+    the model now keeps a ring (``pos`` and one more slot; written by an earlier version,
+    which kept every buffer in time order). That history is the ring whose next slot, 0, is
+    the extra one in front."""
+    out = dict(loaded)
+    for key, leaf in like.items():
+        if not key.endswith("pos") or key in loaded:
+            continue
+        buffer_key = key[: -len("pos")] + "buffer"
+        old = loaded.get(buffer_key)
+        want = like.get(buffer_key)
+        if old is None or want is None or old.ndim != 3 or want.ndim != 3:
+            continue
+        if old.shape[1] + 1 == want.shape[1] and old.shape[::2] == want.shape[::2]:
+            out[buffer_key] = mx.concatenate([old[:, :1], old], axis=1)
+            out[key] = mx.zeros(leaf.shape, leaf.dtype)
+    return out

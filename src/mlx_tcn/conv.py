@@ -116,7 +116,9 @@ class TemporalConv1d(WeightNormSupport, StreamingModule):
         return self.pad_len + 1
 
     def init_state(self, batch_size: int, dtype: mx.Dtype = mx.float32) -> dict:
-        """The state of a fresh stream: ``{"buffer": (batch, (k-1)*d, in_channels)}``, or
+        """The state of a fresh stream: the last ``(k-1)*d`` input frames, ``{"buffer":
+        (batch, (k-1)*d, in_channels)}`` in time order or, for a large buffer, a ring with
+        one more slot and its position ``"pos"`` (see :meth:`TemporalPad1d.init_state`);
         ``{}`` when the kernel has one tap."""
         if self.stride != 1:
             raise ValueError(f"streaming supports stride 1 only, this layer has {self.stride}")
@@ -130,14 +132,20 @@ class TemporalConv1d(WeightNormSupport, StreamingModule):
             _frozen.remember(self, weight, ops.gemm_matrix(weight))
 
     def _forward(self, x: mx.array, state: dict | None) -> tuple[mx.array, dict | None]:
-        padded, new_state = self.padder.pad(x, state)
+        if state is not None and x.shape[1] == 1 and "pos" in state and self.stride == 1:
+            # A one-step chunk reads only its k taps from the ring (TemporalPad1d.taps)
+            padded, new_state = self.padder.taps(x, state, self.kernel_size, self.dilation)
+            dilation = 1
+        else:
+            padded, new_state = self.padder.pad(x, state)
+            dilation = self.dilation
         weight = get_weight(self)
         y = ops.conv1d(
             padded,
             weight,
             self.get("bias"),
             stride=self.stride,
-            dilation=self.dilation,
+            dilation=dilation,
             groups=self.groups,
             custom_vjp=state is None and self.training,
             matrix=_frozen.matrix_for(self, weight, x.shape[0]),
