@@ -794,6 +794,12 @@ def test_a_state_in_time_order_without_positions_still_streams(tmp_path, state_l
     buffers = [BufferIO(in_buffers=[stage]) for stage in stages]
     y = model(x[:, 11:], inference=True, in_buffer=buffers)
     assert_close(y, offline[:, 11:])
+    # a position that is not an integer is refused by name
+    if state_layout == "ring":
+        floats = [dict(e, conv1=dict(e["conv1"], pos=e["conv1"]["pos"].astype(mx.float32)))
+                  for e in model.init_state(2)]  # fmt: skip
+        with pytest.raises(TypeError, match=r"state\['0.conv1.pos'\] .* must be an integer"):
+            model.stream(x[:, 11:12], floats)
     # a buffer of any other length is still refused
     bad = [dict(entry, conv1={"buffer": entry["conv1"]["buffer"][:, 1:]}) for entry in legacy]
     with pytest.raises(ValueError, match=r"state\['0.conv1.buffer'\] has shape \(2, 1, 3\)"):

@@ -67,17 +67,7 @@ def check_state(
     """Raise unless ``state`` has the arrays of ``expected`` (key -> shape after the batch
     axis), each with ``batch_size`` rows. ``what`` names the owner ("model", "layer")."""
     got = dict(tree_flatten(state))
-    # A convolution's buffer without its ring position: the state as mlx-tcn kept it before
-    # (the last (k-1)*d frames in time order, one slot fewer), which TemporalPad1d reads.
-    legacy = {
-        key[: -len("pos")] + "buffer"
-        for key in expected.keys() - got.keys()
-        if key.endswith("pos") and key[: -len("pos")] + "buffer" in got
-    }
-    if legacy:
-        expected = {k: v for k, v in expected.items() if k[: -len("pos")] + "buffer" not in legacy
-                    or not k.endswith("pos")}  # fmt: skip
-        expected.update({k: (expected[k][0] - 1, *expected[k][1:]) for k in legacy})
+    expected = _allow_time_order(expected, got)
     if expected.keys() != got.keys():
         raise ValueError(
             f"state does not fit this {what}: missing {sorted(expected.keys() - got.keys())}, "
@@ -87,6 +77,11 @@ def check_state(
     for key, leaf in got.items():
         if not isinstance(leaf, mx.array):
             raise TypeError(f"state[{key!r}] must be an mlx.core.array, got {leaf!r}")
+        if key.endswith("pos") and not mx.issubdtype(leaf.dtype, mx.integer):
+            raise TypeError(
+                f"state[{key!r}] (the slot of a ring buffer's next frame) must be an integer "
+                f"array, got dtype {leaf.dtype}"
+            )
         want = (batch_size, *expected[key])
         if tuple(leaf.shape) == want:
             continue
@@ -98,6 +93,22 @@ def check_state(
                 f"new stream (reset_buffers() or init_state({batch_size})) to change the batch size"
             )
         raise ValueError(f"{problem} for a chunk of batch size {batch_size}")
+
+
+def _allow_time_order(
+    expected: dict[str, tuple[int, ...]], got: dict[str, Any]
+) -> dict[str, tuple[int, ...]]:
+    """``expected`` where ``got`` holds a convolution's buffer without the ring's ``pos``:
+    the frames in time order, one fewer (the layout of a small buffer, and of every buffer
+    before rings; TemporalPad1d reads both)."""
+    out = dict(expected)
+    for key in expected.keys() - got.keys():
+        buffer = key[: -len("pos")] + "buffer"
+        if key.endswith("pos") and buffer in got and buffer in expected:
+            del out[key]
+            frames, *rest = expected[buffer]
+            out[buffer] = (frames - 1, *rest)
+    return out
 
 
 def rows_mask(rows: object, batch: int) -> mx.array:
