@@ -43,6 +43,18 @@ def main() -> None:
     p.add_argument("--n-train", type=int, default=50000)
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--init",
+        choices=["pytorch-tcn", "reference"],
+        default="pytorch-tcn",
+        help="reference: the downsample's and the head's weights from N(0, 0.01), as the "
+        "reference code's init_weights (scripts/adding_reference_torch.py)",
+    )
+    p.add_argument(
+        "--keep-last-batch",
+        action="store_true",
+        help="every epoch ends with the partial batch, as the reference script's loop",
+    )
     p.add_argument("--out", required=True)
     a = p.parse_args()
 
@@ -62,6 +74,11 @@ def main() -> None:
         input_shape="NLC",
     )
     tmodel = TorchTCN(**kwargs)
+    if a.init == "reference":
+        with torch.no_grad():
+            for name, param in tmodel.named_parameters():
+                if name.endswith("downsample.weight") or name == "projection_out.weight":
+                    param.normal_(0.0, 0.01)
     mmodel = from_pytorch_tcn(tmodel.state_dict(), **kwargs)
     mmodel.train()
 
@@ -89,15 +106,14 @@ def main() -> None:
     def mval() -> float:
         return float(((mmodel(mx.array(x_val))[:, -1, :] - mx.array(y_val)).square()).mean())
 
-    per_epoch = a.n_train // a.batch_size
+    starts = list(range(0, a.n_train, a.batch_size))
+    if not a.keep_last_batch and a.n_train % a.batch_size:
+        starts = starts[:-1]
     t0 = time.perf_counter()
     with open(a.out, "w") as f:
         for step in range(1, a.steps + 1):
-            i = (step - 1) % per_epoch
-            xb, yb = (
-                x_train[i * a.batch_size : (i + 1) * a.batch_size],
-                y_train[i * a.batch_size : (i + 1) * a.batch_size],
-            )
+            i = starts[(step - 1) % len(starts)]
+            xb, yb = x_train[i : i + a.batch_size], y_train[i : i + a.batch_size]
             tx, ty = torch.from_numpy(xb), torch.from_numpy(yb)
             topt.zero_grad()
             tl = ((tmodel(tx)[:, -1, :] - ty) ** 2).mean()
