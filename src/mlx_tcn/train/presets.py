@@ -32,7 +32,7 @@ _COPY_PAPER = dict(seq_len=1000, memory_length=10, n_train=10000, n_val=1000, le
                    kernel_size=8, dropout=0.0, optimizer="rmsprop", lr=5e-4, grad_clip=1.0,
                    batch_size=32, epochs=50)  # fmt: skip
 # (Permuted) sequential MNIST as the reference script (pmnist_test.py) trains it: its rate is
-# divided by 10 after the 10th of its 20 epochs. Until session 7 this preset kept it constant,
+# divided by 10 after the 10th of its 20 epochs. This preset used to keep it constant,
 # which reached 98.8% (docs/RESULTS.md).
 _MNIST_PAPER = dict(n_train=0, n_val=0, levels=8, hidden=25, kernel_size=7, dropout=0.05,
                     optimizer="adam", lr=2e-3, batch_size=64, epochs=20, eval_every=500,
