@@ -1,6 +1,6 @@
 """The optimiser and its learning rate: schedules by step (warm-up, cosine, exponential, a
-cut every few epochs) that MLX evaluates inside the training step, and the plateau rule, which cuts the rate after a
-validation evaluation.
+cut every few epochs) that MLX evaluates inside the training step, and the plateau rule,
+which cuts the rate after a validation evaluation.
 
 The plateau cut lives in the optimiser's state (``LR_SCALE``) rather than in a Python number,
 so a compiled step, traced once, still uses the rate of today, and a checkpoint of the
