@@ -10,7 +10,10 @@ convolutions are re-drawn:
 * ``ref``: as ``torch``, and the 1x1 downsamples and the head N(0, 0.01), as the reference code.
 
 ``ADAM_BC=0`` gives back MLX's Adam without bias correction (mlx-tcn train before it
-corrected). The draws differ from the library's own; the distributions are the same.
+corrected). ``DATA_ORDER=reference`` trains on the training set in the same order every epoch,
+the last partial batch included, as the reference code's loop does (``mlx-tcn train`` draws a
+new order each epoch and drops the partial batch). The draws differ from the library's own;
+the distributions are the same.
 """
 
 from __future__ import annotations
@@ -24,14 +27,17 @@ import mlx.optimizers as optim
 
 import mlx_tcn.block as block
 import mlx_tcn.tcn as tcn
+import mlx_tcn.train.loop as loop
 from mlx_tcn.cli import main
 from mlx_tcn.init import get_initializer
 
 MODE = os.environ.get("INIT_MODE", "torch")
 ADAM_BC = os.environ.get("ADAM_BC", "1") == "1"
+DATA_ORDER = os.environ.get("DATA_ORDER", "shuffled")
 _block_init = block.TemporalBlock.__init__
 _tcn_init = tcn.TCN.__init__
 _Adam = optim.Adam
+_iterate_batches = loop.iterate_batches
 
 
 def _draw(shape: tuple[int, ...], kwargs: dict) -> mx.array:
@@ -67,7 +73,15 @@ class _AdamArm(_Adam):
         super().__init__(learning_rate, **kwargs)
 
 
+def _in_order(split, batch_size, **kwargs):  # noqa: ANN001, ANN202
+    if "shuffle" not in kwargs:  # the training batches; validation passes shuffle=False
+        kwargs.update(shuffle=False, drop_last=False)
+    return _iterate_batches(split, batch_size, **kwargs)
+
+
 if __name__ == "__main__":
+    if DATA_ORDER == "reference":
+        loop.iterate_batches = _in_order
     block.TemporalBlock.__init__ = _block
     tcn.TCN.__init__ = _tcn
     optim.Adam = _AdamArm
