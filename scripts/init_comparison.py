@@ -14,6 +14,13 @@ corrected). ``DATA_ORDER=reference`` trains on the training set in the same orde
 the last partial batch included, as the reference code's loop does (``mlx-tcn train`` draws a
 new order each epoch and drops the partial batch). The draws differ from the library's own;
 the distributions are the same.
+
+``SAME_DRAW=S`` (adding problem only) replays the draw of ``scripts/adding_reference_torch.py
+--seeds S`` and ``adding_lockstep.py --seed S --init reference``: the weights are pytorch-tcn's
+after ``torch.manual_seed(S)`` with the reference code's N(0, 0.01) downsample and head,
+converted with ``from_pytorch_tcn``, and the training and validation sets are drawn from
+``numpy.random.default_rng(S)`` in that order. With ``DATA_ORDER=reference`` this is the
+reference recipe run by ``mlx-tcn train`` itself (its loop, compiled step and evaluation).
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from mlx_tcn.init import get_initializer
 MODE = os.environ.get("INIT_MODE", "torch")
 ADAM_BC = os.environ.get("ADAM_BC", "1") == "1"
 DATA_ORDER = os.environ.get("DATA_ORDER", "shuffled")
+SAME_DRAW = os.environ.get("SAME_DRAW")
+_DRAWING: list[bool] = []
 _block_init = block.TemporalBlock.__init__
 _tcn_init = tcn.TCN.__init__
 _Adam = optim.Adam
@@ -59,6 +68,12 @@ def _block(self: block.TemporalBlock, *args, **kwargs) -> None:
 
 def _tcn(self: tcn.TCN, *args, **kwargs) -> None:
     _tcn_init(self, *args, **kwargs)
+    if SAME_DRAW is not None:
+        if not _DRAWING:  # from_pytorch_tcn builds a TCN too
+            _DRAWING.append(True)
+            _torch_draw(self, int(SAME_DRAW))
+            _DRAWING.clear()
+        return
     if MODE == "ref":
         for blk in self.network:
             if blk.downsample is not None:
@@ -73,6 +88,35 @@ class _AdamArm(_Adam):
         super().__init__(learning_rate, **kwargs)
 
 
+def _torch_draw(self: tcn.TCN, seed: int) -> None:
+    """Replace every parameter of ``self`` with those of the torch reference's draw."""
+    import torch
+    from pytorch_tcn import TCN as TorchTCN
+
+    from mlx_tcn.interop import from_pytorch_tcn
+
+    kwargs = dict(num_inputs=2, num_channels=[blk.conv1.weight_v.shape[0] for blk in self.network],
+                  kernel_size=self.network[0].conv1.weight_v.shape[1], dropout=0.0,
+                  use_norm="weight_norm", output_projection=1, input_shape="NLC")  # fmt: skip
+    torch.manual_seed(seed)
+    ref = TorchTCN(**kwargs)
+    with torch.no_grad():
+        for name, param in ref.named_parameters():
+            if name.endswith("downsample.weight") or name == "projection_out.weight":
+                param.normal_(0.0, 0.01)
+    self.update(from_pytorch_tcn(ref.state_dict(), **kwargs).parameters())
+
+
+def _same_draw_data(seed: int):  # noqa: ANN202
+    import numpy as np
+
+    import mlx_tcn.train.tasks as tasks
+
+    rng = np.random.default_rng(seed)  # train first, then validation, as the lockstep
+    original = tasks.adding_problem
+    tasks.adding_problem = lambda n, seq_len, _rng: original(n, seq_len, rng)
+
+
 def _in_order(split, batch_size, **kwargs):  # noqa: ANN001, ANN202
     if "shuffle" not in kwargs:  # the training batches; validation passes shuffle=False
         kwargs.update(shuffle=False, drop_last=False)
@@ -82,6 +126,8 @@ def _in_order(split, batch_size, **kwargs):  # noqa: ANN001, ANN202
 if __name__ == "__main__":
     if DATA_ORDER == "reference":
         loop.iterate_batches = _in_order
+    if SAME_DRAW is not None:
+        _same_draw_data(int(SAME_DRAW))
     block.TemporalBlock.__init__ = _block
     tcn.TCN.__init__ = _tcn
     optim.Adam = _AdamArm
