@@ -8,6 +8,10 @@ with ``addmm``. Two larger GEMMs compute the same convolution:
 * **N-stacked**: multiply the input by all taps at once, ``(rows, C) @ (C, k*C)``, then add
   the ``k`` column blocks shifted by ``j*dilation`` frames.
 
+A third form keeps the output in cache across the taps (issue 14's "time-blocked" idea):
+**time-blocked**, the per-tap GEMMs run on blocks of ``--block-rows`` output rows, one block
+after another, and the blocks are joined.
+
 For each benchmark model (``bench_models_report.ALL_MODELS``) the script takes one of its
 hidden convolutions (``C -> C``, dilation 4, the model's batch and length) and times, in
 one process, the arms alternated over rounds: the full convolution in each form, and the
@@ -40,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--iters", type=int, default=5, help="timed iterations per arm and round")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--dilation", type=int, default=4)
+    p.add_argument("--block-rows", type=int, default=512, help="output rows per time block")
     return p
 
 
@@ -55,7 +60,9 @@ def _median_time(fn: Callable[[], object], iters: int) -> float:
     return statistics.median(times)
 
 
-def _arms(batch: int, length: int, c: int, k: int, d: int) -> dict[str, Callable[[], object]]:
+def _arms(
+    batch: int, length: int, c: int, k: int, d: int, block_rows: int
+) -> dict[str, Callable[[], object]]:
     import mlx.core as mx
 
     from mlx_tcn import ops
@@ -77,10 +84,26 @@ def _arms(batch: int, length: int, c: int, k: int, d: int) -> dict[str, Callable
             out = out + y[:, j * d : j * d + length, j]
         return out + b
 
+    taps = [mx.contiguous(w[:, j, :].T) for j in range(k)]
+    mx.eval(taps)
+
+    def time_blocked() -> mx.array:
+        rows, padded = batch * (length + span) - span, length + span
+        parts = []
+        for s in range(0, rows, block_rows):
+            n = min(block_rows, rows - s)
+            y = flat[s : s + n] @ taps[0]
+            for j in range(1, k):
+                y = mx.addmm(y, flat[s + j * d : s + j * d + n], taps[j])
+            parts.append(y)
+        y = mx.concatenate(parts) + b
+        return mx.as_strided(y, (batch, length, c), (padded * c, c, 1))
+
     return {
         "per tap (ops.conv1d)": lambda: ops.conv1d(x, w, b, dilation=d),
         "K-stacked (gather + 1 GEMM)": lambda: ops._gathered(x, w, b, d),
         "N-stacked (1 GEMM + shifted sum)": n_stacked,
+        "time-blocked (per-tap GEMMs)": time_blocked,
         "K-stacked GEMM alone": lambda: cols @ w_k,
         "N-stacked GEMM alone": lambda: flat @ w_n,
     }
@@ -99,12 +122,12 @@ def main(argv: list[str] | None = None) -> None:
     for key in args.models.split(","):
         spec = report.ALL_MODELS[key]
         c, k = spec.channels[0], spec.kernel_size
-        arms = _arms(spec.batch, spec.length, c, k, args.dilation)
+        arms = _arms(spec.batch, spec.length, c, k, args.dilation, args.block_rows)
         names = list(arms)
         import mlx.core as mx
 
         ref = arms[names[0]]()
-        for n in names[1:3]:  # the full convolutions compute the same output
+        for n in names[1:4]:  # the full convolutions compute the same output
             assert mx.allclose(arms[n](), ref, atol=1e-3, rtol=1e-3).item(), n
         per_round: dict[str, list[float]] = {n: [] for n in names}
         for r in range(args.rounds):
