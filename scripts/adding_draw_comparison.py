@@ -14,8 +14,8 @@ arms' weights and data come from the same distributions; a systematic difference
 them would point at the draw itself. Usage (one thread per run; ``--jobs 2`` runs two at
 once, one per core)::
 
-    python scripts/adding_draw_comparison.py --seeds 1-10 --seq-len 200 --max-steps 1500 \\
-        --out /tmp/draws --jobs 2
+    python scripts/adding_draw_comparison.py --seeds 1-10 --seq-len 100 --max-steps 1500 \\
+        --eval-every 50 --out /tmp/draws --jobs 2
 """
 
 from __future__ import annotations
@@ -81,8 +81,8 @@ def _rank_sum_p(x: list[float], y: list[float]) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", default="1-6")
-    p.add_argument("--seq-len", type=int, default=200)
+    p.add_argument("--seeds", default="1-10")
+    p.add_argument("--seq-len", type=int, default=100)
     p.add_argument("--max-steps", type=int, default=1500)
     p.add_argument("--eval-every", type=int, default=50)
     p.add_argument("--threshold", type=float, default=0.05, help="val MSE that counts as left")
