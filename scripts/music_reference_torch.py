@@ -81,8 +81,8 @@ def run(seed: int, data: dict[str, list[torch.Tensor]], a: argparse.Namespace) -
     lr = a.lr
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     vlosses: list[float] = []
-    best = {"val": float("inf")}
-    best_state = None
+    best = {"epoch": 0, "val": float("inf")}  # a run whose NLL is never finite keeps its start
+    best_state = copy.deepcopy(model.state_dict())
     t0 = time.perf_counter()
     with open(f"{a.out}_seed{seed}.jsonl", "w") as f:
         for ep in range(1, a.epochs + 1):
