@@ -7,7 +7,9 @@ convolutions are re-drawn:
 * ``xavier``: the kernel initialiser applied to ``weight_v`` (mlx-tcn before it followed
   pytorch-tcn), ``weight_g = ||weight_v||``;
 * ``torch``: PyTorch's default U(+-1/sqrt(fan_in)), as pytorch-tcn and mlx-tcn now do;
-* ``ref``: as ``torch``, and the 1x1 downsamples and the head N(0, 0.01), as the reference code.
+* ``ref``: as ``torch``, and the 1x1 downsamples and the head N(0, 0.01), as the reference code;
+* ``head``: the convolutions as the library draws them (no re-draw), and the 1x1 downsamples
+  and the head N(0, 0.01): the preset's own draw with only those two layers changed.
 
 ``ADAM_BC=0`` gives back MLX's Adam without bias correction (mlx-tcn train before it
 corrected). ``DATA_ORDER=reference`` trains on the training set in the same order every epoch,
@@ -59,7 +61,7 @@ def _draw(shape: tuple[int, ...], kwargs: dict) -> mx.array:
 
 def _block(self: block.TemporalBlock, *args, **kwargs) -> None:
     _block_init(self, *args, **kwargs)
-    if self.use_norm == "weight_norm":
+    if self.use_norm == "weight_norm" and MODE != "head":
         for conv in (self.conv1, self.conv2):
             v = _draw(conv.weight_v.shape, kwargs)
             conv.weight_v = v
@@ -74,7 +76,7 @@ def _tcn(self: tcn.TCN, *args, **kwargs) -> None:
             _torch_draw(self, int(SAME_DRAW))
             _DRAWING.clear()
         return
-    if MODE == "ref":
+    if MODE in ("ref", "head"):
         for blk in self.network:
             if blk.downsample is not None:
                 blk.downsample.weight = 0.01 * mx.random.normal(blk.downsample.weight.shape)
