@@ -13,9 +13,9 @@ streaming. This script times, for the 8x32, k=3 model of ``bench_streaming.py`` 
   (checked equal to ``stream_step`` before timing);
 * ``chain only``: the part of a step no formulation can avoid, the 16 dependent
   ``(1, 32) @ (32, 32)`` products, each followed by one fused pass (the old taps'
-  contribution added, the activation), and the 8 residual passes, compiled, the old taps'
-  contributions given as 16 inputs: 40 operations, a lower bound for any step built from
-  MLX operations;
+  contribution added, the activation; the second of each block also takes the residual
+  add), compiled, the old taps' contributions given as 16 inputs: 32 primitives, a lower
+  bound for any step built from MLX operations;
 * ``empty call``: a compiled function of one tiny operation, the cost of entering a compiled
   call and waiting for its result;
 * ``pytorch-tcn``: pytorch-tcn 1.2.3's ``model(x, inference=True)``, one thread (its faster
@@ -184,7 +184,9 @@ def main() -> None:
             json.dump(times, f, indent=1)
     # the goal's reference: pytorch-tcn at its better setting, as each case at its own
     ref = min(statistics.median(times[f"pytorch-tcn|{p}"]) for p in (0, 1))
-    print(f"| case | all CPUs, us | one CPU, us | pytorch-tcn's best ({ref:.0f} us) / case's best |")
+    print(
+        f"| case | all CPUs, us | one CPU, us | pytorch-tcn's best ({ref:.0f} us) / case's best |"
+    )
     print("|---|---:|---:|---:|")
     for case in CASES:
         cells = []
