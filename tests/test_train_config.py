@@ -287,3 +287,20 @@ def test_user_data_presets_leave_the_budget_to_the_data_but_never_what_the_user_
 def test_user_data_settings_are_checked(values, match):
     with pytest.raises(ValueError, match=match):
         resolve_config({}, values)
+
+
+def test_a_saved_config_gets_defaults_for_fields_added_after_it_not_the_preset():
+    """A run saves every field; one it lacks did not exist then, so the run did what the
+    default does. The MNIST paper preset's rate cut (schedule "step") must not be read into
+    a saved paper run from before the field."""
+    from mlx_tcn.train.config import saved_config
+
+    saved = resolve_config(cli_values={"task": "mnist", "preset": "paper", "data_path": "m/"})
+    values = saved.to_dict()
+    assert values.pop("schedule") == "step"
+    loaded = saved_config(values)
+    assert loaded.schedule == TrainConfig().schedule == "constant"
+    assert loaded.preset == "paper" and loaded.lr == saved.lr
+    assert saved_config(saved.to_dict()) == saved  # a complete one comes back as it was
+    with pytest.raises(TypeError, match="JSON object"):
+        saved_config([1, 2])

@@ -32,7 +32,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_unflatten
 
-from .config import TrainConfig, resolve_config
+from .config import TrainConfig, saved_config
 from .loop import LoopState
 from .model import model_kwargs
 
@@ -303,7 +303,7 @@ def load_checkpoint(path: str | Path, which: str = "latest") -> Checkpoint:
 
     ckpt = find_checkpoint(path, which)
     try:
-        cfg = resolve_config(_read_json(ckpt / "train_config.json"))
+        cfg = saved_config(_read_json(ckpt / "train_config.json"))
     except CheckpointError:
         raise
     except (TypeError, ValueError) as err:

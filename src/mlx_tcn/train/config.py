@@ -26,6 +26,7 @@ __all__ = [
     "TrainingConfig",
     "load_config_file",
     "resolve_config",
+    "saved_config",
 ]
 
 #: Built-in tasks (Bai, Kolter, Koltun 2018) and the two kinds of user data.
@@ -308,6 +309,20 @@ def resolve_config(
     cfg = TrainConfig(**merged)
     validate_config(cfg)
     return cfg
+
+
+def saved_config(values: dict[str, Any]) -> TrainConfig:
+    """The config a run saved (``train_config.json``), validated.
+
+    A run saves every field, so a field it lacks was added to :class:`TrainConfig` after the
+    run was made, and the run did what that field's default does: it gets the default, never
+    a preset's value (a preset that later sets the new field would otherwise rewrite what an
+    old run says it did).
+    """
+    if not isinstance(values, dict):
+        raise TypeError(f"a saved config must be a JSON object, got {type(values).__name__}")
+    defaults = TrainConfig().to_dict()
+    return resolve_config({**{k: v for k, v in defaults.items() if k not in values}, **values})
 
 
 def _field_types() -> dict[str, Any]:
