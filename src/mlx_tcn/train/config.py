@@ -160,7 +160,8 @@ class TrainConfig:
     reference_init: bool = _help(
         False,
         "draw the 1x1 downsamples' and the output head's weights from N(0, 0.01), as the "
-        "paper's reference code does (the other weights as without it)",
+        "paper's reference code does for the adding and copy-memory tasks (the other weights "
+        "as without it)",
     )
     use_skip_connections: bool = _help(False, "sum the blocks' outputs before the head")
     use_gate: bool = _help(False, "gated (GLU) activations")

@@ -70,8 +70,10 @@ def build_model(
 
 def reference_init(model: nn.Module, std: float = 0.01) -> None:
     """Redraw the weights of the blocks' 1x1 downsamples and of the output head from
-    ``N(0, std**2)``, in that order, as the TCN paper's reference code initialises them
-    (``cfg.reference_init``). Their biases and every other parameter keep their draw.
+    ``N(0, std**2)``, in that order, as the TCN paper's reference code initialises them in
+    its adding and copy-memory models (``cfg.reference_init``; its MNIST and music models
+    leave the head at PyTorch's default). Their biases and every other parameter keep their
+    draw.
 
     The reference code also calls ``normal_(0, 0.01)`` on its weight-normalised
     convolutions, but weight norm recomputes those weights from ``weight_g`` and ``weight_v``
