@@ -15,7 +15,12 @@ AUTO_FIELDS = ("epochs", "eval_every", "patience", "levels", "folds")
 # the reference code's defaults); "quick": small enough to finish in about a minute on a CPU.
 # Each task's "quick" preset is its "paper" preset with the changes that make it run in about
 # a minute on a laptop CPU.
+# The adding preset draws the downsample and the head from N(0, 0.01), as the reference
+# code's adding model does (reference_init): on the preset's own draws for seeds 2-5 that
+# left the 0.167 plateau by step 3,000 on three of four seeds, pytorch-tcn's initialisation
+# of those two layers on none (docs/RESULTS.md).
 _ADDING_PAPER = dict(
+    reference_init=True,
     seq_len=600,
     n_train=50000,
     n_val=1000,
@@ -62,6 +67,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "levels": 3,
             "lr": 4e-3,
             "epochs": 1,
+            # at T=50 there is no long plateau: either initialisation learns as fast (seeds
+            # 0, 1: validation MSE 0.0021 and 0.0034 after 1,200 steps, 0.0050 and 0.0039
+            # with reference_init), so the quick run keeps the library's
+            "reference_init": False,
         },
     },
     "copy_memory": {
