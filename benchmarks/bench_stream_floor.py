@@ -8,9 +8,9 @@ streaming. This script times, for the 8x32, k=3 model of ``bench_streaming.py`` 
 * ``one ring``: the same outputs with as few MLX operations as we could arrange: every
   convolution's past inputs in one shared ring buffer, all the taps older than the current
   frame gathered at once and their products (plus bias) computed in one batched GEMM at the
-  start of the step, so that each convolution in the sequential chain is a single ``addmm``
-  with its newest tap, and all the new frames written back in one scatter at the end
-  (checked equal to ``stream_step`` before timing);
+  start of the step, so that each convolution in the sequential chain is one GEMM with its
+  newest tap and one fused pass, and all the new frames written back in one scatter at the
+  end (checked equal to ``stream_step`` before timing);
 * ``chain only``: the part of a step no formulation can avoid, the 16 dependent
   ``(1, 32) @ (32, 32)`` products, each followed by one fused pass (the old taps'
   contribution added, the activation; the second of each block also takes the residual
@@ -73,7 +73,8 @@ def _mlx_case(case: str, steps: int) -> float:
     convs = [c for blk in folded_copy(model).network for c in (blk.conv1, blk.conv2)]
     n, dil = len(convs), [c.dilation for c in convs]
     length = max(dil) * (K - 1) + 1
-    w_new = mx.stack([get_weight(c)[:, K - 1, :].T for c in convs])  # (n, C, C)
+    # the newest tap's (C, C) matrix per convolution, separate constants: no slicing in the step
+    w_list = [get_weight(c)[:, K - 1, :].T for c in convs]
     w_old = mx.stack(
         [mx.concatenate([get_weight(c)[:, K - 1 - j, :].T for j in range(1, K)]) for c in convs]
     )  # (n, (K-1) C, C): tap j reads time t - j d
@@ -83,10 +84,7 @@ def _mlx_case(case: str, steps: int) -> float:
         for j in range(1, K):
             offsets[0, j - 1, i * CHANNELS : (i + 1) * CHANNELS] = j * d
     offsets = mx.array(offsets)
-    mx.eval(w_new, w_old, bias, offsets)
-
-    w_list = [w_new[i] for i in range(n)]  # separate constants: no slicing in the step
-    mx.eval(w_list)
+    mx.eval(w_list, w_old, bias, offsets)
 
     def chain(x: mx.array, p: list[mx.array]) -> tuple[mx.array, list[mx.array]]:
         h, inputs = x.reshape(1, CHANNELS), []

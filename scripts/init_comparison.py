@@ -11,6 +11,10 @@ convolutions are re-drawn:
 * ``head``: the convolutions as the library draws them (no re-draw), and the 1x1 downsamples
   and the head N(0, 0.01): the preset's own draw with only those two layers changed.
 
+``ref`` and ``head`` draw those two layers through ``--reference-init`` (added unless the
+command line has either form of the flag); the other arms and ``SAME_DRAW`` get
+``--no-reference-init``, so they mean what they did before the adding preset set it.
+
 ``ADAM_BC=0`` gives back MLX's Adam without bias correction (mlx-tcn train before it
 corrected). ``DATA_ORDER=reference`` trains on the training set in the same order every epoch,
 the last partial batch included, as the reference code's loop does (``mlx-tcn train`` draws a
@@ -76,12 +80,6 @@ def _tcn(self: tcn.TCN, *args, **kwargs) -> None:
             _torch_draw(self, int(SAME_DRAW))
             _DRAWING.clear()
         return
-    if MODE in ("ref", "head"):
-        for blk in self.network:
-            if blk.downsample is not None:
-                blk.downsample.weight = 0.01 * mx.random.normal(blk.downsample.weight.shape)
-        if "projection_out" in self:
-            self.projection_out.weight = 0.01 * mx.random.normal(self.projection_out.weight.shape)
 
 
 class _AdamArm(_Adam):
@@ -133,4 +131,12 @@ if __name__ == "__main__":
     block.TemporalBlock.__init__ = _block
     tcn.TCN.__init__ = _tcn
     optim.Adam = _AdamArm
-    sys.exit(main(sys.argv[1:]))
+    argv = sys.argv[1:]
+    flags = ("--reference-init", "--no-reference-init", "--resume")
+    if argv[:1] == ["train"] and not any(a in argv for a in flags):
+        # ref/head: the downsamples and the head from N(0, 0.01), drawn by build_model after
+        # the model (mlx-tcn train --reference-init); the other arms and SAME_DRAW (whose
+        # draw has them already) keep what they had before the adding preset set it.
+        wanted = MODE in ("ref", "head") and SAME_DRAW is None
+        argv.append("--reference-init" if wanted else "--no-reference-init")
+    sys.exit(main(argv))

@@ -39,7 +39,7 @@ def test_reference_init_redraws_only_the_downsample_and_the_head(seed):
 
 
 def test_reference_init_without_downsample_changes_the_head_only():
-    cfg = resolve_config({}, {**SMALL, "reference_init": True})
+    cfg = resolve_config({}, SMALL)
     mx.random.seed(0)
     model = TCN(**model_kwargs(cfg, num_inputs=8, num_outputs=1))  # 8 in, 8 channels
     before = dict(tree_flatten(model.parameters()))
