@@ -378,28 +378,48 @@ def test_ragged_parts_average_to_the_whole_batch_gradient():
     assert not all(np.allclose((plain[0][k] + plain[1][k]) / 2, g) for k, g in whole.items())
 
 
+# Runs the CLI in this process and writes its exit status to rc-<rank>, so the test reads each
+# rank's own status rather than mlx.launch's report of it.
+_RECORD_RC = (
+    "import os, sys\n"
+    "from mlx_tcn.cli import main\n"
+    "rc = main(sys.argv[1:])\n"
+    "open(f'rc-{os.environ[\"MLX_RANK\"]}', 'w').write(str(rc))\n"
+    "sys.exit(rc)\n"
+)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not LAUNCH.exists(), reason="mlx.launch is not installed next to python")
 def test_ctrl_c_on_mlx_launch_stops_every_rank_and_rank_0_saves_once(tmp_path):
     """A terminal's Ctrl-C: SIGINT to the launcher's process group (launcher and ranks)."""
     values = {**RUN, "n_train": 200000, "max_steps": 100000, "epochs": 1, "eval_every": 100000,
               "checkpoint_every": 100000, "log_every": 5}  # fmt: skip
+    train = _train_argv(tmp_path / "runs", "stop", values)
+    assert train[1:3] == ["-m", "mlx_tcn"]
     argv = [str(LAUNCH), "--backend", "ring", "-n", "2", "--starting-port", str(_free_ports(2)[0]),
-            "--", *_train_argv(tmp_path / "runs", "stop", values)]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env(), cwd=tmp_path, start_new_session=True)  # fmt: skip
-    metrics = tmp_path / "runs" / "stop" / "metrics.jsonl"
-    deadline = time.time() + 60
-    while time.time() < deadline and not (metrics.exists() and metrics.read_text()):
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGINT)
+            "--", sys.executable, "-c", _RECORD_RC, *train[3:]]  # fmt: skip
+    # A terminal's stdin: open, nothing typed. At end of file (pytest's /dev/null) MLX 0.32.4's
+    # launcher loops on it, and a Ctrl-C that lands while it hands that input to a rank's
+    # queue leaves the queue locked: the launcher then hangs after the ranks have exited.
+    stdin_r, stdin_w = os.pipe()
+    proc = subprocess.Popen(argv, stdin=stdin_r, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_env(), cwd=tmp_path, start_new_session=True)  # fmt: skip
+    os.close(stdin_r)
     try:
+        metrics = tmp_path / "runs" / "stop" / "metrics.jsonl"
+        deadline = time.time() + 60
+        while time.time() < deadline and not (metrics.exists() and metrics.read_text()):
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
+        os.close(stdin_w)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    # The launcher stops forwarding output at its own KeyboardInterrupt, but reports the ranks.
-    assert "rank 0 exited with code 130" in err and "rank 1 exited with code 130" in err
+    # Each rank stopped at its own Ctrl-C with the interrupted status (none was killed).
+    assert {r: (tmp_path / f"rc-{r}").read_text() for r in (0, 1)} == {0: "130", 1: "130"}, err
+    assert "rank 0 exited with code 130" in err  # what the launcher tells the user
     ckpts = tmp_path / "runs" / "stop" / "checkpoints"
     assert len(list(ckpts.glob("step-*"))) == 1  # the one save at the stop
     assert load_checkpoint(ckpts.parent).loop.status == "interrupted"
