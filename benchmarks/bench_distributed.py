@@ -1,8 +1,12 @@
-"""Data-parallel training on one machine: samples/s of `mlx-tcn train` with 1 and 2
-processes (ring backend on 127.0.0.1, started by mlx.launch), and the time of one gradient
-all-reduce (`nn.average_gradients`) of the same model.
+"""Data-parallel training on one machine: samples/s of `mlx-tcn train` with 1 process and
+with 2 (ring backend on 127.0.0.1), the 2 started by mlx.launch or directly from a hostfile,
+alternated over rounds; and the time of one gradient all-reduce (`nn.average_gradients`) of
+the same model.
 
-    python benchmarks/bench_distributed.py            # ~1 min on a 2-core machine
+    python benchmarks/bench_distributed.py --rounds 3     # ~3 min on a 2-core machine
+
+mlx.launch's threads poll the ranks' pipes without blocking (MLX 0.32.4), so the launcher
+itself keeps most of a core busy; the hostfile arm shows what that costs.
 
 Prints a Markdown table (docs/distributed.md keeps the measured one).
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -28,16 +33,27 @@ def _flags(values: dict) -> list[str]:
     return [a for k, v in values.items() for a in ("--" + k.replace("_", "-"), str(v))]
 
 
-def _train(processes: int, runs: Path, port: int) -> float:
+def _train(arm: str, runs: Path, port: int) -> float:
     """Samples/s (global) after the first logging window (compilation, connection)."""
-    name = f"n{processes}"
+    name = f"{arm}-{port}"
     argv = [sys.executable, "-m", "mlx_tcn", "train", "--quiet", "--no-plots",
             "--runs-dir", str(runs), "--name", name, *_flags(MODEL), "--max-steps", str(STEPS),
             "--log-every", str(LOG_EVERY), "--eval-every", "100000"]  # fmt: skip
-    if processes > 1:
-        argv = [str(LAUNCH), "--backend", "ring", "-n", str(processes),
-                "--starting-port", str(port), "--", *argv]  # fmt: skip
-    subprocess.run(argv, check=True, capture_output=True, timeout=600)
+    if arm == "1":
+        subprocess.run(argv, check=True, capture_output=True, timeout=600)
+    elif arm == "2 (mlx.launch)":
+        argv = [str(LAUNCH), "--backend", "ring", "-n", "2", "--starting-port", str(port),
+                "--", *argv]  # fmt: skip
+        subprocess.run(argv, check=True, capture_output=True, timeout=600)
+    else:  # two ranks from a hostfile, no launcher
+        hosts = runs / f"hosts-{port}.json"
+        hosts.write_text(json.dumps([[f"127.0.0.1:{port}"], [f"127.0.0.1:{port + 1}"]]))
+        env = {**os.environ, "MLX_HOSTFILE": str(hosts)}
+        ranks = [subprocess.Popen(argv, env={**env, "MLX_RANK": str(r)},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for r in (0, 1)]  # fmt: skip
+        if any(p.wait(timeout=600) for p in ranks):
+            raise RuntimeError(f"a rank of {arm} failed")
     lines = (runs / name / "metrics.jsonl").read_text().splitlines()
     rates = [r["samples_per_s"] for r in map(json.loads, lines) if r["event"] == "train"]
     return statistics.mean(rates[1:])
@@ -71,24 +87,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--allreduce-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=47311, help="first port of the ring")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the three arms")
     args = parser.parse_args()
     if args.allreduce_worker:
         _allreduce_worker()
         return
+    arms = ["1", "2 (mlx.launch)", "2 (hostfile)"]
+    rates: dict[str, list[float]] = {a: [] for a in arms}
     with tempfile.TemporaryDirectory() as tmp:
-        rates = {n: _train(n, Path(tmp), args.port) for n in (1, 2)}
+        for r in range(args.rounds):
+            order = arms if r % 2 == 0 else arms[::-1]
+            for i, arm in enumerate(order):
+                rates[arm].append(_train(arm, Path(tmp), args.port + 10 * (r * len(arms) + i)))
     out = subprocess.run(
         [str(LAUNCH), "--backend", "ring", "-n", "2", "--starting-port", str(args.port), "--",
          sys.executable, __file__, "--allreduce-worker"],
         check=True, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     reduce = json.loads(out.stdout.strip().splitlines()[-1])
-    step_ms = {n: MODEL["batch_size"] / rates[n] * 1e3 for n in rates}
-    print("| processes | samples/s | ms per step | all-reduce of the gradients per step |")
+    print(f"{args.rounds} rounds, arms alternated; median (min-max) over the rounds")
+    print("| processes | samples/s | ms per step | vs 1 process |")
     print("|---|---|---|---|")
-    print(f"| 1 | {rates[1]:.0f} | {step_ms[1]:.1f} | none |")
-    print(f"| 2 | {rates[2]:.0f} | {step_ms[2]:.1f} | {reduce['ms']:.2f} ms "
-          f"({reduce['bytes'] / 1024:.0f} KiB; first call {reduce['first_ms']:.0f} ms) |")  # fmt: skip
+    base = statistics.median(rates["1"])
+    for arm in arms:
+        rs = rates[arm]
+        med = statistics.median(rs)
+        step = MODEL["batch_size"] / med * 1e3
+        print(f"| {arm} | {med:.0f} ({min(rs):.0f}-{max(rs):.0f}) | {step:.0f} | "
+              f"{med / base:.2f}x |")  # fmt: skip
+    print(
+        f"all-reduce of the gradients: {reduce['ms']:.2f} ms per step "
+        f"({reduce['bytes'] / 1024:.0f} KiB; first call {reduce['first_ms']:.0f} ms)"
+    )
 
 
 if __name__ == "__main__":
