@@ -788,6 +788,26 @@ def test_dropout_is_active_in_training_only(rng):
     np.testing.assert_array_equal(np.array(model(x)), np.array(model(x)))
 
 
+def test_dropout_is_inverted_dropout_on_the_seeded_draw_and_keeps_nan_like_torch():
+    """x * mask / keep with mask = bernoulli(keep) from MLX's key (so mx.random.seed
+    reproduces it); like torch's dropout, a NaN in a dropped position stays NaN."""
+    from mlx_tcn.block import TemporalBlock
+
+    block = TemporalBlock(4, 4, kernel_size=2, dropout=0.25, causal=True)
+    block.train()
+    x = mx.array(np.random.default_rng(0).normal(size=(3, 500, 4)).astype(np.float32))
+    mx.random.seed(7)
+    y = np.array(block._dropout(x, eval_mode=False))
+    mx.random.seed(7)
+    mask = np.array(mx.random.bernoulli(0.75, x.shape))
+    np.testing.assert_array_equal(y, np.where(mask, np.array(x) * np.float32(1 / 0.75), 0))
+    assert abs(mask.mean() - 0.75) < 0.02  # 6,000 draws: 4 standard deviations is 0.022
+    x_nan = mx.full((2, 50, 4), float("nan"))
+    assert np.isnan(np.array(block._dropout(x_nan, eval_mode=False))).all()
+    block.eval()
+    assert block._dropout(x, eval_mode=False) is x
+
+
 def test_inference_true_disables_dropout_without_changing_training(rng):
     model = TCN(3, [8, 8], kernel_sizes=2, dropout=0.5, causal=True, use_norm="batch_norm")
     _randomise_batch_norm(model, rng)
