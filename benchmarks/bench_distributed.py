@@ -35,7 +35,7 @@ def _flags(values: dict) -> list[str]:
 
 def _train(arm: str, runs: Path, port: int) -> float:
     """Samples/s (global) after the first logging window (compilation, connection)."""
-    name = f"{arm}-{port}"
+    name = "".join(c if c.isalnum() else "-" for c in arm) + f"-{port}"
     argv = [sys.executable, "-m", "mlx_tcn", "train", "--quiet", "--no-plots",
             "--runs-dir", str(runs), "--name", name, *_flags(MODEL), "--max-steps", str(STEPS),
             "--log-every", str(LOG_EVERY), "--eval-every", "100000"]  # fmt: skip
@@ -52,8 +52,14 @@ def _train(arm: str, runs: Path, port: int) -> float:
         ranks = [subprocess.Popen(argv, env={**env, "MLX_RANK": str(r)},
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for r in (0, 1)]  # fmt: skip
-        if any(p.wait(timeout=600) for p in ranks):
-            raise RuntimeError(f"a rank of {arm} failed")
+        try:
+            codes = [p.wait(timeout=600) for p in ranks]
+        finally:
+            for p in ranks:  # a rank left waiting for a failed one
+                if p.poll() is None:
+                    p.kill()
+        if any(codes):
+            raise RuntimeError(f"{arm}: the ranks exited with {codes}")
     lines = (runs / name / "metrics.jsonl").read_text().splitlines()
     rates = [r["samples_per_s"] for r in map(json.loads, lines) if r["event"] == "train"]
     return statistics.mean(rates[1:])
@@ -89,6 +95,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=47311, help="first port of the ring")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the three arms")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     if args.allreduce_worker:
         _allreduce_worker()
         return
