@@ -208,7 +208,7 @@ class TemporalBlock(Stateful):
         keep = 1.0 - self.dropout
         # A multiply by the scaled mask, as torch's dropout does (a NaN or inf in a dropped
         # position stays one): in MLX's compiled CPU step it costs fewer passes than a
-        # `where`, 3-10% of a training step (docs/performance_models.md, "What was tried").
+        # `where`, 2-10% of a training step (docs/performance_models.md, "What was tried").
         return x * (mx.random.bernoulli(keep, x.shape).astype(x.dtype) * (1.0 / keep))
 
     def _embed(self, x: mx.array, e: mx.array) -> mx.array:
