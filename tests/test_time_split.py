@@ -367,3 +367,125 @@ def test_exported_model_with_split_convolutions_runs_in_a_plain_mlx_process(
     got = np.array(run_python_json(code), dtype=np.float32)
     _split_never(monkeypatch)
     np.testing.assert_allclose(got, np.array(model(x)), rtol=1e-5, atol=1e-5)
+
+
+# --- the epilogue: what follows a convolution step by step, run on each part ---------------
+
+
+def _recording_epilogue(calls: list[tuple[int, str]]):
+    def epilogue(y: mx.array) -> mx.array:
+        calls.append((y.shape[1], str(mx.default_stream(mx.default_device()))))
+        return mx.maximum(y, 0.0) * 2.0 - 1.0
+
+    return epilogue
+
+
+@pytest.mark.parametrize("custom_vjp", [True, False], ids=["custom_vjp", "plain"])
+def test_epilogue_runs_on_each_part_on_its_lane(monkeypatch, streams, custom_vjp):
+    streams(2)
+    x, w, b = _inputs(301, 5, 7, 3, 2)
+    calls: list[tuple[int, str]] = []
+    _split_always(monkeypatch)
+    split = ops.conv1d(
+        x, w, b, dilation=2, custom_vjp=custom_vjp, epilogue=_recording_epilogue(calls)
+    )
+    assert calls == [(150, str(lane)) for lane in _backend.cpu_lanes()][:1] + [
+        (151, str(_backend.cpu_lanes()[1]))
+    ]
+    calls.clear()
+    _split_never(monkeypatch)
+    whole = ops.conv1d(
+        x, w, b, dilation=2, custom_vjp=custom_vjp, epilogue=_recording_epilogue(calls)
+    )
+    assert calls == [(301, str(mx.default_stream(mx.default_device())))]
+    plain = ops.conv1d(x, w, b, dilation=2, custom_vjp=custom_vjp)
+    np.testing.assert_allclose(np.array(whole), np.array(mx.maximum(plain, 0) * 2 - 1), rtol=1e-6)
+    np.testing.assert_allclose(np.array(split), np.array(whole), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("where", ["gathered", "grouped", "strided"])
+def test_epilogue_applies_on_every_path(where):
+    # the paths that never split still return epilogue(y)
+    x, w, b = _inputs(10, 4, 4, 3, 1)
+    kwargs = {"custom_vjp": False}
+    if where == "grouped":
+        w, kwargs = w[:, :, :2], {"groups": 2}
+    if where == "strided":
+        kwargs = {"stride": 2}
+    plain = ops.conv1d(x, w, b, **kwargs)
+    got = ops.conv1d(x, w, b, epilogue=lambda y: y * 3.0 + 1.0, **kwargs)
+    np.testing.assert_allclose(np.array(got), np.array(plain * 3.0 + 1.0), rtol=1e-6)
+
+
+def test_epilogue_must_be_callable():
+    x, w, b = _inputs(10, 4, 4, 3, 1)
+    with pytest.raises(TypeError, match="epilogue must be callable or None, got int"):
+        ops.conv1d(x, w, b, epilogue=3)
+
+
+def _recorded_masks(monkeypatch) -> list[tuple[mx.array, str]]:
+    """Every dropout mask a block draws, with the stream it was drawn on."""
+    masks: list[tuple[mx.array, str]] = []
+    real = mx.random.bernoulli
+
+    def bernoulli(*args, **kwargs):
+        mask = real(*args, **kwargs)
+        masks.append((mask, str(mx.default_stream(mx.default_device()))))
+        return mask
+
+    monkeypatch.setattr(mx.random, "bernoulli", bernoulli)
+    return masks
+
+
+def test_block_dropout_and_activation_run_on_the_parts(monkeypatch, streams, parts):
+    # one long sequence in training: each convolution's parts draw their own dropout masks
+    # on their own lanes, and the result is still dropout at the block's rate
+    streams(2)
+    _split_always(monkeypatch)
+    masks = _recorded_masks(monkeypatch)
+    model = _model({"dropout": 0.3})
+    model.train()
+    x = mx.random.normal((1, 2000, 4))
+    mx.eval(nn.value_and_grad(model, _loss)(model, x))
+    lanes = [str(lane) for lane in _backend.cpu_lanes()]
+    convs = len(parts["forward"]) // 2
+    assert convs == 6  # three blocks of two convolutions, each in two parts
+    assert [stream for _, stream in masks] == lanes * convs
+    assert [mask.shape[1] for mask, _ in masks] == [1000, 1000] * convs
+    for first, second in zip(masks[::2], masks[1::2], strict=True):
+        a, b = np.array(first[0]), np.array(second[0])
+        assert not np.array_equal(a, b)  # each part its own draw
+        for m in (a, b):  # 16,000 or 8,000 draws each: 0.7 within 0.02
+            assert abs(m.mean() - 0.7) < 0.02
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"use_norm": "batch_norm"}, {"embedding_shapes": [(3, 2000)], "embedding_mode": "add"}],
+    ids=["batch-norm", "time-embedding"],
+)
+def test_block_passes_that_are_not_per_step_stay_whole(monkeypatch, streams, parts, config):
+    # batch norm's training statistics and a time-aligned embedding need the whole sequence:
+    # those blocks draw their masks on the caller's stream, over every step
+    streams(2)
+    _split_always(monkeypatch)
+    masks = _recorded_masks(monkeypatch)
+    model = _model({"dropout": 0.3, **config})
+    model.train()
+    x = mx.random.normal((1, 2000, 4))
+    kwargs = (
+        {"embeddings": [mx.random.normal((1, 2000, 3))]} if "embedding_shapes" in config else {}
+    )
+    out = model(x, **kwargs)
+    mx.eval(out)
+    assert len(parts["forward"]) == 12  # the convolutions still split
+    here = str(mx.default_stream(mx.default_device()))
+    if "embedding_shapes" in config:
+        # only the first convolution of each block takes the embedding: the second's parts
+        # still draw on the lanes
+        lanes = [str(lane) for lane in _backend.cpu_lanes()]
+        assert [s for _, s in masks] == [here, *lanes] * 3
+        assert [m.shape[1] for m, _ in masks] == [2000, 1000, 1000] * 3
+    else:
+        assert [s for _, s in masks] == [here] * 6
+        assert [m.shape[1] for m, _ in masks] == [2000] * 6

@@ -219,18 +219,43 @@ class TemporalBlock(Stateful):
         proj, width = self.embedding_projection_2, x.shape[-1]
         return x @ proj.weight[:, :width].T + (e @ proj.weight[:, width:].T + proj.bias)
 
+    def _conv(
+        self, i: int, x: mx.array, state: dict | None, e: mx.array | None, eval_mode: bool
+    ) -> tuple[mx.array, dict | None]:
+        """Convolution ``i`` (1 or 2) and what follows it: its norm, the embeddings (after
+        the first), the activation and dropout.
+
+        Where those passes treat each time step on its own (all but batch norm on the
+        batch's statistics and embeddings with a time axis), they go to the convolution as
+        its epilogue: when its GEMMs split by time over the CPU lanes (one long sequence),
+        each part then runs them on its own lane.
+        """
+        norm = self.get(f"norm{i}")
+        activation = self.activation1 if i == 1 else self.activation2
+
+        def after(out: mx.array) -> mx.array:
+            out = self._norm(f"norm{i}", out, eval_mode)
+            if e is not None:
+                out = self._embed(out, e)
+            return self._dropout(activation(out), eval_mode)
+
+        per_step = not (isinstance(norm, nn.BatchNorm) and not eval_mode) and (
+            e is None or e.shape[1] == 1
+        )
+        conv = self.conv1 if i == 1 else self.conv2
+        if per_step:
+            return conv._forward(x, state, epilogue=after)
+        out, new_state = conv._forward(x, state)
+        return after(out), new_state
+
     def _forward(
         self, x: mx.array, e: mx.array | None, state: BlockState | None, eval_mode: bool
     ) -> tuple[mx.array, mx.array, BlockState | None]:
         st = state or {}
-        out, s1 = self.conv1._forward(x, st.get("conv1") if state is not None else None)
-        out = self._norm("norm1", out, eval_mode)
-        if e is not None:
-            out = self._embed(out, e)
-        out = self._dropout(self.activation1(out), eval_mode)
-        out, s2 = self.conv2._forward(out, st.get("conv2") if state is not None else None)
-        out = self._norm("norm2", out, eval_mode)
-        out = self._dropout(self.activation2(out), eval_mode)
+        out, s1 = self._conv(1, x, st.get("conv1") if state is not None else None, e, eval_mode)
+        out, s2 = self._conv(
+            2, out, st.get("conv2") if state is not None else None, None, eval_mode
+        )
         new_state = None if state is None else {"conv1": s1, "conv2": s2}
         if self.use_se:
             out, s_se = self.se._forward(out, st.get("se") if state is not None else None)

@@ -131,7 +131,11 @@ class TemporalConv1d(WeightNormSupport, StreamingModule):
             weight = get_weight(self)
             _frozen.remember(self, weight, ops.gemm_matrix(weight))
 
-    def _forward(self, x: mx.array, state: dict | None) -> tuple[mx.array, dict | None]:
+    def _forward(
+        self, x: mx.array, state: dict | None, epilogue: ops.Epilogue | None = None
+    ) -> tuple[mx.array, dict | None]:
+        """``(y, new_state)``; ``epilogue``: what follows the convolution step by step, run
+        on each part where the GEMMs split over the CPU lanes (see :func:`ops.conv1d`)."""
         if state is not None and x.shape[1] == 1 and "pos" in state and self.stride == 1:
             # A one-step chunk reads only its k taps from the ring (TemporalPad1d.taps)
             padded, new_state = self.padder.taps(x, state, self.kernel_size, self.dilation)
@@ -149,6 +153,7 @@ class TemporalConv1d(WeightNormSupport, StreamingModule):
             groups=self.groups,
             custom_vjp=state is None and self.training,
             matrix=_frozen.matrix_for(self, weight, x.shape[0]),
+            epilogue=epilogue,
         )
         return y, new_state
 

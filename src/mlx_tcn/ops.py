@@ -61,6 +61,9 @@ __all__ = ["conv1d", "gemm_matrix"]
 
 _FLOATS = (mx.float32, mx.float16, mx.bfloat16)
 
+# What follows a convolution step by step (see conv1d's ``epilogue``).
+Epilogue = Callable[[mx.array], mx.array]
+
 
 def _on_cpu() -> bool:
     return mx.default_device().type == mx.DeviceType.cpu
@@ -353,7 +356,13 @@ def _lane_parts(
 
 
 def _gemm_on_lanes(
-    x: mx.array, weight: mx.array, bias: mx.array | None, dilation: int, custom_vjp: bool
+    x: mx.array,
+    weight: mx.array,
+    bias: mx.array | None,
+    dilation: int,
+    custom_vjp: bool,
+    dtype: mx.Dtype,
+    epilogue: Epilogue | None,
 ) -> mx.array:
     """The GEMM convolution, split by output steps over the CPU lanes when that pays.
 
@@ -362,7 +371,8 @@ def _gemm_on_lanes(
     ``[a, b + span)``: only the kernel's span overlaps, nothing is computed twice. With
     ``custom_vjp`` each part is its own custom function whose backward runs on its lane;
     the input gradients of the overlapping slices are added by autodiff, the weight and
-    bias gradients summed over the parts.
+    bias gradients summed over the parts. Each part is cast to ``dtype`` and goes through
+    ``epilogue`` on its own lane, so that the passes after the GEMMs run in parallel too.
     """
     batch, padded, c_in = x.shape
     c_out, k, _ = weight.shape
@@ -373,8 +383,11 @@ def _gemm_on_lanes(
 
     def conv(x: mx.array, stream: mx.Stream) -> mx.array:
         if custom_vjp:
-            return _gemm_conv(dilation, bias is not None, stream, home)(x, weight, *extra)
-        return _forward(x, weight, bias, dilation, home)
+            y = _gemm_conv(dilation, bias is not None, stream, home)(x, weight, *extra)
+        else:
+            y = _forward(x, weight, bias, dilation, home)
+        y = y.astype(dtype)
+        return y if epilogue is None else epilogue(y)
 
     parts = _lane_parts(batch, padded - span, c_out * k * c_in, custom_vjp)
     if len(parts) == 1:
@@ -412,6 +425,7 @@ def conv1d(
     custom_vjp: bool = True,
     inference: bool | None = None,
     matrix: mx.array | None = None,
+    epilogue: Epilogue | None = None,
 ) -> mx.array:
     """Valid (unpadded) 1-D convolution of an ``NLC`` input.
 
@@ -438,6 +452,11 @@ def conv1d(
             used where the single gathered GEMM runs (``custom_vjp=False``, a short output,
             ``groups == 1``, on the CPU) and ignored elsewhere. It must be that of
             ``weight``: it is not checked against it.
+        epilogue: optional function applied to the result (``epilogue(y)`` is returned).
+            It must treat each output step on its own (an activation, dropout, a per-step
+            norm): where the GEMMs are split by time over the CPU lanes, it runs on each
+            part, on that part's lane, so those passes run in parallel too. Random draws
+            inside it (dropout) are then made per part.
 
     Returns:
         ``(batch, (length - dilation * (kernel_size - 1) - 1) // stride + 1, out_channels)``.
@@ -468,19 +487,22 @@ def conv1d(
     if bias is not None and bias.shape != (c_out,):
         raise ValueError(f"bias must have shape ({c_out},), got {tuple(bias.shape)}")
 
+    if epilogue is not None and not callable(epilogue):
+        raise TypeError(f"epilogue must be callable or None, got {type(epilogue).__name__}")
+
     arrays = [x, weight] if bias is None else [x, weight, bias]
     if stride != 1 or not _on_cpu() or any(a.dtype not in _FLOATS for a in arrays):
         y = mx.conv1d(x, weight, stride=stride, dilation=dilation, groups=groups)
-        return y if bias is None else y + bias
+        y = y if bias is None else y + bias
+        return y if epilogue is None else epilogue(y)
     # CPU: compute in float32 (MLX's CPU GEMMs for half types are slower, not more exact)
     dtype = _result_dtype(arrays)
     x, weight, *rest = (a.astype(mx.float32) for a in arrays)
     bias = rest[0] if rest else None
     if groups == 1:
         if custom_vjp or x.shape[1] - dilation * (k - 1) > _GATHER_MAX_STEPS:
-            y = _gemm_on_lanes(x, weight, bias, dilation, custom_vjp)
-        else:
-            y = _gathered(x, weight, bias, dilation, matrix)
+            return _gemm_on_lanes(x, weight, bias, dilation, custom_vjp, dtype, epilogue)
+        y = _gathered(x, weight, bias, dilation, matrix)
     else:
         if weight.shape[0] == groups and weight.shape[2] == 1:
             y = _depthwise(x, weight, dilation)
@@ -489,4 +511,5 @@ def conv1d(
         else:
             y = mx.conv1d(x, weight, groups=groups)
         y = y if bias is None else y + bias
-    return y.astype(dtype)
+    y = y.astype(dtype)
+    return y if epilogue is None else epilogue(y)
