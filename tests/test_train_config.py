@@ -317,3 +317,14 @@ def test_the_adding_paper_preset_draws_downsample_and_head_as_the_reference_code
     assert off.reference_init is False
     copy = resolve_config(cli_values={"task": "copy_memory", "preset": "paper"})
     assert copy.reference_init is False
+
+
+def test_the_adding_paper_preset_trains_in_the_reference_order():
+    """The reference code's loop trains on the samples in their own order every epoch, the
+    last partial batch included; the adding paper preset does (docs/RESULTS.md), the quick
+    preset and the other tasks shuffle, and the flag overrides either way."""
+    assert resolve_config(cli_values={"preset": "paper"}).shuffle is False
+    assert resolve_config().shuffle is True
+    assert resolve_config(cli_values={"preset": "paper", "shuffle": True}).shuffle is True
+    for task in ("copy_memory", "smnist"):
+        assert resolve_config(cli_values={"task": task, "preset": "paper"}).shuffle is True

@@ -319,3 +319,34 @@ def test_loop_states_saved_before_trained_best_count_their_best_as_trained():
     old = LoopState(step=9, best_metric=0.4, best_step=6, bad_evals=1).to_dict()
     del old["trained_best"]
     assert LoopState.from_dict(old).trained_best == 0.4
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_shuffle_off_trains_on_the_samples_in_order_every_epoch(monkeypatch, shuffle):
+    # shuffle=False is the paper's reference loop: every epoch the same order, the last
+    # partial batch (100 = 3 x 32 + 4) included; shuffle=True draws an order per epoch and
+    # drops it
+    import mlx_tcn.train.loop as loop
+
+    cfg, task, model, opt = _setup(n_train=100, epochs=2, shuffle=shuffle)
+    seen: list[list[float]] = []
+    real = loop.iterate_batches
+
+    def recording(split, *args, **kwargs):
+        for x, y, mask in real(split, *args, **kwargs):
+            if split is task.train:  # not the evaluations' batches
+                seen.append(np.array(y).reshape(len(y), -1)[:, 0].tolist())
+            yield x, y, mask
+
+    monkeypatch.setattr(loop, "iterate_batches", recording)
+    state = train(model, opt, task, cfg)
+    targets = np.array(task.train.y).reshape(100, -1)[:, 0].tolist()
+    per_epoch = 4 if not shuffle else 3
+    assert state.step == total_steps(cfg, 100) == 2 * per_epoch
+    epochs = [sum(seen[e * per_epoch : (e + 1) * per_epoch], []) for e in range(2)]
+    if shuffle:
+        assert [len(b) for b in seen] == [32] * 6
+        assert epochs[0] != epochs[1] and sorted(epochs[0]) != epochs[0]
+    else:
+        assert [len(b) for b in seen] == [32, 32, 32, 4] * 2
+        assert epochs[0] == epochs[1] == targets

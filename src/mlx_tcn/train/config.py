@@ -203,6 +203,12 @@ class TrainConfig:
         10, "plateau schedule: evaluations that pass before the rule applies (0: from the 2nd)"
     )
     batch_size: int = _help(32, "samples per step")
+    shuffle: bool = _help(
+        True,
+        "draw a new order of the training samples every epoch and drop the last partial "
+        "batch; off: the samples in their own order every epoch, the last partial batch "
+        "included, as the paper's reference code trains",
+    )
     epochs: int = _help(1, "passes over the training data")
     max_steps: int | None = _help(None, "stop after this many steps (None: run all epochs)")
     compile: bool = _help(

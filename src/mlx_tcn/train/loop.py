@@ -78,8 +78,14 @@ class LoopState:
 
 def total_steps(cfg: TrainConfig, n_train: int) -> int:
     """Optimiser steps of the whole run (epochs x batches, capped by ``max_steps``)."""
-    steps = cfg.epochs * num_batches(n_train, cfg.batch_size, drop_last=True)
+    steps = cfg.epochs * steps_per_epoch(cfg, n_train)
     return min(steps, cfg.max_steps) if cfg.max_steps else steps
+
+
+def steps_per_epoch(cfg: TrainConfig, n_train: int) -> int:
+    """Optimiser steps of one epoch: a shuffled epoch drops its last partial batch, an epoch
+    in the samples' own order (``shuffle=False``) keeps it."""
+    return num_batches(n_train, cfg.batch_size, drop_last=cfg.shuffle)
 
 
 def build_step(
@@ -201,7 +207,7 @@ def train(
     emit = callback or (lambda _: None)
     world = world or World()
     steps = total_steps(cfg, len(task.train))
-    per_epoch = num_batches(len(task.train), cfg.batch_size, drop_last=True)
+    per_epoch = steps_per_epoch(cfg, len(task.train))
     # Ragged data (polyphonic music) changes shape every batch: compiling would recompile each time.
     compile_step = cfg.compile and not task.train.ragged
     plateau = cfg.schedule == "plateau"
@@ -241,8 +247,8 @@ def train(
         state.status = "max_steps"  # a resumed run that had already reached max_steps
     while state.epoch < cfg.epochs and state.status == "running":
         batches = iterate_batches(
-            task.train, cfg.batch_size, seed=cfg.seed, epoch=state.epoch,
-            start=state.batch_in_epoch, shard=world.shard,
+            task.train, cfg.batch_size, seed=cfg.seed, epoch=state.epoch, shuffle=cfg.shuffle,
+            drop_last=cfg.shuffle, start=state.batch_in_epoch, shard=world.shard,
         )  # fmt: skip
         for x, y, mask in batches:
             loss = step_fn(x, y, mask)

@@ -35,10 +35,16 @@ from .checkpoint import (
 from .config import TrainConfig, resolve_config
 from .distributed import World
 from .ensemble import FINISHED, member_seed, train_members, with_folds
-from .loop import LoopState, TrainingDiverged, make_optimizer, total_steps, train
+from .loop import (
+    LoopState,
+    TrainingDiverged,
+    make_optimizer,
+    steps_per_epoch,
+    total_steps,
+    train,
+)
 from .model import build_model, parameter_count
 from .predict import predict_split, split_scores
-from .split import num_batches
 from .tasks import TaskData, build_task
 
 __all__ = [
@@ -173,7 +179,7 @@ def run_training(
         cfg = apply_auto(cfg, len(task.train), _sample_length(task), len(task.val), anchored)
         model = build_model(cfg, task.num_inputs, task.num_outputs, zero_output=anchored)
         state = LoopState()
-    per_epoch = num_batches(len(task.train), cfg.batch_size, drop_last=True)
+    per_epoch = steps_per_epoch(cfg, len(task.train))
     optimizer = make_optimizer(cfg, total_steps(cfg, len(task.train)), per_epoch)
     optimizer.init(model.trainable_parameters())
     if resume:
