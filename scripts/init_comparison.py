@@ -17,9 +17,10 @@ command line has either form of the flag); the other arms and ``SAME_DRAW`` get
 
 ``ADAM_BC=0`` gives back MLX's Adam without bias correction (mlx-tcn train before it
 corrected). ``DATA_ORDER=reference`` trains on the training set in the same order every epoch,
-the last partial batch included, as the reference code's loop does (``mlx-tcn train`` draws a
-new order each epoch and drops the partial batch). The draws differ from the library's own;
-the distributions are the same.
+the last partial batch included, as the reference code's loop does (``mlx-tcn train
+--no-shuffle``, which it passes); otherwise ``--shuffle`` is passed (a new order each epoch,
+the partial batch dropped), as for every arm before the adding paper preset stopped
+shuffling. The draws differ from the library's own; the distributions are the same.
 
 ``SAME_DRAW=S`` (adding problem only) replays the draw of ``scripts/adding_reference_torch.py
 --seeds S`` and ``adding_lockstep.py --seed S --init reference``: the weights are pytorch-tcn's
@@ -118,7 +119,7 @@ def _same_draw_data(seed: int):  # noqa: ANN202
 
 
 def _in_order(split, batch_size, **kwargs):  # noqa: ANN001, ANN202
-    if "shuffle" not in kwargs:  # the training batches; validation passes shuffle=False
+    if "seed" in kwargs:  # the training batches (evaluations pass no seed)
         kwargs.update(shuffle=False, drop_last=False)
     return _iterate_batches(split, batch_size, **kwargs)
 
@@ -139,4 +140,10 @@ if __name__ == "__main__":
         # draw has them already) keep what they had before the adding preset set it.
         wanted = MODE in ("ref", "head") and SAME_DRAW is None
         argv.append("--reference-init" if wanted else "--no-reference-init")
+    orders = ("--shuffle", "--no-shuffle", "--resume")
+    if argv[:1] == ["train"] and not any(a in argv for a in orders):
+        # DATA_ORDER=reference is what mlx-tcn train --no-shuffle does (the adding paper
+        # preset since session 12); otherwise shuffled, as every arm was made before that.
+        # (The patch above also keeps the order of a resumed run made before the flag.)
+        argv.append("--no-shuffle" if DATA_ORDER == "reference" else "--shuffle")
     sys.exit(main(argv))
