@@ -389,9 +389,8 @@ def test_epilogue_runs_on_each_part_on_its_lane(monkeypatch, streams, custom_vjp
     split = ops.conv1d(
         x, w, b, dilation=2, custom_vjp=custom_vjp, epilogue=_recording_epilogue(calls)
     )
-    assert calls == [(150, str(lane)) for lane in _backend.cpu_lanes()][:1] + [
-        (151, str(_backend.cpu_lanes()[1]))
-    ]
+    first, second = _backend.cpu_lanes()[:2]
+    assert calls == [(150, str(first)), (151, str(second))]
     calls.clear()
     _split_never(monkeypatch)
     whole = ops.conv1d(
