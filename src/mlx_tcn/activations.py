@@ -7,13 +7,15 @@ from collections.abc import Callable
 import mlx.core as mx
 import mlx.nn as nn
 
-__all__ = ["ACTIVATIONS", "get_activation", "glu"]
+from . import _fastmath
+
+__all__ = ["ACTIVATIONS", "EXACT_ACTIVATIONS", "get_activation", "glu"]
 
 Activation = Callable[[mx.array], mx.array]
 
 # softmax and log_softmax normalise over channels, the last axis. (pytorch-tcn builds
 # nn.Softmax() without a dim, which on (N, C, L) tensors normalises over the batch axis.)
-ACTIVATIONS: dict[str, Activation] = {
+EXACT_ACTIVATIONS: dict[str, Activation] = {
     "relu": nn.relu,
     "tanh": mx.tanh,
     "leaky_relu": nn.leaky_relu,
@@ -24,12 +26,22 @@ ACTIVATIONS: dict[str, Activation] = {
     "softmax": lambda x: mx.softmax(x, axis=-1),
     "log_softmax": lambda x: nn.log_softmax(x, axis=-1),
 }
+# A block's activations by name: tanh, sigmoid and gelu vectorised on the CPU, 4-6x faster
+# than MLX's element-by-element ones, within 2e-7 (tanh, sigmoid) and 1.3e-6 (gelu)
+# absolute (mlx_tcn._fastmath). The output activation keeps EXACT_ACTIVATIONS: a loss may
+# take the logarithm of a sigmoid's tiny values, which the fast form rounds to 0.
+ACTIVATIONS: dict[str, Activation] = {
+    **EXACT_ACTIVATIONS,
+    "tanh": _fastmath.tanh,
+    "sigmoid": _fastmath.sigmoid,
+    "gelu": _fastmath.gelu,
+}
 
 
 def glu(x: mx.array) -> mx.array:
     """Gated linear unit over channels: ``a * sigmoid(b)`` with ``a, b`` the two channel halves."""
     a, b = mx.split(x, 2, axis=-1)
-    return a * mx.sigmoid(b)
+    return a * _fastmath.sigmoid(b)
 
 
 def check_activation(activation: object, arg_name: str) -> None:
@@ -46,7 +58,9 @@ def check_activation(activation: object, arg_name: str) -> None:
         )
 
 
-def get_activation(activation: str | Callable, arg_name: str = "activation") -> Activation:
+def get_activation(
+    activation: str | Callable, arg_name: str = "activation", exact: bool = False
+) -> Activation:
     """Return a callable for ``activation``.
 
     Args:
@@ -54,10 +68,12 @@ def get_activation(activation: str | Callable, arg_name: str = "activation") -> 
             instance is made, as pytorch-tcn does with ``torch.nn.Module`` classes), a module
             instance, or any callable mapping an array to an array.
         arg_name: the argument name used in error messages.
+        exact: a name gives MLX's own function (:data:`EXACT_ACTIVATIONS`) rather than the
+            vectorised one of :data:`ACTIVATIONS`.
     """
     check_activation(activation, arg_name)
     if isinstance(activation, str):
-        return ACTIVATIONS[activation]
+        return (EXACT_ACTIVATIONS if exact else ACTIVATIONS)[activation]
     if isinstance(activation, type) and issubclass(activation, nn.Module):
         return activation()
     return activation

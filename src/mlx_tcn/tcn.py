@@ -159,7 +159,9 @@ class TCN(Stateful):
         if cfg.output_projection is not None:
             self.projection_out = nn.Linear(cfg.num_channels[-1], cfg.output_projection)
         if cfg.output_activation is not None:
-            self.activation_out = get_activation(cfg.output_activation, "output_activation")
+            self.activation_out = get_activation(
+                cfg.output_activation, "output_activation", exact=True
+            )
 
     # -- the configuration, as read-only attributes (build a new model to change them) ---
 

@@ -1,0 +1,169 @@
+"""The vectorised tanh, sigmoid, erf and GELU (mlx_tcn._fastmath) against float64 references."""
+
+from __future__ import annotations
+
+import math
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+import pytest
+
+from mlx_tcn import TCN, _fastmath
+from mlx_tcn.activations import ACTIVATIONS, EXACT_ACTIVATIONS, get_activation, glu
+
+_erf64 = np.vectorize(math.erf)
+
+# every float32 step of 1.2e-5 over [-12, 12] would take long with math.erf; a dense grid,
+# the points around the clamps, and tiny values
+GRID = np.concatenate(
+    [
+        np.linspace(-12, 12, 200_001),
+        np.linspace(3.9, 4.1, 2001),
+        np.linspace(8.9, 9.1, 2001),
+        -np.logspace(-30, 0, 301),
+        np.logspace(-30, 0, 301),
+    ]
+).astype(np.float32)
+
+REFERENCES = {
+    "tanh": np.tanh,
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "erf": _erf64,
+    "gelu": lambda x: 0.5 * x * (1 + _erf64(x / math.sqrt(2))),
+}
+# (absolute bound, relative bound where |f| > 0.1): the sigmoid and GELU keep an absolute
+# accuracy in their tails (relative 1e-4 at 1e-3), as the module's docstring says
+BOUNDS = {
+    "tanh": (4e-7, 4e-7),
+    "sigmoid": (2.5e-7, 1e-6),
+    "erf": (5e-7, 5e-7),
+    "gelu": (1.5e-6, 3e-6),
+}
+
+
+def _ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ia = a.astype(np.float32).view(np.int32).astype(np.int64)
+    ib = b.astype(np.float32).view(np.int32).astype(np.int64)
+    ia = np.where(ia < 0, -(ia & 0x7FFFFFFF), ia)
+    ib = np.where(ib < 0, -(ib & 0x7FFFFFFF), ib)
+    return np.abs(ia - ib)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_values_against_float64(name: str) -> None:
+    ref = REFERENCES[name](GRID.astype(np.float64))
+    got = np.array(getattr(_fastmath, name)(mx.array(GRID))).astype(np.float64)
+    err = np.abs(got - ref)
+    absolute, relative = BOUNDS[name]
+    assert err.max() <= absolute
+    big = np.abs(ref) > 0.1
+    assert (err[big] / np.abs(ref[big])).max() <= relative
+
+
+@pytest.mark.parametrize("name", ["tanh", "erf"])
+def test_tanh_and_erf_within_a_few_ulp(name: str) -> None:
+    ref = REFERENCES[name](GRID.astype(np.float64)).astype(np.float32)
+    got = np.array(getattr(_fastmath, name)(mx.array(GRID)))
+    assert _ulps(got, ref).max() <= 8
+    assert _ulps(got, ref).mean() <= 1.5
+
+
+def test_special_values() -> None:
+    x = mx.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30, -1e30])
+    tanh = np.array(_fastmath.tanh(x))
+    assert np.isnan(tanh[0])
+    np.testing.assert_array_equal(tanh[1:], [1, -1, 0, 0, 1, -1])
+    assert np.signbit(tanh[4])  # tanh(-0) = -0
+    erf = np.array(_fastmath.erf(x))
+    assert np.isnan(erf[0])
+    np.testing.assert_array_equal(erf[1:], [1, -1, 0, 0, 1, -1])  # exactly 1 past the clamp
+    sig = np.array(_fastmath.sigmoid(x))
+    assert np.isnan(sig[0])
+    np.testing.assert_array_equal(sig[1:], [1, 0, 0.5, 0.5, 1, 0])
+    gelu = np.array(_fastmath.gelu(x))
+    assert np.isnan(gelu[0]) and gelu[1] == np.inf
+    # GELU of a large negative value is 0: erf saturates at exactly -1 (-inf * 0 is nan,
+    # as torch.nn.GELU gives)
+    np.testing.assert_array_equal(gelu[3:], np.array([0, 0, 1e30, 0], np.float32))
+
+
+GRADIENTS = {
+    "tanh": lambda x: 1 - np.tanh(x) ** 2,
+    "sigmoid": lambda x: np.exp(-x) / (1 + np.exp(-x)) ** 2,
+    "erf": lambda x: 2 / math.sqrt(math.pi) * np.exp(-x * x),
+    "gelu": lambda x: (
+        0.5 * (1 + _erf64(x / math.sqrt(2))) + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRADIENTS))
+def test_gradient(name: str) -> None:
+    x = np.linspace(-7, 7, 2801).astype(np.float32)
+    f = getattr(_fastmath, name)
+    got = np.array(mx.grad(lambda v: (f(v) * 3).sum())(mx.array(x)))
+    np.testing.assert_allclose(got, 3 * GRADIENTS[name](x.astype(np.float64)), atol=2e-6)
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "erf"])
+def test_compile_vmap_and_jvp_agree_with_eager(name: str) -> None:
+    f = getattr(_fastmath, name)
+    x = mx.random.normal((4, 50)) * 3
+    eager = np.array(f(x))
+    np.testing.assert_array_equal(np.array(mx.compile(f)(x)), eager)
+    np.testing.assert_allclose(np.array(mx.vmap(f)(x)), eager, atol=1e-7)
+    (_, tangent) = mx.jvp(f, [x], [mx.ones_like(x)])
+    cotangent = mx.grad(lambda v: f(v).sum())(x)
+    np.testing.assert_allclose(np.array(tangent[0]), np.array(cotangent), atol=2e-6)
+
+
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
+def test_half_precision_computed_in_float32(dtype: mx.Dtype) -> None:
+    x = mx.array(np.linspace(-10, 10, 401), dtype)
+    y = _fastmath.tanh(x)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(
+        np.array(y.astype(mx.float32)), np.array(mx.tanh(x).astype(mx.float32))
+    )
+
+
+def test_other_dtypes_and_devices_use_mlx() -> None:
+    x64 = mx.array(np.linspace(-5, 5, 101), mx.float64)
+    np.testing.assert_array_equal(np.array(_fastmath.tanh(x64)), np.array(mx.tanh(x64)))
+    ints = mx.array([-2, 0, 3])
+    np.testing.assert_array_equal(np.array(_fastmath.sigmoid(ints)), np.array(mx.sigmoid(ints)))
+
+
+def test_hidden_activations_are_vectorised_the_output_activation_exact() -> None:
+    assert ACTIVATIONS["tanh"] is _fastmath.tanh
+    assert ACTIVATIONS["sigmoid"] is _fastmath.sigmoid
+    assert ACTIVATIONS["gelu"] is _fastmath.gelu
+    assert get_activation("sigmoid", exact=True) is mx.sigmoid
+    assert EXACT_ACTIVATIONS["gelu"] is nn.gelu
+    model = TCN(3, [8, 8], kernel_sizes=3, activation="tanh", output_activation="sigmoid")
+    assert model.network[0].activation1 is _fastmath.tanh
+    assert model.activation_out is mx.sigmoid
+    # the exact sigmoid keeps the tiny values a loss may take the logarithm of
+    tiny = np.array(model.activation_out(mx.array([-30.0])))
+    assert 0 < tiny[0] < 1e-12
+
+
+def test_glu_gate_uses_the_vectorised_sigmoid() -> None:
+    x = mx.random.normal((2, 5, 6)) * 4
+    a, b = np.split(np.array(x).astype(np.float64), 2, axis=-1)
+    np.testing.assert_allclose(np.array(glu(x)), a / (1 + np.exp(-b)), atol=1e-6)
+
+
+def test_backward_runs_on_the_forward_stream() -> None:
+    lane = mx.new_stream(mx.cpu)
+    with mx.stream(lane):
+        _fastmath.tanh(mx.zeros((2,)))
+    assert ("tanh", str(lane)) in _fastmath._CUSTOM
+    x = mx.array(np.linspace(-3, 3, 7).astype(np.float32))
+
+    def loss(v: mx.array) -> mx.array:
+        with mx.stream(lane):
+            return _fastmath.tanh(v).sum()
+
+    np.testing.assert_allclose(np.array(mx.grad(loss)(x)), 1 - np.tanh(np.array(x)) ** 2, atol=1e-6)
