@@ -115,7 +115,7 @@ def test_compile_vmap_and_jvp_agree_with_eager(name: str) -> None:
     np.testing.assert_allclose(np.array(mx.vmap(f)(x)), eager, atol=1e-7)
     (_, tangent) = mx.jvp(f, [x], [mx.ones_like(x)])
     cotangent = mx.grad(lambda v: f(v).sum())(x)
-    np.testing.assert_allclose(np.array(tangent[0]), np.array(cotangent), atol=2e-6)
+    np.testing.assert_allclose(np.array(tangent[0]), np.array(cotangent), atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])

@@ -50,15 +50,15 @@ _TANH_Q = (1.0, 37.59822082519531, 160.7194366455078, 135.33535766601562)
 _ERF_CLAMP = 4.0
 _ERF_P = (
     1.128379225730896,
-    2.1402909755706787,
-    11.122486114501953,
-    5.382174968719482,
-    8.766694068908691,
-    -4.036672115325928,
-    1.460357427597046,
-    -0.24519839882850647,
+    2.140291690826416,
+    11.12248706817627,
+    5.382181644439697,
+    8.766695022583008,
+    -4.0366716384887695,
+    1.4603569507598877,
+    -0.2451982945203781,
 )
-_ERF_Q = (1.0, 7.2301154136657715, 22.8178768157959, 38.88876724243164, 32.937294006347656)
+_ERF_Q = (1.0, 7.23011589050293, 22.817882537841797, 38.8887825012207, 32.93731689453125)
 
 
 def _horner(coefficients: tuple[float, ...], u: mx.array) -> mx.array:
@@ -131,6 +131,11 @@ def _make_tanh(stream: mx.Stream) -> Callable[[mx.array], mx.array]:
         with mx.stream(stream):
             return cotangent * (1 - output * output)
 
+    @f.jvp
+    def f_jvp(primals, tangents):
+        t = _in_float32(_tanh32, primals)  # one input: the arrays themselves
+        return tangents * (1 - t * t)
+
     return f
 
 
@@ -144,6 +149,11 @@ def _make_sigmoid(stream: mx.Stream) -> Callable[[mx.array], mx.array]:
         with mx.stream(stream):
             return cotangent * (output * (1 - output))
 
+    @f.jvp
+    def f_jvp(primals, tangents):
+        s = _in_float32(lambda v: 0.5 + 0.5 * _tanh32(0.5 * v), primals)
+        return tangents * (s * (1 - s))
+
     return f
 
 
@@ -156,6 +166,10 @@ def _make_erf(stream: mx.Stream) -> Callable[[mx.array], mx.array]:
     def f_vjp(primals, cotangent, output):
         with mx.stream(stream):
             return cotangent * ((2 / math.sqrt(math.pi)) * mx.exp(-primals * primals))
+
+    @f.jvp
+    def f_jvp(primals, tangents):
+        return tangents * ((2 / math.sqrt(math.pi)) * mx.exp(-primals * primals))
 
     return f
 

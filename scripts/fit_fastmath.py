@@ -1,0 +1,99 @@
+"""Fit the rational approximations of ``mlx_tcn._fastmath`` and check them in float32.
+
+``f(x) / x ~ P(u) / Q(u)`` with ``u = x**2 / c**2`` on ``(0, c]`` (``f`` odd: tanh, erf),
+``Q(0) = 1``, by iteratively reweighted linear least squares on the relative error
+(Sanathanan-Koerner weights ``1 / Q``, then Lawson weights for a near-minimax fit). The
+float32 check evaluates exactly as the module does (clip, ``u``, Horner, one division)
+and reports the largest error in ulp and in absolute value over a dense grid::
+
+    python scripts/fit_fastmath.py tanh --clamp 9 --degrees 6 3
+    python scripts/fit_fastmath.py erf --clamp 4 --degrees 7 4
+
+The coefficients it prints (lowest degree first) are the ones in ``_fastmath``. Needs
+NumPy only (``math.erf`` for the reference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+
+FUNCTIONS = {"tanh": np.tanh, "erf": np.vectorize(math.erf)}
+
+
+def fit(f, clamp: float, n_p: int, n_q: int, iterations: int = 30):  # noqa: ANN001, ANN201
+    x = np.unique(
+        np.concatenate(
+            [
+                np.linspace(1e-6, clamp, 20000),
+                clamp * (1 - np.cos(np.linspace(0, np.pi / 2, 20000))),
+            ]
+        )
+    )
+    x = x[x > 1e-7]
+    u = x * x / (clamp * clamp)
+    y = f(x) / x
+    powers_p = np.vstack([u**i for i in range(n_p + 1)]).T
+    powers_q = np.vstack([u**i for i in range(1, n_q + 1)]).T
+    lawson = np.ones_like(x)
+    q_prev = np.ones_like(x)
+    for _ in range(iterations):
+        # P(u) - y (Q(u) - 1) = y, weighted by 1 / (|y| Q_prev) for the relative error
+        a = np.concatenate([powers_p, -(y[:, None] * powers_q)], axis=1)
+        w = lawson / (np.abs(y) * np.abs(q_prev))
+        coef, *_ = np.linalg.lstsq(a * w[:, None], y * w, rcond=None)
+        p = coef[: n_p + 1]
+        q = np.concatenate([[1.0], coef[n_p + 1 :]])
+        q_prev = np.polyval(q[::-1], u)
+        err = np.polyval(p[::-1], u) / q_prev / y - 1
+        lawson = lawson * (np.abs(err) + 1e-30)
+        lawson /= lawson.max()
+    return p, q
+
+
+def evaluate_float32(p, q, x: np.ndarray, clamp: float) -> np.ndarray:  # noqa: ANN001
+    p32, q32 = p.astype(np.float32), q.astype(np.float32)
+    z = np.clip(x.astype(np.float32), -clamp, clamp).astype(np.float32)
+    u = (z * z * np.float32(1.0 / (clamp * clamp))).astype(np.float32)
+    num = p32[-1] * u + p32[-2]
+    for c in p32[-3::-1]:
+        num = num * u + c
+    den = q32[-1] * u + q32[-2]
+    for c in q32[-3::-1]:
+        den = den * u + c
+    return (z * num / den).astype(np.float32)
+
+
+def ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ia = a.astype(np.float32).view(np.int32).astype(np.int64)
+    ib = b.astype(np.float32).view(np.int32).astype(np.int64)
+    ia = np.where(ia < 0, -(ia & 0x7FFFFFFF), ia)
+    ib = np.where(ib < 0, -(ib & 0x7FFFFFFF), ib)
+    return np.abs(ia - ib)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("function", choices=sorted(FUNCTIONS))
+    parser.add_argument("--clamp", type=float, required=True)
+    parser.add_argument("--degrees", type=int, nargs=2, required=True, metavar=("P", "Q"))
+    args = parser.parse_args()
+    f = FUNCTIONS[args.function]
+    p, q = fit(f, args.clamp, *args.degrees)
+    xs = np.concatenate([np.linspace(-12, 12, 400_001), np.logspace(-30, 1.2, 20_001)]).astype(
+        np.float32
+    )
+    ref = f(xs.astype(np.float64))
+    got = evaluate_float32(p, q, xs, args.clamp)
+    u = ulps(got, ref.astype(np.float32))
+    print(
+        f"float32: max {u.max()} ulp (mean {u.mean():.2f}), max abs error {np.abs(got - ref).max():.2e}"
+    )
+    print("P =", [float(np.float32(c)) for c in p])
+    print("Q =", [float(np.float32(c)) for c in q])
+
+
+if __name__ == "__main__":
+    main()
