@@ -133,57 +133,40 @@ def _custom(name: str, make: Callable[[mx.Stream], Callable]) -> Callable[[mx.ar
     return _CUSTOM[key]
 
 
-def _make_tanh(stream: mx.Stream) -> Callable[[mx.array], mx.array]:
-    @mx.custom_function
-    def f(x: mx.array) -> mx.array:
-        return _in_float32(_tanh32, x)
-
-    @f.vjp
-    def f_vjp(primals, cotangent, output):
-        with mx.stream(stream):
-            return cotangent * (1 - output * output)
-
-    @f.jvp
-    def f_jvp(primals, tangents):
-        t = _in_float32(_tanh32, primals)  # one input: the arrays themselves
-        return tangents * (1 - t * t)
-
-    return f
+def _sigmoid32(x: mx.array) -> mx.array:
+    return 0.5 + 0.5 * _tanh32(0.5 * x)
 
 
-def _make_sigmoid(stream: mx.Stream) -> Callable[[mx.array], mx.array]:
-    @mx.custom_function
-    def f(x: mx.array) -> mx.array:
-        return _in_float32(lambda v: 0.5 + 0.5 * _tanh32(0.5 * v), x)
+def _maker(
+    forward: Callable[[mx.array], mx.array],
+    derivative: Callable[[mx.array, mx.array], mx.array],
+) -> Callable[[mx.Stream], Callable[[mx.array], mx.array]]:
+    """What :func:`_custom` calls to make ``forward`` (float32) a custom function on a
+    stream, with ``derivative(x, y)`` (``y = forward(x)``) for its VJP and JVP. A function
+    of one input gets its primals and tangents as the arrays themselves."""
 
-    @f.vjp
-    def f_vjp(primals, cotangent, output):
-        with mx.stream(stream):
-            return cotangent * (output * (1 - output))
+    def make(stream: mx.Stream) -> Callable[[mx.array], mx.array]:
+        @mx.custom_function
+        def f(x: mx.array) -> mx.array:
+            return _in_float32(forward, x)
 
-    @f.jvp
-    def f_jvp(primals, tangents):
-        s = _in_float32(lambda v: 0.5 + 0.5 * _tanh32(0.5 * v), primals)
-        return tangents * (s * (1 - s))
+        @f.vjp
+        def f_vjp(primals, cotangent, output):
+            with mx.stream(stream):
+                return cotangent * derivative(primals, output)
 
-    return f
+        @f.jvp
+        def f_jvp(primals, tangents):
+            return tangents * derivative(primals, _in_float32(forward, primals))
+
+        return f
+
+    return make
 
 
-def _make_erf(stream: mx.Stream) -> Callable[[mx.array], mx.array]:
-    @mx.custom_function
-    def f(x: mx.array) -> mx.array:
-        return _in_float32(_erf32, x)
-
-    @f.vjp
-    def f_vjp(primals, cotangent, output):
-        with mx.stream(stream):
-            return cotangent * ((2 / math.sqrt(math.pi)) * mx.exp(-primals * primals))
-
-    @f.jvp
-    def f_jvp(primals, tangents):
-        return tangents * ((2 / math.sqrt(math.pi)) * mx.exp(-primals * primals))
-
-    return f
+_make_tanh = _maker(_tanh32, lambda x, t: 1 - t * t)
+_make_sigmoid = _maker(_sigmoid32, lambda x, s: s * (1 - s))
+_make_erf = _maker(_erf32, lambda x, y: (2 / math.sqrt(math.pi)) * mx.exp(-x * x))
 
 
 def tanh(x: mx.array) -> mx.array:
