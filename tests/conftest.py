@@ -1,8 +1,17 @@
-"""Shared pytest set-up: deterministic random state, the ``slow`` marker, forced CPU lanes."""
+"""Shared pytest set-up: full float32 matmuls, deterministic random state, the ``slow``
+marker, forced CPU lanes."""
 
 from __future__ import annotations
 
-import mlx.core as mx
+import os
+
+# On CUDA GPUs and Apple's M5 and later, MLX runs float32 matmuls and convolutions at TF32
+# precision (10-bit mantissa) unless MLX_ENABLE_TF32=0: errors of ~1e-3 relative, which
+# would hide real differences under every tolerance here. Read at MLX's first operation,
+# and inherited by the subprocesses the tests start. MLX's own test harness does the same.
+os.environ["MLX_ENABLE_TF32"] = "0"
+
+import mlx.core as mx  # noqa: E402
 import numpy as np
 import pytest
 
@@ -16,6 +25,16 @@ def _seed() -> None:
     """Every test starts from the same MLX and NumPy random state."""
     mx.random.seed(0)
     np.random.seed(0)
+
+
+@pytest.fixture
+def on_cpu():
+    """The CPU as MLX's default device for the test: for tests of the CPU's own code paths
+    (vectorised activations, GEMM convolutions), which a GPU default would skip."""
+    default = mx.default_device()
+    mx.set_default_device(mx.cpu)
+    yield
+    mx.set_default_device(default)
 
 
 @pytest.fixture

@@ -247,6 +247,18 @@ def test_info_keys_and_benchmark():
     json.dumps(d)
 
 
+def test_info_says_how_float32_matrices_are_multiplied():
+    from mlx_tcn._backend.report import float32_matmul
+
+    assert float32_matmul(mx.DeviceType.cpu, None) == "float32"
+    assert float32_matmul(mx.DeviceType.cpu, "1") == "float32"
+    assert float32_matmul(mx.DeviceType.gpu, "0") == "float32 (MLX_ENABLE_TF32=0)"
+    for env in (None, "1", ""):
+        assert float32_matmul(mx.DeviceType.gpu, env).startswith("TF32 ")
+    expected = float32_matmul(mx.default_device().type, os.environ.get("MLX_ENABLE_TF32"))
+    assert _backend.info()["float32_matmul"] == expected
+
+
 def test_format_info():
     text = _backend.format_info(
         {"mlx_version": "0.32.4", "blas_note": "", "cache_limit": 3 << 29, "matmul_gflops": 88.1}

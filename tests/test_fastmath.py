@@ -12,6 +12,10 @@ import pytest
 from mlx_tcn import TCN, _fastmath
 from mlx_tcn.activations import ACTIVATIONS, EXACT_ACTIVATIONS, get_activation, glu
 
+# The vectorised path is the CPU's: on a machine whose default device is a GPU, the tests
+# still test it.
+pytestmark = pytest.mark.usefixtures("on_cpu")
+
 _erf64 = np.vectorize(math.erf)
 
 # every float32 step of 1.2e-5 over [-12, 12] would take long with math.erf; a dense grid,
@@ -149,6 +153,15 @@ def test_other_dtypes_and_devices_use_mlx() -> None:
     np.testing.assert_array_equal(np.array(_fastmath.tanh(x64)), np.array(mx.tanh(x64)))
     ints = mx.array(np.arange(-2000, 2100) % 7 - 3)
     np.testing.assert_array_equal(np.array(_fastmath.sigmoid(ints)), np.array(mx.sigmoid(ints)))
+
+
+@pytest.mark.skipif(not mx.is_available(mx.gpu), reason="no GPU")
+def test_a_gpu_uses_mlx() -> None:
+    x = mx.random.normal((4096,)) * 3
+    mx.set_default_device(mx.gpu)  # the on_cpu fixture restores the default
+    for name in ("tanh", "sigmoid", "erf"):
+        y = getattr(_fastmath, name)(x)
+        np.testing.assert_array_equal(np.array(y), np.array(getattr(mx, name)(x)))
 
 
 def test_hidden_activations_are_vectorised_the_output_activation_exact() -> None:

@@ -162,6 +162,7 @@ def test_matches_mx_conv1d_at_layer_size(rng, dilation):
 
 @pytest.mark.parametrize("groups", [1, 2, 4])
 @pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
+@pytest.mark.usefixtures("on_cpu")  # other devices run MLX's half-precision convolution
 def test_half_precision(rng, dtype, groups):
     # computed in float32 and rounded once: as exact as the inputs allow
     x, w, b = make(rng, 2, 20, 4, 4, 3, groups=groups)
@@ -304,6 +305,7 @@ def test_gemm_matrix_layout():
 
 
 @pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.usefixtures("on_cpu")  # the GEMM path is the CPU's
 def test_gathered_one_step_costs_a_few_operations(batch):
     """A one-step convolution with its matrix laid out is a strided slice, the copy into
     a matrix and one GEMM (at batch > 1 the 2-D GEMM between two reshapes), plus the bias;

@@ -82,9 +82,9 @@ def assert_close(a: mx.array, b: mx.array) -> None:
 def float64_reference(model: TCN, x: mx.array, embeddings) -> np.ndarray:
     """The offline output computed in float64 (same weights), on the CPU."""
     ref = TCN(**model.config)
-    ref.update(tree_map(lambda a: a.astype(mx.float64), model.parameters()))
     ref.eval()
-    with mx.stream(mx.cpu):
+    with mx.stream(mx.cpu):  # float64 exists on the CPU only
+        ref.update(tree_map(lambda a: a.astype(mx.float64), model.parameters()))
         e64 = None if embeddings is None else [e.astype(mx.float64) for e in embeddings]
         return np.array(ref(x.astype(mx.float64), e64))
 
@@ -764,9 +764,17 @@ def test_state_does_not_depend_on_how_the_stream_was_cut(state_layout):
         "1.conv1.pos": 37 % 4, "1.conv2.pos": 37 % 4,
         "2.conv1.pos": 37 % 16, "2.conv2.pos": 37 % 16,
     }  # fmt: skip
+    # Bit for bit on the CPU, whose GEMMs sum the same products in the same order whatever
+    # the chunk's length. A GPU's BLAS picks its kernel by shape: within float32 rounding.
+    exact = mx.default_device().type == mx.DeviceType.cpu
     for other in results[1:]:
         for key, value in tree_flatten(other):
-            np.testing.assert_array_equal(np.array(value), np.array(first[key]), err_msg=key)
+            if exact or key.endswith("pos"):
+                np.testing.assert_array_equal(np.array(value), np.array(first[key]), key)
+            else:
+                np.testing.assert_allclose(
+                    np.array(value), np.array(first[key]), rtol=1e-6, atol=1e-6, err_msg=key
+                )
 
 
 def test_a_state_in_time_order_without_positions_still_streams(tmp_path, state_layout):

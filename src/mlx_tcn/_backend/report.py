@@ -11,7 +11,7 @@ from typing import Any
 
 from . import blas, runtime
 
-__all__ = ["format_info", "info", "matmul_gflops"]
+__all__ = ["float32_matmul", "format_info", "info", "matmul_gflops"]
 
 
 def matmul_gflops(n: int = 1024, repeat: int = 3) -> float:
@@ -60,6 +60,23 @@ def _blas_name(provider: str | None) -> str:
     return provider
 
 
+def float32_matmul(device_type: Any, env: str | None) -> str:
+    """How MLX multiplies float32 matrices on ``device_type`` given ``MLX_ENABLE_TF32``.
+
+    On CUDA GPUs, and on Apple GPUs with neural accelerators (M5 and later), MLX runs float32
+    matmuls and convolutions at TF32 precision (a 10-bit mantissa, ~1e-3 relative) unless
+    ``MLX_ENABLE_TF32=0`` is set before its first operation: outputs then differ from the
+    CPU's, from pytorch-tcn's and between a stream and the offline pass by ~1e-3 relative.
+    """
+    import mlx.core as mx
+
+    if device_type == mx.DeviceType.cpu:
+        return "float32"
+    if (env or "").strip() == "0":
+        return "float32 (MLX_ENABLE_TF32=0)"
+    return "TF32 on CUDA GPUs and Apple M5 or later; MLX_ENABLE_TF32=0 gives float32"
+
+
 def info(benchmark: bool = False) -> dict[str, Any]:
     """What MLX runs on: versions, device, BLAS in use and, optionally, a GFLOP/s figure.
 
@@ -70,8 +87,8 @@ def info(benchmark: bool = False) -> dict[str, Any]:
         A plain dict (JSON-serialisable) with keys ``mlx_version``, ``default_device``,
         ``platform``, ``machine``, ``python``, ``blas``, ``blas_path``, ``blas_note``,
         ``blas_core`` (OpenBLAS's kernel set and how it was chosen), ``cpu_count``,
-        ``blas_threads``, ``parallel_streams``, ``cache_limit`` and, with ``benchmark``,
-        ``matmul_gflops``.
+        ``blas_threads``, ``parallel_streams``, ``cache_limit``, ``float32_matmul`` (see
+        :func:`float32_matmul`) and, with ``benchmark``, ``matmul_gflops``.
     """
     import mlx.core as mx
 
@@ -95,6 +112,9 @@ def info(benchmark: bool = False) -> dict[str, Any]:
         "blas_threads": blas.blas_threads(),
         "parallel_streams": runtime.STATE.lanes,
         "cache_limit": runtime.STATE.cache_limit,
+        "float32_matmul": float32_matmul(
+            mx.default_device().type, os.environ.get("MLX_ENABLE_TF32")
+        ),
     }
     if benchmark:
         result["matmul_gflops"] = round(matmul_gflops(), 1)
