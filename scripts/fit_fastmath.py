@@ -3,8 +3,11 @@
 ``f(x) / x ~ P(u) / Q(u)`` with ``u = x**2 / c**2`` on ``(0, c]`` (``f`` odd: tanh, erf),
 ``Q(0) = 1``, by iteratively reweighted linear least squares on the relative error
 (Sanathanan-Koerner weights ``1 / Q``, then Lawson weights for a near-minimax fit). The
-float32 check evaluates exactly as the module does (clip, ``u``, Horner, one division)
-and reports the largest error in ulp and in absolute value over a dense grid::
+float32 check evaluates exactly as the module does (clip, ``u``, Estrin's scheme, one
+division, clip to [-1, 1]) and reports the largest error in ulp and in absolute value over a
+dense grid. Before it, the highest coefficient of ``P`` is moved by float32 steps until the
+value at the clamp is one or two ulps above 1, which the final clip makes exactly 1 (also where a
+compiler fuses a multiply-add and the value moves by an ulp)::
 
     python scripts/fit_fastmath.py tanh --clamp 9 --degrees 6 3
     python scripts/fit_fastmath.py erf --clamp 4 --degrees 7 4
@@ -53,17 +56,42 @@ def fit(f, clamp: float, n_p: int, n_q: int, iterations: int = 30):  # noqa: ANN
     return p, q
 
 
-def evaluate_float32(p, q, x: np.ndarray, clamp: float) -> np.ndarray:  # noqa: ANN001
+def estrin(coefficients, u: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    """As ``mlx_tcn._fastmath._estrin``, in the same order (float32 in, float32 out)."""
+    terms = [
+        coefficients[i] + coefficients[i + 1] * u if i + 1 < len(coefficients) else coefficients[i]
+        for i in range(0, len(coefficients), 2)
+    ]
+    power = u * u
+    while len(terms) > 1:
+        terms = [
+            terms[i] + terms[i + 1] * power if i + 1 < len(terms) else terms[i]
+            for i in range(0, len(terms), 2)
+        ]
+        power = power * power
+    return terms[0]
+
+
+def evaluate_float32(p, q, x: np.ndarray, clamp: float, clip: bool = True) -> np.ndarray:  # noqa: ANN001
     p32, q32 = p.astype(np.float32), q.astype(np.float32)
     z = np.clip(x.astype(np.float32), -clamp, clamp).astype(np.float32)
     u = (z * z * np.float32(1.0 / (clamp * clamp))).astype(np.float32)
-    num = p32[-1] * u + p32[-2]
-    for c in p32[-3::-1]:
-        num = num * u + c
-    den = q32[-1] * u + q32[-2]
-    for c in q32[-3::-1]:
-        den = den * u + c
-    return (z * num / den).astype(np.float32)
+    y = (z * estrin(p32, u) / estrin(q32, u)).astype(np.float32)
+    return np.clip(y, -1, 1) if clip else y
+
+
+def snap(p, q, clamp: float):  # noqa: ANN001, ANN201
+    """``p`` with its highest coefficient moved until the value at the clamp is one or two
+    float32 ulps above 1 (the division's rounding can step over one of them)."""
+    low, high = np.float32(1 + 2.0**-23), np.float32(1 + 2.0**-22)
+    p = p.astype(np.float32).copy()
+    at_clamp = np.array([clamp], np.float32)
+    for _ in range(100_000):
+        y = evaluate_float32(p, q, at_clamp, clamp, clip=False)[0]
+        if low <= y <= high:
+            return p
+        p[-1] = np.nextafter(p[-1], np.float32(np.inf if y < low else -np.inf))
+    raise RuntimeError("no float32 value of the highest coefficient gives 1 + 2**-23")
 
 
 def ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -82,6 +110,8 @@ def main() -> None:
     args = parser.parse_args()
     f = FUNCTIONS[args.function]
     p, q = fit(f, args.clamp, *args.degrees)
+    q = q.astype(np.float32)
+    p = snap(p, q, args.clamp)
     xs = np.concatenate([np.linspace(-12, 12, 400_001), np.logspace(-30, 1.2, 20_001)]).astype(
         np.float32
     )

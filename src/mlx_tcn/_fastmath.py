@@ -32,6 +32,7 @@ from collections.abc import Callable
 from functools import partial
 
 import mlx.core as mx
+import mlx.nn as nn
 
 __all__ = ["erf", "gelu", "sigmoid", "tanh"]
 
@@ -44,7 +45,7 @@ _TANH_P = (
     5.929710388183594,
     -0.871435284614563,
     0.18443523347377777,
-    -0.024077774956822395,
+    -0.024072853848338127,
 )
 _TANH_Q = (1.0, 37.59822082519531, 160.7194366455078, 135.33535766601562)
 # erf(x) = z P(u) / Q(u), z = clip(x, -4, 4), u = z**2 / 16. erf(4) rounds to 1 in float32.
@@ -57,45 +58,152 @@ _ERF_P = (
     8.766695022583008,
     -4.0366716384887695,
     1.4603569507598877,
-    -0.2451982945203781,
+    -0.24519436061382294,
 )
 _ERF_Q = (1.0, 7.23011589050293, 22.817882537841797, 38.8887825012207, 32.93731689453125)
 
 
-def _horner(coefficients: tuple[float, ...], u: mx.array) -> mx.array:
-    """``sum(c_i u**i)``, lowest degree first."""
-    acc = coefficients[-1] * u + coefficients[-2]
-    for c in coefficients[-3::-1]:
-        acc = acc * u + c
-    return acc
+def _estrin(coefficients: tuple[float, ...], u: mx.array) -> mx.array:
+    """``sum(c_i u**i)``, lowest degree first, by Estrin's scheme: pairs ``c_i + c_(i+1) u``
+    combined with ``u**2``, ``u**4``, ... A graph of depth ~2 log2(degree) rather than
+    Horner's 2 degree, which MLX's compiler fuses into one kernel (its fused graphs are a
+    few operations deep; Horner's chain came out as 3-5 kernels with arrays between)."""
+    # an odd count leaves the last coefficient alone, a number: it is only ever multiplied
+    # by a power of u
+    terms = [
+        coefficients[i] + coefficients[i + 1] * u if i + 1 < len(coefficients) else coefficients[i]
+        for i in range(0, len(coefficients), 2)
+    ]
+    power = u * u
+    while len(terms) > 1:
+        terms = [
+            terms[i] + terms[i + 1] * power if i + 1 < len(terms) else terms[i]
+            for i in range(0, len(terms), 2)
+        ]
+        power = power * power
+    return terms[0]
 
 
-def _rational(
-    p: tuple[float, ...], q: tuple[float, ...], clamp: float, saturate: bool = False
-) -> Callable:
-    """``x -> z P(u) / Q(u)`` with ``z = clip(x, -clamp, clamp)`` and ``u = z**2 /
-    clamp**2``; ``saturate``: scaled up by one float32 ulp and clipped to [-1, 1], so that
-    the value at the clamp is exactly 1 (erf's fit ends at 1 - 6e-8, and gelu multiplies
-    the difference by x)."""
-    inv = 1.0 / (clamp * clamp)
-
-    # Multiplications, additions and one division, compiled: MLX splits the chain into a
-    # few vectorised kernels. A minimum, maximum or select inside them would make them
-    # scalar again, so the clips stay separate MLX operations.
-    @partial(mx.compile, shapeless=True)
-    def core(z: mx.array) -> mx.array:
-        u = z * z * inv
-        return z * _horner(p, u) / _horner(q, u)
-
-    def forward(x: mx.array) -> mx.array:
-        y = core(mx.clip(x, -clamp, clamp))
-        return mx.clip(y * (1 + 2.0**-23), -1.0, 1.0) if saturate else y
-
-    return forward
+# Each result is clipped to [-1, 1]. The fits' highest coefficients are set so that the
+# value at the clamp is an ulp or two above 1 (scripts/fit_fastmath.py), which the clip makes
+# exactly 1: tanh of a large value is 1, GELU of a large negative one 0, the sigmoid's tails
+# 0 and 1.
 
 
-_tanh32 = _rational(_TANH_P, _TANH_Q, _TANH_CLAMP)
-_erf32 = _rational(_ERF_P, _ERF_Q, _ERF_CLAMP, saturate=True)
+def _ratio(p: tuple[float, ...], q: tuple[float, ...], clamp: float, z: mx.array) -> mx.array:
+    """``z P(u) / Q(u)``, ``u = z**2 / clamp**2``."""
+    u = z * z * (1.0 / (clamp * clamp))
+    return z * _estrin(p, u) / _estrin(q, u)
+
+
+# exp(y) = 2**n exp(r): n = round(y log2 e) by adding and subtracting 1.5 * 2**23, r = y - n
+# ln 2 in two parts (|r| <= ln(2) / 2), exp(r) by its Taylor polynomial to degree 7 (within
+# 2e-9 there), 2**n built as float32 bits. Within 3 ulp for y in [-87, 88].
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.693145751953125  # ln 2 = _LN2_HI + _LN2_LO, _LN2_HI with 16 bits
+_LN2_LO = 1.4286067653301870e-06
+_ROUND = 12582912.0  # 1.5 * 2**23
+_EXP_TAYLOR = tuple(1 / math.factorial(i) for i in range(8))
+
+
+def _exp_mantissa(y: mx.array) -> mx.array:
+    n = (y * _LOG2E + _ROUND) - _ROUND
+    return _estrin(_EXP_TAYLOR, (y - n * _LN2_HI) - n * _LN2_LO)
+
+
+def _exp_exponent(y: mx.array) -> mx.array:
+    n = (y * _LOG2E + _ROUND) - _ROUND
+    return (n.astype(mx.int32) + 127) * (1 << 23)
+
+
+# Two kernels rather than one with two outputs: MLX ran that one 8x slower.
+_exp_mantissa_kernel = mx.compile(_exp_mantissa)
+_exp_exponent_kernel = mx.compile(_exp_exponent)
+
+
+def _exp_parts(y: mx.array) -> tuple[mx.array, mx.array]:
+    """``exp(y) = m * s`` for float32 ``y`` in [-87, 88]: ``(m, s)``, to be multiplied in the
+    kernel that uses them."""
+    return _exp_mantissa_kernel(y), _exp_exponent_kernel(y).view(mx.float32)
+
+
+# Multiplications, additions and one division, each function compiled into one vectorised
+# kernel. A minimum, maximum or select inside it would make it scalar again, so the clips
+# stay separate MLX operations. Compiled per shape: a shapeless compile of the same graph
+# came out as five kernels.
+_SQRT_HALF = math.sqrt(0.5)
+_tanh_core = mx.compile(partial(_ratio, _TANH_P, _TANH_Q, _TANH_CLAMP))
+_half_tanh_core = mx.compile(lambda x: _ratio(_TANH_P, _TANH_Q, _TANH_CLAMP, 0.5 * x))
+_erf_core = mx.compile(partial(_ratio, _ERF_P, _ERF_Q, _ERF_CLAMP))
+_gelu_core = mx.compile(lambda x: _ratio(_ERF_P, _ERF_Q, _ERF_CLAMP, x * _SQRT_HALF))
+_sigmoid_end = mx.compile(lambda t: 0.5 + 0.5 * t)
+_gelu_end = mx.compile(lambda x, e: 0.5 * x * (1 + e))
+
+
+def _fence(x: mx.array) -> mx.array:
+    """``x`` as is, reshaped flat and back: the end of a fused kernel (MLX fuses element-wise
+    operations only). Inside a model compiled as a whole (``mx.compile``, as the training
+    step is), MLX would otherwise fuse the clips into the kernels around them, which then
+    run scalar: a compiled clip and tanh took 14.7 ms on 4M values, 4.6 ms fenced."""
+    return x.reshape(-1).reshape(x.shape)
+
+
+def _clip(x: mx.array, low: float, high: float) -> mx.array:
+    """``mx.clip`` as a kernel of its own (see :func:`_fence`)."""
+    return _fence(mx.clip(_fence(x), low, high))
+
+
+def _unit(y: mx.array) -> mx.array:
+    """Clipped to [-1, 1]: exactly +-1 past the clamps."""
+    return _clip(y, -1.0, 1.0)
+
+
+def _tanh32(x: mx.array) -> mx.array:
+    return _unit(_tanh_core(_clip(x, -_TANH_CLAMP, _TANH_CLAMP)))
+
+
+def _sigmoid32(x: mx.array) -> mx.array:
+    """``0.5 + 0.5 tanh(x / 2)``."""
+    return _sigmoid_end(_unit(_half_tanh_core(_clip(x, -2 * _TANH_CLAMP, 2 * _TANH_CLAMP))))
+
+
+def _erf32(x: mx.array) -> mx.array:
+    return _unit(_erf_core(_clip(x, -_ERF_CLAMP, _ERF_CLAMP)))
+
+
+# erf's clamp on x / sqrt(2), as x: the float32 number whose product with sqrt(1/2) in
+# float32 is exactly 4 (4 sqrt(2) rounded gives 3.9999998, where erf's fit is below 1)
+_GELU_CLAMP = 5.656854629516602
+
+
+def _gelu32(x: mx.array) -> mx.array:
+    """``0.5 x (1 + erf(x / sqrt 2))``."""
+    return _gelu_end(x, _unit(_gelu_core(_clip(x, -_GELU_CLAMP, _GELU_CLAMP))))
+
+
+# Derivatives times a cotangent (or tangent) ``c``, from the input ``x`` and output ``y``.
+# The Gaussians' exponents are floored at -87, where exp is 1.6e-38.
+_tanh_vjp = mx.compile(lambda c, x, y: c * (1 - y * y))
+_sigmoid_vjp = mx.compile(lambda c, x, y: c * (y * (1 - y)))
+_erf_kernel = mx.compile(lambda c, m, s: c * (2 / math.sqrt(math.pi)) * (m * s))
+_gelu_kernel = mx.compile(
+    lambda c, x, e, m, s: c * (0.5 * (1 + e) + x * (1 / math.sqrt(2 * math.pi)) * (m * s))
+)
+_minus_square = mx.compile(lambda x: -(x * x))
+_minus_half_square = mx.compile(lambda x: -0.5 * (x * x))
+
+
+def _erf_vjp(c: mx.array, x: mx.array, y: mx.array) -> mx.array:
+    """``c 2 / sqrt(pi) exp(-x**2)``."""
+    return _erf_kernel(c, *_exp_parts(_fence(mx.maximum(_fence(_minus_square(x)), -87.0))))
+
+
+def _gelu_vjp(c: mx.array, x: mx.array, y: mx.array) -> mx.array:
+    """``c (Phi(x) + x phi(x))``."""
+    e = _unit(_gelu_core(_clip(x, -_GELU_CLAMP, _GELU_CLAMP)))
+    return _gelu_kernel(
+        c, x, e, *_exp_parts(_fence(mx.maximum(_fence(_minus_half_square(x)), -87.0)))
+    )
 
 
 # Smaller arrays call MLX's function: the vectorised form is several MLX operations (the
@@ -133,17 +241,14 @@ def _custom(name: str, make: Callable[[mx.Stream], Callable]) -> Callable[[mx.ar
     return _CUSTOM[key]
 
 
-def _sigmoid32(x: mx.array) -> mx.array:
-    return 0.5 + 0.5 * _tanh32(0.5 * x)
-
-
 def _maker(
     forward: Callable[[mx.array], mx.array],
-    derivative: Callable[[mx.array, mx.array], mx.array],
+    vjp: Callable[[mx.array, mx.array, mx.array], mx.array],
 ) -> Callable[[mx.Stream], Callable[[mx.array], mx.array]]:
     """What :func:`_custom` calls to make ``forward`` (float32) a custom function on a
-    stream, with ``derivative(x, y)`` (``y = forward(x)``) for its VJP and JVP. A function
-    of one input gets its primals and tangents as the arrays themselves."""
+    stream, with ``vjp(c, x, y)`` (``c`` times the derivative at ``x``, ``y = forward(x)``)
+    for its VJP and JVP. A function of one input gets its primals and tangents as the
+    arrays themselves."""
 
     def make(stream: mx.Stream) -> Callable[[mx.array], mx.array]:
         @mx.custom_function
@@ -153,20 +258,21 @@ def _maker(
         @f.vjp
         def f_vjp(primals, cotangent, output):
             with mx.stream(stream):
-                return cotangent * derivative(primals, output)
+                return _in_float32(lambda c: vjp(c, primals, output), cotangent)
 
         @f.jvp
         def f_jvp(primals, tangents):
-            return tangents * derivative(primals, _in_float32(forward, primals))
+            return _in_float32(lambda t: vjp(t, primals, _in_float32(forward, primals)), tangents)
 
         return f
 
     return make
 
 
-_make_tanh = _maker(_tanh32, lambda x, t: 1 - t * t)
-_make_sigmoid = _maker(_sigmoid32, lambda x, s: s * (1 - s))
-_make_erf = _maker(_erf32, lambda x, y: (2 / math.sqrt(math.pi)) * mx.exp(-x * x))
+_make_tanh = _maker(_tanh32, _tanh_vjp)
+_make_sigmoid = _maker(_sigmoid32, _sigmoid_vjp)
+_make_erf = _maker(_erf32, _erf_vjp)
+_make_gelu = _maker(_gelu32, _gelu_vjp)
 
 
 def tanh(x: mx.array) -> mx.array:
@@ -186,5 +292,5 @@ def erf(x: mx.array) -> mx.array:
 
 def gelu(x: mx.array) -> mx.array:
     """GELU with the exact (erf) form, ``0.5 x (1 + erf(x / sqrt 2))``, as ``torch.nn.GELU()``
-    and ``mlx.nn.gelu``."""
-    return 0.5 * x * (1 + erf(x * (1 / math.sqrt(2))))
+    and ``mlx.nn.gelu``; vectorised on the CPU."""
+    return _custom("gelu", _make_gelu)(x) if _fast(x) else nn.gelu(x)
