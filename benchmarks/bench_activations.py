@@ -14,7 +14,9 @@ median over the rounds with its range, and the per-round ratios to pytorch-tcn's
     python benchmarks/bench_activations.py --activations gelu --modes infer --rounds 6
 
 Two threads each (``torch.set_num_threads(2)``; mlx-tcn's default lanes), as in
-``bench_models.py``.
+``bench_models.py``. Modes: ``infer``, ``train`` (an eager step) and ``train-compiled``
+(mlx-tcn's step under ``mx.compile``, as ``mlx-tcn train`` runs it; pytorch-tcn's step is
+the eager one in both training modes).
 """
 
 from __future__ import annotations
@@ -107,9 +109,17 @@ def _mlx(activation: str, mode: str, exact: bool) -> float:
     opt = optim.Adam(learning_rate=1e-3)
     loss_and_grad = nn.value_and_grad(model, lambda m, x, y: nn.losses.mse_loss(m(x), y))
 
-    def train() -> None:
-        _, grads = loss_and_grad(model, x, target)
+    def step(x: mx.array, target: mx.array) -> mx.array:
+        loss, grads = loss_and_grad(model, x, target)
         opt.update(model, grads)
+        return loss
+
+    if mode == "train-compiled":  # as mlx-tcn train does by default
+        state = [model.state, opt.state, mx.random.state]
+        step = mx.compile(step, inputs=state, outputs=state)
+
+    def train() -> None:
+        step(x, target)
         mx.eval(model.parameters(), opt.state)
 
     return _time(train)

@@ -111,23 +111,57 @@ GRADIENTS = {
 
 @pytest.mark.parametrize("name", sorted(GRADIENTS))
 def test_gradient(name: str) -> None:
-    x = np.linspace(-7, 7, 2801).astype(np.float32)
+    # and far out, where the Gaussians' exponents are floored at -87
+    x = np.concatenate([np.linspace(-7, 7, 2801), [-1e4, -100, -30, 30, 100, 1e4]])
+    x = x.astype(np.float32)
     f = getattr(_fastmath, name)
     got = np.array(mx.grad(lambda v: (f(v) * 3).sum())(mx.array(x)))
     np.testing.assert_allclose(got, 3 * GRADIENTS[name](x.astype(np.float64)), atol=2e-6)
 
 
-@pytest.mark.parametrize("name", ["tanh", "sigmoid", "erf"])
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "erf", "gelu"])
 def test_compile_vmap_and_jvp_agree_with_eager(name: str) -> None:
     f = getattr(_fastmath, name)
     x = mx.random.normal((4, 1024)) * 3
     eager = np.array(f(x))
-    assert not np.array_equal(eager, np.array(getattr(mx, name)(x)))  # the vectorised path
+    exact = nn.gelu if name == "gelu" else getattr(mx, name)
+    assert not np.array_equal(eager, np.array(exact(x)))  # the vectorised path
     np.testing.assert_array_equal(np.array(mx.compile(f)(x)), eager)
     np.testing.assert_allclose(np.array(mx.vmap(f)(x)), eager, atol=1e-6)
     (_, tangent) = mx.jvp(f, [x], [mx.ones_like(x)])
-    cotangent = mx.grad(lambda v: f(v).sum())(x)
+    grad = mx.grad(lambda v: f(v).sum())
+    cotangent = grad(x)
     np.testing.assert_allclose(np.array(tangent[0]), np.array(cotangent), atol=1e-6)
+    # a training step compiled as a whole fuses across the function (its clips fenced)
+    np.testing.assert_allclose(np.array(mx.compile(grad)(x)), np.array(cotangent), atol=1e-6)
+
+
+def test_exp_within_a_few_ulp() -> None:
+    y = np.concatenate([np.linspace(-87, 88, 400_001), np.linspace(-1, 1, 20_001)])
+    m, s = _fastmath._exp_parts(mx.array(y.astype(np.float32)))
+    got = np.array(m * s)
+    ref = np.exp(y.astype(np.float32).astype(np.float64))
+    assert (np.abs(got / ref - 1) / 2.0**-24).max() <= 4
+
+
+@pytest.mark.parametrize(
+    ("name", "clamp", "degrees"), [("tanh", "9", ("6", "3")), ("erf", "4", ("7", "4"))]
+)
+def test_the_fitting_script_gives_the_coefficients(name, clamp, degrees) -> None:
+    import ast
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).parents[1] / "scripts" / "fit_fastmath.py"
+    out = subprocess.run(
+        [sys.executable, str(script), name, "--clamp", clamp, "--degrees", *degrees],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    lines = dict(line.split(" = ") for line in out.splitlines() if " = " in line)
+    prefix = name.upper()
+    assert ast.literal_eval(lines["P"]) == list(getattr(_fastmath, f"_{prefix}_P"))
+    assert ast.literal_eval(lines["Q"]) == list(getattr(_fastmath, f"_{prefix}_Q"))
 
 
 @pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
