@@ -5,9 +5,9 @@
 (Sanathanan-Koerner weights ``1 / Q``, then Lawson weights for a near-minimax fit). The
 float32 check evaluates exactly as the module does (clip, ``u``, Estrin's scheme, one
 division, clip to [-1, 1]) and reports the largest error in ulp and in absolute value over a
-dense grid. Before it, the highest coefficient of ``P`` is moved by float32 steps until the
-value at the clamp is one or two ulps above 1, which the final clip makes exactly 1 (also where a
-compiler fuses a multiply-add and the value moves by an ulp)::
+dense grid. Before it, the highest coefficient of ``P`` is moved up by float32 steps until
+the value at the clamp, by Estrin's scheme and by Horner's rule (the module uses both), is at
+least 1, so that tanh and erf of a large value are exactly 1::
 
     python scripts/fit_fastmath.py tanh --clamp 9 --degrees 6 3
     python scripts/fit_fastmath.py erf --clamp 4 --degrees 7 4
@@ -72,26 +72,37 @@ def estrin(coefficients, u: np.ndarray) -> np.ndarray:  # noqa: ANN001
     return terms[0]
 
 
-def evaluate_float32(p, q, x: np.ndarray, clamp: float, clip: bool = True) -> np.ndarray:  # noqa: ANN001
+def horner(coefficients, u: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    """As ``mlx_tcn._fastmath._horner``."""
+    acc = coefficients[-1] * u + coefficients[-2]
+    for c in coefficients[-3::-1]:
+        acc = acc * u + c
+    return acc
+
+
+def evaluate_float32(p, q, x: np.ndarray, clamp: float, scheme=estrin) -> np.ndarray:  # noqa: ANN001
+    """As the module: clip, ``u``, ``P`` and ``Q`` by ``scheme``, one division, and the
+    result clipped to [-1, 1]."""
     p32, q32 = p.astype(np.float32), q.astype(np.float32)
     z = np.clip(x.astype(np.float32), -clamp, clamp).astype(np.float32)
     u = (z * z * np.float32(1.0 / (clamp * clamp))).astype(np.float32)
-    y = (z * estrin(p32, u) / estrin(q32, u)).astype(np.float32)
-    return np.clip(y, -1, 1) if clip else y
+    return np.clip((z * scheme(p32, u) / scheme(q32, u)).astype(np.float32), -1, 1)
 
 
 def snap(p, q, clamp: float):  # noqa: ANN001, ANN201
-    """``p`` with its highest coefficient moved until the value at the clamp is one or two
-    float32 ulps above 1 (the division's rounding can step over one of them)."""
-    low, high = np.float32(1 + 2.0**-23), np.float32(1 + 2.0**-22)
+    """``p`` with its highest coefficient moved up by float32 steps until both evaluation
+    orders give at least 1 at the clamp, which the clip makes exactly 1."""
     p = p.astype(np.float32).copy()
     at_clamp = np.array([clamp], np.float32)
+
+    def reaches_1(p: np.ndarray) -> bool:
+        return all(evaluate_float32(p, q, at_clamp, clamp, s)[0] == 1 for s in (estrin, horner))
+
     for _ in range(100_000):
-        y = evaluate_float32(p, q, at_clamp, clamp, clip=False)[0]
-        if low <= y <= high:
+        if reaches_1(p):
             return p
-        p[-1] = np.nextafter(p[-1], np.float32(np.inf if y < low else -np.inf))
-    raise RuntimeError("no float32 value of the highest coefficient gives 1 + 2**-23")
+        p[-1] = np.nextafter(p[-1], np.float32(np.inf))
+    raise RuntimeError("no float32 value of the highest coefficient reaches 1")
 
 
 def ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
