@@ -5,13 +5,14 @@ element at a time on x86 (its SIMD width there is 1, and each element is a libm 
 12-17 ns per element, 7-50x torch's time for the same activation on one core
 (docs/performance_models.md, "Activations other than ReLU"). A rational function is only
 multiplications, additions and one division, which the compiled element-wise kernel runs
-vectorised: the float32 functions here cost 3-5 ns per element on arrays of 4M values
-(MIN_SIZE: small arrays keep MLX's functions).
+vectorised: the float32 functions here cost 1.5-2 ns per element on arrays of 4M values
+(MIN_SIZE: small arrays keep MLX's functions). Where MLX traces instead of compiling (a
+gradient taken eagerly) the same arithmetic runs as separate passes; see :func:`_traced`.
 
 Each function is a ``mx.custom_function`` whose backward uses the forward's output (``1 -
-t**2`` for tanh, ``s (1 - s)`` for the sigmoid), run on the stream of the forward, like the
-convolution's (see :func:`mlx_tcn.ops._make_gemm_conv`): a block's activation runs on the CPU
-lane of its part. Only float32 (and float16/bfloat16, computed in float32) on the CPU takes
+t**2`` for tanh, ``s (1 - s)`` for the sigmoid; erf's uses MLX's ``exp``), run on the stream
+of the forward, like the convolution's (see :func:`mlx_tcn.ops._make_gemm_conv`): a block's
+activation runs on the CPU lane of its part. Only float32 (and float16/bfloat16, computed in float32) on the CPU takes
 this path; float64, other devices and other dtypes call MLX's own function.
 
 Accuracy, against float64 over a dense grid of [-12, 12] and tiny values:
