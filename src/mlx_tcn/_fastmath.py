@@ -5,7 +5,8 @@ element at a time on x86 (its SIMD width there is 1, and each element is a libm 
 12-17 ns per element, 7-50x torch's time for the same activation on one core
 (docs/performance_models.md, "Activations other than ReLU"). A rational function is only
 multiplications, additions and one division, which the compiled element-wise kernel runs
-vectorised: the float32 functions here cost 1.5-2 ns per element on arrays of 4M values
+vectorised: the float32 functions here cost 1.5-2.5 ns per element on arrays of 4M values
+(GELU 3)
 (MIN_SIZE: small arrays keep MLX's functions). Where MLX traces instead of compiling (a
 gradient taken eagerly) the same arithmetic runs as separate passes; see :func:`_traced`.
 
