@@ -13,7 +13,7 @@ least 1, so that tanh and erf of a large value are exactly 1::
     python scripts/fit_fastmath.py erf --clamp 4 --degrees 7 4
 
 The coefficients it prints (lowest degree first) are the ones in ``_fastmath``. Needs
-NumPy only (``math.erf`` for the reference).
+NumPy and mlx-tcn (``math.erf`` for the reference).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import argparse
 import math
 
 import numpy as np
+
+from mlx_tcn._fastmath import _estrin, _horner
 
 FUNCTIONS = {"tanh": np.tanh, "erf": np.vectorize(math.erf)}
 
@@ -56,33 +58,10 @@ def fit(f, clamp: float, n_p: int, n_q: int, iterations: int = 30):  # noqa: ANN
     return p, q
 
 
-def estrin(coefficients, u: np.ndarray) -> np.ndarray:  # noqa: ANN001
-    """As ``mlx_tcn._fastmath._estrin``, in the same order (float32 in, float32 out)."""
-    terms = [
-        coefficients[i] + coefficients[i + 1] * u if i + 1 < len(coefficients) else coefficients[i]
-        for i in range(0, len(coefficients), 2)
-    ]
-    power = u * u
-    while len(terms) > 1:
-        terms = [
-            terms[i] + terms[i + 1] * power if i + 1 < len(terms) else terms[i]
-            for i in range(0, len(terms), 2)
-        ]
-        power = power * power
-    return terms[0]
-
-
-def horner(coefficients, u: np.ndarray) -> np.ndarray:  # noqa: ANN001
-    """As ``mlx_tcn._fastmath._horner``."""
-    acc = coefficients[-1] * u + coefficients[-2]
-    for c in coefficients[-3::-1]:
-        acc = acc * u + c
-    return acc
-
-
-def evaluate_float32(p, q, x: np.ndarray, clamp: float, scheme=estrin) -> np.ndarray:  # noqa: ANN001
-    """As the module: clip, ``u``, ``P`` and ``Q`` by ``scheme``, one division, and the
-    result clipped to [-1, 1]."""
+def evaluate_float32(p, q, x: np.ndarray, clamp: float, scheme=_estrin) -> np.ndarray:  # noqa: ANN001
+    """As the module: clip, ``u``, ``P`` and ``Q`` by ``scheme`` (the module's own
+    functions, which are arithmetic only and run on NumPy's float32 arrays in the same
+    order), one division, and the result clipped to [-1, 1]."""
     p32, q32 = p.astype(np.float32), q.astype(np.float32)
     z = np.clip(x.astype(np.float32), -clamp, clamp).astype(np.float32)
     u = (z * z * np.float32(1.0 / (clamp * clamp))).astype(np.float32)
@@ -96,7 +75,7 @@ def snap(p, q, clamp: float):  # noqa: ANN001, ANN201
     at_clamp = np.array([clamp], np.float32)
 
     def reaches_1(p: np.ndarray) -> bool:
-        return all(evaluate_float32(p, q, at_clamp, clamp, s)[0] == 1 for s in (estrin, horner))
+        return all(evaluate_float32(p, q, at_clamp, clamp, s)[0] == 1 for s in (_estrin, _horner))
 
     for _ in range(100_000):
         if reaches_1(p):
