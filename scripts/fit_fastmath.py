@@ -1,4 +1,4 @@
-"""Fit the rational approximations of ``mlx_tcn._fastmath`` and check them in float32.
+"""Fit the approximations of ``mlx_tcn._fastmath`` and check them in float32.
 
 ``f(x) / x ~ P(u) / Q(u)`` with ``u = x**2 / c**2`` on ``(0, c]`` (``f`` odd: tanh, erf),
 ``Q(0) = 1``, by iteratively reweighted linear least squares on the relative error
@@ -12,6 +12,14 @@ least 1, so that tanh and erf of a large value are exactly 1::
     python scripts/fit_fastmath.py tanh --clamp 9 --degrees 6 3
     python scripts/fit_fastmath.py erf --clamp 4 --degrees 7 4
 
+``expm1`` (ELU, SELU and the Gaussian in erf's derivative) is a polynomial instead:
+``expm1(r) / r ~ P(r)`` on ``[-c / 2**h, 0]`` for ``r = x / 2**h``, fitted for its relative
+error the same way (``Q = 1``), then doubled back ``h`` times by ``e <- e (e + 2)``, which
+is ``expm1(2 r)`` from ``e = expm1(r)`` and keeps the relative accuracy near 0 that ``exp(x)
+- 1`` loses::
+
+    python scripts/fit_fastmath.py expm1 --clamp 18 --degrees 5 0 --halvings 5
+
 The coefficients it prints (lowest degree first) are the ones in ``_fastmath``. Needs
 NumPy and mlx-tcn (``math.erf`` for the reference).
 """
@@ -23,9 +31,9 @@ import math
 
 import numpy as np
 
-from mlx_tcn._fastmath import _estrin, _horner
+from mlx_tcn._fastmath import _doubled, _estrin, _horner
 
-FUNCTIONS = {"tanh": np.tanh, "erf": np.vectorize(math.erf)}
+FUNCTIONS = {"tanh": np.tanh, "erf": np.vectorize(math.erf), "expm1": np.expm1}
 
 
 def fit(f, clamp: float, n_p: int, n_q: int, iterations: int = 30):  # noqa: ANN001, ANN201
@@ -84,6 +92,32 @@ def snap(p, q, clamp: float):  # noqa: ANN001, ANN201
     raise RuntimeError("no float32 value of the highest coefficient reaches 1")
 
 
+def fit_expm1(clamp: float, degree: int, halvings: int, iterations: int = 30) -> np.ndarray:
+    """``P`` with ``expm1(r) ~ r P(r)`` on ``[-clamp / 2**halvings, 0)``, for the relative
+    error, by Lawson's iteration."""
+    low = clamp / 2**halvings
+    r = -low * (1 - np.cos(np.linspace(0, np.pi, 40000))) / 2
+    r = np.unique(np.concatenate([r, -np.linspace(1e-7, low, 20000)]))
+    r = r[r < -1e-8]
+    y = np.expm1(r) / r
+    powers = np.vstack([r**i for i in range(degree + 1)]).T
+    lawson = np.ones_like(r)
+    for _ in range(iterations):
+        w = lawson / y
+        p, *_ = np.linalg.lstsq(powers * w[:, None], y * w, rcond=None)
+        err = powers @ p / y - 1
+        lawson = lawson * (np.abs(err) + 1e-30)
+        lawson /= lawson.max()
+    return p.astype(np.float32)
+
+
+def evaluate_expm1_float32(p, x: np.ndarray, clamp: float, halvings: int, scheme=_estrin):  # noqa: ANN001, ANN201
+    """As the module: ``x`` clipped to ``[-clamp, 0]``, ``r = x / 2**halvings``, ``r P(r)``
+    by ``scheme``, then the doublings, all in NumPy's float32."""
+    n = np.clip(x.astype(np.float32), -clamp, 0).astype(np.float32)
+    return _doubled(p.astype(np.float32), n, halvings, scheme).astype(np.float32)
+
+
 def ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ia = a.astype(np.float32).view(np.int32).astype(np.int64)
     ib = b.astype(np.float32).view(np.int32).astype(np.int64)
@@ -97,8 +131,25 @@ def main() -> None:
     parser.add_argument("function", choices=sorted(FUNCTIONS))
     parser.add_argument("--clamp", type=float, required=True)
     parser.add_argument("--degrees", type=int, nargs=2, required=True, metavar=("P", "Q"))
+    parser.add_argument("--halvings", type=int, default=5, help="expm1 only")
     args = parser.parse_args()
     f = FUNCTIONS[args.function]
+    if args.function == "expm1":
+        p = fit_expm1(args.clamp, args.degrees[0], args.halvings)
+        xs = np.concatenate([np.linspace(-30, 0, 600_001), -np.logspace(-30, 1.5, 20_001)]).astype(
+            np.float32
+        )
+        ref = np.expm1(xs.astype(np.float64))
+        for scheme in (_estrin, _horner):
+            got = evaluate_expm1_float32(p, xs, args.clamp, args.halvings, scheme)
+            u = ulps(got, ref.astype(np.float32))
+            print(
+                f"float32, {scheme.__name__.strip('_')}: max {u.max()} ulp (mean {u.mean():.2f}),"
+                f" max abs error {np.abs(got - ref).max():.2e}, at -{args.clamp:g}:"
+                f" {got[0]!r}"
+            )
+        print("P =", [float(c) for c in p])
+        return
     p, q = fit(f, args.clamp, *args.degrees)
     q = q.astype(np.float32)
     p = snap(p, q, args.clamp)

@@ -1,4 +1,5 @@
-"""The vectorised tanh, sigmoid, erf and GELU (mlx_tcn._fastmath) against float64 references."""
+"""The vectorised tanh, sigmoid, erf, GELU, ELU and SELU (mlx_tcn._fastmath) against float64
+references."""
 
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ from mlx_tcn.activations import ACTIVATIONS, EXACT_ACTIVATIONS, get_activation, 
 pytestmark = pytest.mark.usefixtures("on_cpu")
 
 _erf64 = np.vectorize(math.erf)
+# torch.nn.SELU's constants, written out here rather than taken from the module
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def _elu64(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
 
 # every float32 step of 1.2e-5 over [-12, 12] would take long with math.erf; a dense grid,
 # the points around the clamps, and tiny values
@@ -35,6 +43,8 @@ REFERENCES = {
     "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
     "erf": _erf64,
     "gelu": lambda x: 0.5 * x * (1 + _erf64(x / math.sqrt(2))),
+    "elu": _elu64,
+    "selu": lambda x: SELU_SCALE * _elu64(x, SELU_ALPHA),
 }
 # (absolute bound, relative bound where |f| > 0.1): the sigmoid and GELU keep an absolute
 # accuracy in their tails (relative 1e-4 at 1e-3), as the module's docstring says
@@ -43,6 +53,8 @@ BOUNDS = {
     "sigmoid": (2.5e-7, 1e-6),
     "erf": (5e-7, 5e-7),
     "gelu": (1.5e-6, 3e-6),
+    "elu": (2e-7, 4e-7),
+    "selu": (1e-6, 6e-7),  # 1 ulp of 12.6 is 9.5e-7
 }
 
 
@@ -81,6 +93,43 @@ def test_tanh_and_erf_within_a_few_ulp(name: str) -> None:
     assert np.abs(got).max() == 1  # reaches 1, never passes it
 
 
+@pytest.mark.parametrize(("name", "max_ulp"), [("elu", 4), ("selu", 6)])
+def test_elu_and_selu_within_a_few_ulp_down_to_tiny_values(name: str, max_ulp: int) -> None:
+    # exp(x) - 1 in float32 (MLX's ELU) is thousands of ulp off near 0; expm1 is not (down to
+    # 1e-30: x / 32 under 1e-37 is subnormal, off by some ulp of 1e-38)
+    x = np.concatenate([GRID, -np.logspace(-30, 1.4, 5001)]).astype(np.float32)
+    ref = REFERENCES[name](x.astype(np.float64)).astype(np.float32)
+    got = np.array(getattr(_fastmath, name)(mx.array(x)))
+    assert _ulps(got, ref).max() <= max_ulp
+    assert _ulps(got, ref).mean() <= 0.6
+    positive = x > 0  # the positive side exactly: x, or SELU's scale (float32) times x
+    scale = np.float32(SELU_SCALE if name == "selu" else 1.0)
+    np.testing.assert_array_equal(got[positive], scale * x[positive])
+    mlx_elu = np.array(EXACT_ACTIVATIONS[name](mx.array(x)))
+    assert _ulps(mlx_elu, ref).max() > 1000
+
+
+def test_elu_alpha() -> None:
+    x = np.linspace(-20, 5, 4001).astype(np.float32)
+    for alpha in (0.5, 1.0, 2.0):
+        got = np.array(_fastmath.elu(mx.array(x), alpha))
+        np.testing.assert_allclose(got, _elu64(x.astype(np.float64), alpha), rtol=5e-7, atol=1e-7)
+    assert ("elu 0.5", str(mx.default_stream(mx.cpu))) in _fastmath._CUSTOM
+
+
+def test_selu_matches_torch() -> None:
+    torch = pytest.importorskip("torch")
+    x = np.linspace(-20, 5, 4001).astype(np.float32)
+    want = torch.nn.functional.selu(torch.from_numpy(x)).numpy()
+    got = np.array(_fastmath.selu(mx.array(x)))
+    assert _ulps(got, want).max() <= 6
+    # the output activation's SELU (MLX's exp) has torch's constants too, not mlx.nn.selu's
+    exact = np.array(EXACT_ACTIVATIONS["selu"](mx.array(x)))
+    away = np.abs(x) > 0.5  # where exp(x) - 1 keeps its precision
+    np.testing.assert_allclose(exact[away], want[away], rtol=5e-7)
+    assert not np.allclose(np.array(nn.selu(mx.array(x)))[away], want[away], rtol=5e-7)
+
+
 def test_traced_calls_use_horners_rule_and_keep_the_ends_exact() -> None:
     big = mx.full((_fastmath.MIN_SIZE,), 30.0)
     ones = mx.ones_like(big)
@@ -92,6 +141,11 @@ def test_traced_calls_use_horners_rule_and_keep_the_ends_exact() -> None:
         np.testing.assert_array_equal(np.array(mx.compile(f)(sign * big)), want)
     (y,), _ = mx.vjp(_fastmath.gelu, [-big], [ones])
     np.testing.assert_array_equal(np.array(y), 0.0)
+    for name, end in (("elu", -1.0), ("selu", -SELU_SCALE * SELU_ALPHA)):
+        f = getattr(_fastmath, name)
+        (y,), _ = mx.vjp(f, [-big], [ones])
+        np.testing.assert_array_equal(np.array(y), np.float32(end))
+        np.testing.assert_array_equal(np.array(mx.compile(f)(-big)), np.float32(end))
     # the probe: False for a plain array (every call), True while traced
     assert not _fastmath._traced(big) and not _fastmath._traced(big)
     seen = []
@@ -123,6 +177,14 @@ def test_special_values() -> None:
     # GELU of a large negative value is 0: erf saturates at exactly -1 (-inf * 0 is nan,
     # as torch.nn.GELU gives)
     np.testing.assert_array_equal(gelu[3:], np.array([0, 0, 1e30, 0], np.float32))
+    elu = _padded(_fastmath.elu, x)
+    assert np.isnan(elu[0])
+    np.testing.assert_array_equal(elu[1:], np.array([np.inf, -1, 0, 0, 1e30, -1], np.float32))
+    selu = _padded(_fastmath.selu, x)
+    assert np.isnan(selu[0])
+    end = np.float32(-SELU_SCALE * SELU_ALPHA)
+    big = np.float32(SELU_SCALE) * np.float32(1e30)
+    np.testing.assert_array_equal(selu[1:], np.array([np.inf, end, 0, 0, big, end], np.float32))
 
 
 GRADIENTS = {
@@ -132,6 +194,9 @@ GRADIENTS = {
     "gelu": lambda x: (
         0.5 * (1 + _erf64(x / math.sqrt(2))) + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
     ),
+    # the derivative at 0 is the left one, alpha, as torch's (its backward tests x <= 0)
+    "elu": lambda x: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0))),
+    "selu": lambda x: SELU_SCALE * np.where(x > 0, 1.0, SELU_ALPHA * np.exp(np.minimum(x, 0))),
 }
 
 
@@ -145,12 +210,12 @@ def test_gradient(name: str) -> None:
     np.testing.assert_allclose(got, 3 * GRADIENTS[name](x.astype(np.float64)), atol=2e-6)
 
 
-@pytest.mark.parametrize("name", ["tanh", "sigmoid", "erf", "gelu"])
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "erf", "gelu", "elu", "selu"])
 def test_compile_vmap_and_jvp_agree_with_eager(name: str) -> None:
     f = getattr(_fastmath, name)
     x = mx.random.normal((4, 1024)) * 3
     eager = np.array(f(x))
-    exact = nn.gelu if name == "gelu" else getattr(mx, name)
+    exact = getattr(nn, name) if name in ("gelu", "elu", "selu") else getattr(mx, name)
     assert not np.array_equal(eager, np.array(exact(x)))  # the vectorised path
     # traced (compiled, vmapped, differentiated) the polynomials go by Horner's rule, not
     # Estrin's scheme: the same function to float32 rounding
@@ -165,9 +230,14 @@ def test_compile_vmap_and_jvp_agree_with_eager(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "clamp", "degrees"), [("tanh", "9", ("6", "3")), ("erf", "4", ("7", "4"))]
+    ("name", "arguments"),
+    [
+        ("tanh", ["--clamp", "9", "--degrees", "6", "3"]),
+        ("erf", ["--clamp", "4", "--degrees", "7", "4"]),
+        ("expm1", ["--clamp", "18", "--degrees", "5", "0", "--halvings", "5"]),
+    ],
 )
-def test_the_fitting_script_gives_the_coefficients(name, clamp, degrees) -> None:
+def test_the_fitting_script_gives_the_coefficients(name, arguments) -> None:
     import ast
     import pathlib
     import subprocess
@@ -175,13 +245,16 @@ def test_the_fitting_script_gives_the_coefficients(name, clamp, degrees) -> None
 
     script = pathlib.Path(__file__).parents[1] / "scripts" / "fit_fastmath.py"
     out = subprocess.run(
-        [sys.executable, str(script), name, "--clamp", clamp, "--degrees", *degrees],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [sys.executable, str(script), name, *arguments], capture_output=True, text=True, check=True
+    ).stdout
     lines = dict(line.split(" = ") for line in out.splitlines() if " = " in line)
     prefix = name.upper()
     assert ast.literal_eval(lines["P"]) == list(getattr(_fastmath, f"_{prefix}_P"))
-    assert ast.literal_eval(lines["Q"]) == list(getattr(_fastmath, f"_{prefix}_Q"))
+    if name != "expm1":
+        assert ast.literal_eval(lines["Q"]) == list(getattr(_fastmath, f"_{prefix}_Q"))
+    else:  # and the clamp and the number of halvings are the module's
+        assert float(arguments[1]) == _fastmath._EXPM1_CLAMP
+        assert int(arguments[-1]) == _fastmath._EXPM1_HALVINGS
 
 
 @pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
@@ -222,6 +295,8 @@ def test_hidden_activations_are_vectorised_the_output_activation_exact() -> None
     assert ACTIVATIONS["tanh"] is _fastmath.tanh
     assert ACTIVATIONS["sigmoid"] is _fastmath.sigmoid
     assert ACTIVATIONS["gelu"] is _fastmath.gelu
+    assert ACTIVATIONS["elu"] is _fastmath.elu
+    assert ACTIVATIONS["selu"] is _fastmath.selu
     assert get_activation("sigmoid", exact=True) is mx.sigmoid
     assert EXACT_ACTIVATIONS["gelu"] is nn.gelu
     model = TCN(3, [8, 8], kernel_sizes=3, activation="tanh", output_activation="sigmoid")

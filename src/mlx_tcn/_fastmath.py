@@ -1,4 +1,4 @@
-"""tanh, the sigmoid, erf and GELU as arithmetic the CPU can vectorise.
+"""tanh, the sigmoid, erf, GELU, ELU and SELU as arithmetic the CPU can vectorise.
 
 MLX's CPU backend computes ``mx.tanh``, ``mx.sigmoid``, ``mx.exp`` and ``mx.erf`` one
 element at a time on x86 (its SIMD width there is 1, and each element is a libm call):
@@ -10,9 +10,14 @@ vectorised: the float32 functions here cost 1.5-2.5 ns per element on arrays of 
 (MIN_SIZE: small arrays keep MLX's functions). Where MLX traces instead of compiling (a
 gradient taken eagerly) the same arithmetic runs as separate passes; see :func:`_traced`.
 
+ELU and SELU take ``exp(x) - 1`` as a polynomial at ``x / 32`` doubled back five times
+(:func:`_doubled`): 4 ulp at most, and accurate near 0, where MLX's ``exp(x) - 1`` loses
+the relative accuracy (thousands of ulp at ``x = -1e-4``); erf's derivative takes its
+``exp(-x**2)`` the same way.
+
 Each function is a ``mx.custom_function`` whose backward uses the forward's output (``1 -
-t**2`` for tanh, ``s (1 - s)`` for the sigmoid; erf's uses MLX's ``exp``), run on the stream
-of the forward, like the convolution's (see :func:`mlx_tcn.ops._make_gemm_conv`): a block's
+t**2`` for tanh, ``s (1 - s)`` for the sigmoid, ``y + alpha`` on ELU's negative side), run
+on the stream of the forward, like the convolution's (see :func:`mlx_tcn.ops._make_gemm_conv`): a block's
 activation runs on the CPU lane of its part. Only float32 (and float16/bfloat16, computed in
 float32) on the CPU takes this path; float64, other devices and other dtypes call MLX's own
 function.
@@ -25,7 +30,8 @@ GELU's tail for x < -4 likewise within 1.3e-6 absolute. That is why a model's hi
 activations use these (:data:`mlx_tcn.activations.ACTIVATIONS`) but its output activation,
 which a loss may take the logarithm of, keeps MLX's own.
 Coefficients: our own fit (iteratively reweighted least squares for the relative error of
-``f(x) / x`` as a rational function of ``x**2``, checked in float32, scripts/fit_fastmath.py).
+``f(x) / x`` as a rational function of ``x**2``, or of ``expm1(r) / r`` as a polynomial,
+checked in float32, scripts/fit_fastmath.py).
 """
 
 from __future__ import annotations
@@ -35,8 +41,9 @@ from collections.abc import Callable
 from functools import partial
 
 import mlx.core as mx
+import mlx.nn as nn
 
-__all__ = ["erf", "gelu", "sigmoid", "tanh"]
+__all__ = ["elu", "erf", "gelu", "selu", "selu_exact", "sigmoid", "tanh"]
 
 # tanh(x) = z P(u) / Q(u), z = clip(x, -9, 9), u = z**2 / 81. tanh(9) rounds to 1 in float32.
 _TANH_CLAMP = 9.0
@@ -63,6 +70,23 @@ _ERF_P = (
     -0.24519531428813934,
 )
 _ERF_Q = (1.0, 7.23011589050293, 22.817882537841797, 38.8887825012207, 32.93731689453125)
+# expm1(x) = e doubled five times from e = r P(r), r = x / 32, z = clip(x, -18, 0): expm1(-18)
+# rounds to -1 in float32 (the doublings reach it exactly).
+_EXPM1_CLAMP = 18.0
+_EXPM1_HALVINGS = 5
+_EXPM1_P = (
+    1.0,
+    0.49999967217445374,
+    0.16665981709957123,
+    0.04161452502012253,
+    0.008152278140187263,
+    0.0010923967929556966,
+)
+# exp(-x**2) in erf's derivative, as 1 + expm1(-z**2), z = clip(x, -sqrt(18), sqrt(18))
+_GAUSS_CLAMP = math.sqrt(_EXPM1_CLAMP)
+# torch.nn.SELU's constants (MLX's nn.selu rounds them to 1.67326 and 1.0507)
+_SELU_ALPHA = 1.6732632423543772
+_SELU_SCALE = 1.0507009873554805
 
 
 def _estrin(coefficients: tuple[float, ...], u: mx.array) -> mx.array:
@@ -100,6 +124,18 @@ def _horner(coefficients: tuple[float, ...], u: mx.array) -> mx.array:
     for c in coefficients[-3::-1]:
         acc = acc * u + c
     return acc
+
+
+def _doubled(p: tuple[float, ...], n: mx.array, halvings: int, scheme: Callable) -> mx.array:
+    """``expm1(n)`` for ``n`` in ``[-clamp, 0]``: ``e = r P(r)`` at ``r = n / 2**halvings``,
+    then ``halvings`` doublings ``e <- e (e + 2)`` (``expm1(2 r) = expm1(r) (expm1(r) +
+    2)``). Only multiplications and additions, so the relative accuracy of ``P`` near 0
+    stays (each doubling adds about half an ulp), and near -1 the error shrinks."""
+    r = n * (1.0 / 2**halvings)
+    e = r * scheme(p, r)
+    for _ in range(halvings):
+        e = e * (e + 2.0)
+    return e
 
 
 def _ratio(
@@ -157,6 +193,16 @@ def _clip(x: mx.array, low: float, high: float) -> mx.array:
     return _fence(mx.clip(_fence(x), low, high))
 
 
+def _relu(x: mx.array) -> mx.array:
+    """``max(x, 0)`` as a kernel of its own (see :func:`_fence`)."""
+    return _fence(mx.maximum(_fence(x), 0.0))
+
+
+def _positive(x: mx.array) -> mx.array:
+    """``1.0`` where ``x > 0``, else ``0.0``, as a kernel of its own (see :func:`_fence`)."""
+    return _fence((_fence(x) > 0).astype(mx.float32))
+
+
 def _unit(y: mx.array) -> mx.array:
     """``y`` clipped to [-1, 1]: just below their clamps the fits pass 1 by up to two ulps."""
     return _clip(y, -1.0, 1.0)
@@ -194,14 +240,54 @@ def _erf32(x: mx.array) -> mx.array:
     return _unit(core(_clip(x, -_ERF_CLAMP, _ERF_CLAMP)))
 
 
+def _elu_body(
+    alpha: float, scale: float, scheme: Callable, positive: mx.array, negative: mx.array
+) -> mx.array:
+    """``scale (max(x, 0) + alpha expm1(min(x, 0)))`` from the two clipped parts of ``x``."""
+    return scale * (positive + alpha * _doubled(_EXPM1_P, negative, _EXPM1_HALVINGS, scheme))
+
+
+def _elu_forward(alpha: float, scale: float) -> Callable[[mx.array], mx.array]:
+    cores = {
+        traced: mx.compile(partial(_elu_body, alpha, scale, _horner if traced else _estrin))
+        for traced in (False, True)
+    }
+
+    def forward(x: mx.array) -> mx.array:
+        core = cores[_traced(x)]
+        return core(_relu(x), _clip(x, -_EXPM1_CLAMP, 0.0))
+
+    return forward
+
+
 # Derivatives times a cotangent (or tangent) ``c``, from the input ``x`` and output ``y``.
-# erf's Gaussian is MLX's exp, one element at a time: an exp by range reduction (2**n built
-# as float32 bits) was 8x faster where MLX fused it, but it is some twenty operations, and
-# an eager training step runs each as a pass over the data: a GELU model's step took 1126 ms
-# with it against 868 (docs/performance_models.md).
+# erf's Gaussian is exp(-x**2) = 1 + expm1(-x**2) by the same doublings as ELU's. (Session
+# 14 tried an exp by range reduction, 2**n built as float32 bits: some twenty operations,
+# and a view, after which MLX starts a new kernel; a GELU model's eager training step took
+# 1126 ms with it against 868 with MLX's exp, docs/performance_models.md.)
 _tanh_vjp = mx.compile(lambda c, x, y: c * (1 - y * y))
 _sigmoid_vjp = mx.compile(lambda c, x, y: c * (y * (1 - y)))
-_erf_vjp = mx.compile(lambda c, x, y: c * (2 / math.sqrt(math.pi)) * mx.exp(-x * x))
+
+
+def _gauss(scheme: Callable, c: mx.array, z: mx.array) -> mx.array:
+    """``c`` times erf's derivative at ``z``, ``|z| <= sqrt(18)``."""
+    e = _doubled(_EXPM1_P, -(z * z), _EXPM1_HALVINGS, scheme)
+    return c * (2 / math.sqrt(math.pi)) * (1.0 + e)
+
+
+_gauss_core = mx.compile(partial(_gauss, _estrin))
+_gauss_traced = mx.compile(partial(_gauss, _horner))
+
+
+def _erf_vjp(c: mx.array, x: mx.array, y: mx.array) -> mx.array:
+    core = _gauss_traced if _traced(x) else _gauss_core
+    return core(c, _clip(x, -_GAUSS_CLAMP, _GAUSS_CLAMP))
+
+
+def _elu_vjp(alpha: float, scale: float) -> Callable[[mx.array, mx.array, mx.array], mx.array]:
+    """``scale`` where ``x > 0``; below, ``y + scale alpha``, which is ``scale alpha exp(x)``."""
+    slope = mx.compile(lambda c, m, y: c * (scale * m + (y + scale * alpha) * (1 - m)))
+    return lambda c, x, y: slope(c, _positive(x), y)
 
 
 # Smaller arrays call MLX's function: the vectorised form is several MLX operations (the
@@ -270,6 +356,14 @@ def _maker(
 _make_tanh = _maker(_tanh32, _tanh_vjp)
 _make_sigmoid = _maker(_sigmoid32, _sigmoid_vjp)
 _make_erf = _maker(_erf32, _erf_vjp)
+_ELU_MAKERS: dict[tuple[float, float], Callable[[mx.Stream], Callable]] = {}
+
+
+def _make_elu(alpha: float, scale: float) -> Callable[[mx.Stream], Callable]:
+    key = (alpha, scale)
+    if key not in _ELU_MAKERS:
+        _ELU_MAKERS[key] = _maker(_elu_forward(alpha, scale), _elu_vjp(alpha, scale))
+    return _ELU_MAKERS[key]
 
 
 def tanh(x: mx.array) -> mx.array:
@@ -291,3 +385,24 @@ def gelu(x: mx.array) -> mx.array:
     """GELU with the exact (erf) form, ``0.5 x (1 + erf(x / sqrt 2))``, as ``torch.nn.GELU()``
     and ``mlx.nn.gelu``."""
     return 0.5 * x * (1 + erf(x * (1 / math.sqrt(2))))
+
+
+def elu(x: mx.array, alpha: float = 1.0) -> mx.array:
+    """``mlx.nn.elu``, ``x`` if ``x > 0`` else ``alpha (exp(x) - 1)``, vectorised on the CPU
+    (as ``expm1``: accurate to a few ulp near 0, where ``exp(x) - 1`` is not)."""
+    if not _fast(x):
+        return nn.elu(x, alpha)
+    alpha = float(alpha)
+    return _custom(f"elu {alpha!r}", _make_elu(alpha, 1.0))(x)
+
+
+def selu_exact(x: mx.array) -> mx.array:
+    """SELU by MLX's ELU, with ``torch.nn.SELU``'s constants rather than ``mlx.nn.selu``'s."""
+    return _SELU_SCALE * nn.elu(x, _SELU_ALPHA)
+
+
+def selu(x: mx.array) -> mx.array:
+    """SELU with ``torch.nn.SELU``'s constants, vectorised on the CPU."""
+    if not _fast(x):
+        return selu_exact(x)
+    return _custom("selu", _make_elu(_SELU_ALPHA, _SELU_SCALE))(x)
