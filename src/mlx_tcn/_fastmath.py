@@ -6,7 +6,7 @@ element at a time on x86 (its SIMD width there is 1, and each element is a libm 
 (docs/performance_models.md, "Activations other than ReLU"). A rational function is only
 multiplications, additions and one division, which the compiled element-wise kernel runs
 vectorised: the float32 functions here cost 1.5-2.5 ns per element on arrays of 4M values
-(GELU 3)
+(GELU, ELU and SELU included), against MLX's 16-28
 (MIN_SIZE: small arrays keep MLX's functions). Where MLX traces instead of compiling (a
 gradient taken eagerly) the same arithmetic runs as separate passes; see :func:`_traced`.
 
@@ -84,6 +84,9 @@ _EXPM1_P = (
 )
 # exp(-x**2) in erf's derivative, as 1 + expm1(-z**2), z = clip(x, -sqrt(18), sqrt(18))
 _GAUSS_CLAMP = math.sqrt(_EXPM1_CLAMP)
+# GELU's clamp: the float32 step above 4 sqrt(2), whose product with 1 / sqrt(2) rounds to 4
+# (erf's clamp, where both evaluation orders give exactly 1)
+_GELU_CLAMP = 5.656854629516602
 # torch.nn.SELU's constants (MLX's nn.selu rounds them to 1.67326 and 1.0507)
 _SELU_ALPHA = 1.6732632423543772
 _SELU_SCALE = 1.0507009873554805
@@ -193,9 +196,9 @@ def _clip(x: mx.array, low: float, high: float) -> mx.array:
     return _fence(mx.clip(_fence(x), low, high))
 
 
-def _relu(x: mx.array) -> mx.array:
-    """``max(x, 0)`` as a kernel of its own (see :func:`_fence`)."""
-    return _fence(mx.maximum(_fence(x), 0.0))
+def _floor(x: mx.array, low: float = 0.0) -> mx.array:
+    """``max(x, low)`` as a kernel of its own (see :func:`_fence`)."""
+    return _fence(mx.maximum(_fence(x), low))
 
 
 def _positive(x: mx.array) -> mx.array:
@@ -255,7 +258,7 @@ def _elu_forward(alpha: float, scale: float) -> Callable[[mx.array], mx.array]:
 
     def forward(x: mx.array) -> mx.array:
         core = cores[_traced(x)]
-        return core(_relu(x), _clip(x, -_EXPM1_CLAMP, 0.0))
+        return core(_floor(x), _clip(x, -_EXPM1_CLAMP, 0.0))
 
     return forward
 
@@ -282,6 +285,36 @@ _gauss_traced = mx.compile(partial(_gauss, _horner))
 def _erf_vjp(c: mx.array, x: mx.array, y: mx.array) -> mx.array:
     core = _gauss_traced if _traced(x) else _gauss_core
     return core(c, _clip(x, -_GAUSS_CLAMP, _GAUSS_CLAMP))
+
+
+def _gelu_body(scheme: Callable, x: mx.array, z: mx.array) -> mx.array:
+    """``0.5 x (1 + erf(z / sqrt 2))``, ``z = clip(x, -c, c)``: past the clamp erf is exactly
+    +-1, so the value is ``x`` or 0. One kernel, where GELU through :func:`erf` took five
+    passes. (A form ``0.5 z (1 + erf) + max(x, -c) - z`` of two clipped inputs ran scalar,
+    3x slower: MLX lets the kernel write over one of them, see docs/performance_models.md.)"""
+    erf = _ratio(_ERF_P, _ERF_Q, _ERF_CLAMP, z * (1 / math.sqrt(2)), scheme)
+    return 0.5 * x * (1.0 + erf)
+
+
+def _gelu_slope(scheme: Callable, c: mx.array, z: mx.array) -> mx.array:
+    """``c`` times GELU's derivative ``Phi(z) + z phi(z)`` at ``z = clip(x, -c, c)``."""
+    erf = _ratio(_ERF_P, _ERF_Q, _ERF_CLAMP, z * (1 / math.sqrt(2)), scheme)
+    gauss = 1.0 + _doubled(_EXPM1_P, -0.5 * (z * z), _EXPM1_HALVINGS, scheme)
+    return c * (0.5 + 0.5 * erf + z * gauss * (1 / math.sqrt(2 * math.pi)))
+
+
+_gelu_cores = {t: mx.compile(partial(_gelu_body, _horner if t else _estrin)) for t in (0, 1)}
+_gelu_slopes = {t: mx.compile(partial(_gelu_slope, _horner if t else _estrin)) for t in (0, 1)}
+
+
+def _gelu32(x: mx.array) -> mx.array:
+    core = _gelu_cores[_traced(x)]
+    return core(x, _clip(x, -_GELU_CLAMP, _GELU_CLAMP))
+
+
+def _gelu_vjp(c: mx.array, x: mx.array, y: mx.array) -> mx.array:
+    slope = _gelu_slopes[_traced(x)]
+    return slope(c, _clip(x, -_GELU_CLAMP, _GELU_CLAMP))
 
 
 def _elu_vjp(alpha: float, scale: float) -> Callable[[mx.array, mx.array, mx.array], mx.array]:
@@ -356,6 +389,7 @@ def _maker(
 _make_tanh = _maker(_tanh32, _tanh_vjp)
 _make_sigmoid = _maker(_sigmoid32, _sigmoid_vjp)
 _make_erf = _maker(_erf32, _erf_vjp)
+_make_gelu = _maker(_gelu32, _gelu_vjp)
 _ELU_MAKERS: dict[tuple[float, float], Callable[[mx.Stream], Callable]] = {}
 
 
@@ -383,8 +417,8 @@ def erf(x: mx.array) -> mx.array:
 
 def gelu(x: mx.array) -> mx.array:
     """GELU with the exact (erf) form, ``0.5 x (1 + erf(x / sqrt 2))``, as ``torch.nn.GELU()``
-    and ``mlx.nn.gelu``."""
-    return 0.5 * x * (1 + erf(x * (1 / math.sqrt(2))))
+    and ``mlx.nn.gelu``, vectorised on the CPU."""
+    return _custom("gelu", _make_gelu)(x) if _fast(x) else nn.gelu(x)
 
 
 def elu(x: mx.array, alpha: float = 1.0) -> mx.array:
