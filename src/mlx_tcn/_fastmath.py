@@ -287,34 +287,22 @@ def _erf_vjp(c: mx.array, x: mx.array, y: mx.array) -> mx.array:
     return core(c, _clip(x, -_GAUSS_CLAMP, _GAUSS_CLAMP))
 
 
-def _gelu_body(scheme: Callable, x: mx.array, z: mx.array) -> mx.array:
+def _gelu_body(x: mx.array, z: mx.array) -> mx.array:
     """``0.5 x (1 + erf(z / sqrt 2))``, ``z = clip(x, -c, c)``: past the clamp erf is exactly
-    +-1, so the value is ``x`` or 0. One kernel, where GELU through :func:`erf` took five
-    passes. (A form ``0.5 z (1 + erf) + max(x, -c) - z`` of two clipped inputs ran scalar,
-    3x slower: MLX lets the kernel write over one of them, see docs/performance_models.md.)"""
-    erf = _ratio(_ERF_P, _ERF_Q, _ERF_CLAMP, z * (1 / math.sqrt(2)), scheme)
+    +-1, so the value is ``x`` or 0."""
+    erf = _ratio(_ERF_P, _ERF_Q, _ERF_CLAMP, z * (1 / math.sqrt(2)))
     return 0.5 * x * (1.0 + erf)
 
 
-def _gelu_slope(scheme: Callable, c: mx.array, z: mx.array) -> mx.array:
-    """``c`` times GELU's derivative ``Phi(z) + z phi(z)`` at ``z = clip(x, -c, c)``."""
-    erf = _ratio(_ERF_P, _ERF_Q, _ERF_CLAMP, z * (1 / math.sqrt(2)), scheme)
-    gauss = 1.0 + _doubled(_EXPM1_P, -0.5 * (z * z), _EXPM1_HALVINGS, scheme)
-    return c * (0.5 + 0.5 * erf + z * gauss * (1 / math.sqrt(2 * math.pi)))
-
-
-_gelu_cores = {t: mx.compile(partial(_gelu_body, _horner if t else _estrin)) for t in (0, 1)}
-_gelu_slopes = {t: mx.compile(partial(_gelu_slope, _horner if t else _estrin)) for t in (0, 1)}
+_gelu_core = mx.compile(_gelu_body)
 
 
 def _gelu32(x: mx.array) -> mx.array:
-    core = _gelu_cores[_traced(x)]
-    return core(x, _clip(x, -_GELU_CLAMP, _GELU_CLAMP))
-
-
-def _gelu_vjp(c: mx.array, x: mx.array, y: mx.array) -> mx.array:
-    slope = _gelu_slopes[_traced(x)]
-    return slope(c, _clip(x, -_GELU_CLAMP, _GELU_CLAMP))
+    """GELU in one kernel where MLX compiles (inference): 7.0 ms on 4M values, against 10.7
+    through :func:`erf` (five passes). ``x`` is made contiguous first: given a convolution's
+    strided output, and a fresh clip it may write over, the kernel ran scalar (a mid-size
+    model's inference 191 ms, 160 with the copy, 184 through erf)."""
+    return _gelu_core(mx.contiguous(x), _clip(x, -_GELU_CLAMP, _GELU_CLAMP))
 
 
 def _elu_vjp(alpha: float, scale: float) -> Callable[[mx.array, mx.array, mx.array], mx.array]:
@@ -389,7 +377,6 @@ def _maker(
 _make_tanh = _maker(_tanh32, _tanh_vjp)
 _make_sigmoid = _maker(_sigmoid32, _sigmoid_vjp)
 _make_erf = _maker(_erf32, _erf_vjp)
-_make_gelu = _maker(_gelu32, _gelu_vjp)
 _ELU_MAKERS: dict[tuple[float, float], Callable[[mx.Stream], Callable]] = {}
 
 
@@ -417,8 +404,16 @@ def erf(x: mx.array) -> mx.array:
 
 def gelu(x: mx.array) -> mx.array:
     """GELU with the exact (erf) form, ``0.5 x (1 + erf(x / sqrt 2))``, as ``torch.nn.GELU()``
-    and ``mlx.nn.gelu``, vectorised on the CPU."""
-    return _custom("gelu", _make_gelu)(x) if _fast(x) else nn.gelu(x)
+    and ``mlx.nn.gelu``, vectorised on the CPU.
+
+    Traced (a gradient, vmap, an outer compile), it is that formula on :func:`erf`: a custom
+    function of its own, with its derivative ``Phi(z) + z phi(z)`` as one kernel, made the
+    mid-size model's eager training step 1217 ms against 780 (not found why)."""
+    if not _fast(x):
+        return nn.gelu(x)
+    if _traced(x):
+        return 0.5 * x * (1 + erf(x * (1 / math.sqrt(2))))
+    return _in_float32(_gelu32, x)
 
 
 def elu(x: mx.array, alpha: float = 1.0) -> mx.array:
