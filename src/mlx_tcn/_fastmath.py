@@ -5,8 +5,8 @@ element at a time on x86 (its SIMD width there is 1, and each element is a libm 
 12-17 ns per element, 7-50x torch's time for the same activation on one core
 (docs/performance_models.md, "Activations other than ReLU"). A rational function is only
 multiplications, additions and one division, which the compiled element-wise kernel runs
-vectorised: the float32 functions here cost 1.5-2.5 ns per element on arrays of 4M values
-(GELU, ELU and SELU included), against MLX's 16-28
+vectorised: the float32 functions here cost 1.4-2.5 ns per element on arrays of 4M values
+(GELU, ELU and SELU included), against MLX's 16-28 ns
 (MIN_SIZE: small arrays keep MLX's functions). Where MLX traces instead of compiling (a
 gradient taken eagerly) the same arithmetic runs as separate passes; see :func:`_traced`.
 
@@ -15,10 +15,11 @@ ELU and SELU take ``exp(x) - 1`` as a polynomial at ``x / 32`` doubled back five
 the relative accuracy (thousands of ulp at ``x = -1e-4``); erf's derivative takes its
 ``exp(-x**2)`` the same way.
 
-Each function is a ``mx.custom_function`` whose backward uses the forward's output (``1 -
-t**2`` for tanh, ``s (1 - s)`` for the sigmoid, ``y + alpha`` on ELU's negative side), run
-on the stream of the forward, like the convolution's (see :func:`mlx_tcn.ops._make_gemm_conv`): a block's
-activation runs on the CPU lane of its part. Only float32 (and float16/bfloat16, computed in
+Each function (GELU through erf where it is differentiated) is a ``mx.custom_function``
+whose backward uses the forward's output (``1 - t**2`` for tanh, ``s (1 - s)`` for the
+sigmoid, ``y + alpha`` on ELU's negative side), run on the stream of the forward, like the
+convolution's (see :func:`mlx_tcn.ops._make_gemm_conv`): a block's activation runs on the
+CPU lane of its part. Only float32 (and float16/bfloat16, computed in
 float32) on the CPU takes this path; float64, other devices and other dtypes call MLX's own
 function.
 
