@@ -103,8 +103,15 @@ def _phase_conv(x: mx.array, weight: mx.array, dilation: int, groups: int) -> mx
 
 
 def _taps(weight: mx.array) -> list[mx.array]:
-    """``(out, k, in)`` weight as ``k`` matrices ``(in, out)``, one per tap."""
-    return [weight[:, j, :].T for j in range(weight.shape[1])]
+    """``(out, k, in)`` weight as ``k`` matrices ``(in, out)``, one per tap.
+
+    Three MLX operations whatever ``k`` (a reshape, a transpose and one ``split``), where
+    indexing each tap took three per tap: at batch 1 a small model's forward costs per
+    operation (docs/performance_models.md, "Fewer operations per convolution").
+    """
+    c_out, k, c_in = weight.shape
+    matrix = weight.reshape(c_out, k * c_in).T  # row j * in + i: tap j, input channel i
+    return [matrix] if k == 1 else mx.split(matrix, k, axis=0)
 
 
 def _use_batched(batch: int, padded: int, span: int) -> bool:
@@ -190,9 +197,11 @@ def _backward(
         gt = gz[span : span + rows].T
         xf = x.reshape(batch * padded, c_in)
         dw = [gt @ xf[j * dilation : j * dilation + rows] for j in range(k)]
-    dx = g_views[0] @ weight[:, 0, :]
+    rows_of = weight.reshape(c_out, k * c_in)
+    w = [rows_of] if k == 1 else mx.split(rows_of, k, axis=1)  # tap j: (out, in)
+    dx = g_views[0] @ w[0]
     for j in range(1, k):
-        dx = mx.addmm(dx, g_views[j], weight[:, j, :])
+        dx = mx.addmm(dx, g_views[j], w[j])
     return dx.reshape(batch, padded, c_in), mx.stack(dw, axis=1)
 
 
