@@ -789,8 +789,10 @@ def test_dropout_is_active_in_training_only(rng):
 
 
 def test_dropout_is_inverted_dropout_on_the_seeded_draw_and_keeps_nan_like_torch():
-    """x * mask / keep with mask = bernoulli(keep) from MLX's key (so mx.random.seed
-    reproduces it); like torch's dropout, a NaN in a dropped position stays NaN."""
+    """x * mask / keep with mask = keep_mask(keep), drawn from MLX's key (so
+    mx.random.seed reproduces it); like torch's dropout, a NaN in a dropped position stays
+    NaN."""
+    from mlx_tcn._dropout import keep_mask
     from mlx_tcn.block import TemporalBlock
 
     block = TemporalBlock(4, 4, kernel_size=2, dropout=0.25, causal=True)
@@ -799,7 +801,7 @@ def test_dropout_is_inverted_dropout_on_the_seeded_draw_and_keeps_nan_like_torch
     mx.random.seed(7)
     y = np.array(block._dropout(x, eval_mode=False))
     mx.random.seed(7)
-    mask = np.array(mx.random.bernoulli(0.75, x.shape))
+    mask = np.array(keep_mask(x.shape, 0.75))
     np.testing.assert_array_equal(y, np.where(mask, np.array(x) * np.float32(1 / 0.75), 0))
     assert abs(mask.mean() - 0.75) < 0.02  # 6,000 draws: 0.02 is 3.6 standard deviations
     x_nan = mx.full((2, 50, 4), float("nan"))

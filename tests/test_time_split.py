@@ -10,6 +10,7 @@ import pytest
 from mlx.utils import tree_flatten
 
 from mlx_tcn import TCN, _backend, ops
+from mlx_tcn import block as block_module
 
 pytestmark = pytest.mark.skipif(
     mx.default_device().type != mx.DeviceType.cpu, reason="the split is for the CPU device"
@@ -425,14 +426,14 @@ def test_epilogue_must_be_callable():
 def _recorded_masks(monkeypatch) -> list[tuple[mx.array, str]]:
     """Every dropout mask a block draws, with the stream it was drawn on."""
     masks: list[tuple[mx.array, str]] = []
-    real = mx.random.bernoulli
+    real = block_module.keep_mask
 
-    def bernoulli(*args, **kwargs):
+    def keep_mask(*args, **kwargs):
         mask = real(*args, **kwargs)
         masks.append((mask, str(mx.default_stream(mx.default_device()))))
         return mask
 
-    monkeypatch.setattr(mx.random, "bernoulli", bernoulli)
+    monkeypatch.setattr(block_module, "keep_mask", keep_mask)
     return masks
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
+from ._dropout import keep_mask
 from ._frozen import linear
 from ._stateful import Stateful
 from ._stream import check_bool, check_dropout, check_input, check_int, promoted_dtype
@@ -209,7 +210,7 @@ class TemporalBlock(Stateful):
         # A multiply by the scaled mask, as torch's dropout does (a NaN or inf in a dropped
         # position stays one): in MLX's compiled CPU step it costs fewer passes than a
         # `where`, 2-10% of a training step (docs/performance_models.md, "What was tried").
-        return x * (mx.random.bernoulli(keep, x.shape).astype(x.dtype) * (1.0 / keep))
+        return x * (keep_mask(x.shape, keep).astype(x.dtype) * (1.0 / keep))
 
     def _embed(self, x: mx.array, e: mx.array) -> mx.array:
         e = linear(self.embedding_projection_1, e)
