@@ -4,6 +4,7 @@ One command runs everything and writes the results into ``docs/performance_model
 
     python benchmarks/bench_models.py                # sMNIST + mid-size + streaming, 6 rounds
     python benchmarks/bench_models.py --grid         # also the user-like shapes of GRID
+    python benchmarks/bench_models.py --small        # also small batch-1 models (SMALL)
     python benchmarks/bench_models.py --quick --no-write --rounds 1 --models smnist
 
 Why it is built this way: on a shared machine one library's time swings by tens of percent
@@ -594,6 +595,7 @@ def _parser() -> argparse.ArgumentParser:
         "--models", default="smnist,mid", help=f"comma list of {', '.join(report.ALL_MODELS)}"
     )
     p.add_argument("--grid", action="store_true", help="add every GRID shape to --models")
+    p.add_argument("--small", action="store_true", help="add every SMALL shape to --models")
     p.add_argument("--modes", default="train,infer", help="comma list: train,infer")
     p.add_argument("--stream-models", default=",".join(STREAM_MODELS), help="comma list: k3,smnist")
     p.add_argument(
@@ -628,6 +630,8 @@ def _resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     args.model_keys = _keys(args.models, report.ALL_MODELS, "models", parser)
     if args.grid:
         args.model_keys += [k for k in report.GRID if k not in args.model_keys]
+    if args.small:
+        args.model_keys += [k for k in report.SMALL if k not in args.model_keys]
     args.mode_keys = _keys(args.modes, report.MODES, "modes", parser)
     args.stream_keys = (
         _keys(args.stream_models, STREAM_MODELS, "stream-models", parser) if args.streaming else []

@@ -135,7 +135,15 @@ GRID = {
     "g-short": ModelSpec("g-short", "short, batch 64", 64, (64,) * 6, 5, 256, 64, 0.1, None),
     "g-mid": ModelSpec("g-mid", "10 levels, k=4", 32, (128,) * 10, 4, 1024, 4, 0.1, None),
 }
-ALL_MODELS = {**MODELS, **GRID}
+# ``--small``: small models at batch 1, where a forward costs per MLX operation more than
+# per FLOP (0.07-0.13 GFLOP per forward): the user-like shapes on which mlx-tcn was furthest
+# behind in session 16.
+SMALL = {
+    "s-tiny": ModelSpec("s-tiny", "tiny, batch 1", 16, (16,) * 4, 2, 256, 1, 0.1, None),
+    "s-narrow": ModelSpec("s-narrow", "narrow, batch 1", 16, (16,) * 4, 8, 4096, 1, 0.1, None),
+    "s-64": ModelSpec("s-64", "64 channels, batch 1", 64, (64,) * 6, 4, 512, 1, 0.1, None),
+}
+ALL_MODELS = {**MODELS, **GRID, **SMALL}
 
 
 # --------------------------------------------------------------------------------------------
