@@ -24,14 +24,20 @@ def _reference(shape: tuple[int, ...], keep: float, seed: int) -> np.ndarray:
     return (h < np.uint64(round(keep * 2.0**32))).reshape(shape)
 
 
+@pytest.fixture
+def hash_everywhere(monkeypatch):
+    """The hash for masks of any size (it starts at ``_MIN_ELEMENTS`` elements)."""
+    monkeypatch.setattr(_dropout, "_MIN_ELEMENTS", 1)
+
+
 @pytest.mark.parametrize("shape", [(3, 7, 5), (1, 1, 1), (2, 4096, 16)])
-def test_the_mask_is_the_documented_hash_of_the_index(shape):
+def test_the_mask_is_the_documented_hash_of_the_index(shape, hash_everywhere):
     mx.random.seed(11)
     got = np.array(keep_mask(shape, 0.8))
     np.testing.assert_array_equal(got, _reference(shape, 0.8, 11))
 
 
-def test_mx_random_seed_reproduces_the_mask_and_the_next_draw_differs():
+def test_mx_random_seed_reproduces_the_mask_and_the_next_draw_differs(hash_everywhere):
     mx.random.seed(5)
     a, b = np.array(keep_mask((8, 300, 8), 0.5)), np.array(keep_mask((8, 300, 8), 0.5))
     mx.random.seed(5)
@@ -67,32 +73,38 @@ def test_draws_are_independent_across_elements_and_calls():
         assert abs((u == v).mean() - expected) < 6 * sd, name
 
 
-def test_keep_one_keeps_everything_and_bad_keep_is_refused():
+def test_keep_one_keeps_everything_and_bad_keep_is_refused(hash_everywhere):
     assert np.array(keep_mask((4, 5), 1.0)).all()
     for keep in (0.0, -0.1, 1.5):
         with pytest.raises(ValueError, match=f"keep must be in \\(0, 1\\], got {keep}"):
             keep_mask((4, 5), keep)
 
 
-def test_keep_near_one_does_not_overflow_the_threshold():
+def test_keep_near_one_does_not_overflow_the_threshold(hash_everywhere):
     mask = np.array(keep_mask((1000,), 1.0 - 2.0**-40))
     assert mask.dtype == np.bool_ and mask.all()
 
 
-def test_masks_too_large_for_a_32_bit_index_use_mlx_draw(monkeypatch):
+def test_small_masks_and_masks_too_large_for_a_32_bit_index_use_mlx_draw(monkeypatch):
     calls = []
     real = mx.random.bernoulli
-    monkeypatch.setattr(_dropout, "_MAX_ELEMENTS", 100)
     monkeypatch.setattr(mx.random, "bernoulli", lambda *a, **k: calls.append(a) or real(*a, **k))
     mx.random.seed(0)
-    frac = float(np.array(keep_mask((10, 10), 0.6)).mean())
-    assert calls == [(0.6, (10, 10))] and 0.3 < frac < 0.9
-    keep_mask((9, 11), 0.6)  # 99 elements: the hash
+    small = np.array(keep_mask((255, 257), 0.6))  # 65,535 elements: MLX's draw
+    mx.random.seed(0)
+    np.testing.assert_array_equal(small, np.array(real(0.6, (255, 257))))
+    assert calls == [(0.6, (255, 257))]
+    keep_mask((256, 256), 0.6)  # 65,536: the hash
     assert len(calls) == 1
+    monkeypatch.setattr(_dropout, "_MAX_ELEMENTS", 100_000)
+    frac = float(np.array(keep_mask((400, 250), 0.6)).mean())
+    assert calls[1:] == [(0.6, (400, 250))] and abs(frac - 0.6) < 0.01
+    keep_mask((333, 300), 0.6)  # 99,900 elements: the hash
+    assert len(calls) == 2
 
 
 def test_the_same_mask_under_compile_as_eager():
-    shape = (4, 50, 8)
+    shape = (4, 500, 64)
 
     def draw(x):
         return x * keep_mask(shape, 0.6)
@@ -118,7 +130,7 @@ def test_a_block_gradient_through_dropout_is_the_scaled_mask():
 
     block = TemporalBlock(3, 3, kernel_size=2, dropout=0.4, causal=True)
     block.train()
-    x = mx.random.normal((2, 64, 3))
+    x = mx.random.normal((2, 20000, 3))
     mx.random.seed(4)
     grad = np.array(mx.grad(lambda v: block._dropout(v, eval_mode=False).sum())(x))
     mx.random.seed(4)
