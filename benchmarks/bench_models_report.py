@@ -136,8 +136,8 @@ GRID = {
     "g-mid": ModelSpec("g-mid", "10 levels, k=4", 32, (128,) * 10, 4, 1024, 4, 0.1, None),
 }
 # ``--small``: small models at batch 1, where a forward costs per MLX operation more than
-# per FLOP (0.002-0.2 GFLOP of convolutions per forward): the user-like shapes on which mlx-tcn was furthest
-# behind in session 16.
+# per FLOP (0.002-0.2 GFLOP of convolutions per forward): the user-like shapes on which
+# mlx-tcn was furthest behind in session 16.
 SMALL = {
     "s-tiny": ModelSpec("s-tiny", "tiny, batch 1", 16, (16,) * 4, 2, 256, 1, 0.1, None),
     "s-narrow": ModelSpec("s-narrow", "narrow, batch 1", 16, (16,) * 4, 8, 4096, 1, 0.1, None),
