@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
-from mlx_tcn import TCN, _backend, ops
+from mlx_tcn import TCN, _backend, _dropout, ops
 from mlx_tcn import block as block_module
 
 pytestmark = pytest.mark.skipif(
@@ -437,9 +437,13 @@ def _recorded_masks(monkeypatch) -> list[tuple[mx.array, str]]:
     return masks
 
 
-def test_block_dropout_and_activation_run_on_the_parts(monkeypatch, streams, parts):
+@pytest.mark.parametrize("hashed", [False, True], ids=["mlx-draw", "hash"])
+def test_block_dropout_and_activation_run_on_the_parts(monkeypatch, streams, parts, hashed):
     # one long sequence in training: each convolution's parts draw their own dropout masks
-    # on their own lanes, and the result is still dropout at the block's rate
+    # on their own lanes, and the result is still dropout at the block's rate (masks this
+    # small take MLX's draw; "hash" makes them take the counter hash)
+    if hashed:
+        monkeypatch.setattr(_dropout, "_MIN_ELEMENTS", 1)
     streams(2)
     _split_always(monkeypatch)
     masks = _recorded_masks(monkeypatch)

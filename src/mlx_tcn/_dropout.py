@@ -10,8 +10,8 @@ rounds), with an odd multiplier ``m`` and an offset ``s`` drawn per mask from ML
 ``mx.random.state`` advances it as before. An element is kept when its draw is below
 ``round(keep * 2**32)``: the keep probability exact to 2**-32. Every operation is an
 element-wise integer pass, which MLX vectorises eagerly and fuses under ``mx.compile``:
-1.6 ms for the same mask and multiply (docs/performance_models.md, "Dropout masks from a
-counter hash").
+1.6 ms for the same mask and multiply (docs/performance_models.md, "Fewer operations, flat
+GEMMs and hashed dropout masks").
 """
 
 from __future__ import annotations

@@ -107,7 +107,8 @@ def _taps(weight: mx.array) -> list[mx.array]:
 
     Three MLX operations whatever ``k`` (a reshape, a transpose and one ``split``), where
     indexing each tap took three per tap: at batch 1 a small model's forward costs per
-    operation (docs/performance_models.md, "Fewer operations per convolution").
+    operation (docs/performance_models.md, "Fewer operations, flat GEMMs and hashed dropout
+    masks").
     """
     c_out, k, c_in = weight.shape
     matrix = weight.reshape(c_out, k * c_in).T  # row j * in + i: tap j, input channel i
@@ -122,10 +123,11 @@ def _use_batched(batch: int, padded: int, span: int, channels: int) -> bool:
     views) skip them but cost more on their own. Measured on 2 x86 cores (single-thread
     CPU time, B=16, T=1024, C=128, K=3 and B=64, T=784, C=25, K=7), the flat form wins
     while the waste ``span / padded`` stays under about 1/16. From 64 channels (``channels``:
-    the smaller of in and out) the batched GEMMs cost 5-35% more than the flat ones on the
-    same rows, so the flat form wins up to a waste of about 1/5 (Zen 4, OpenBLAS's
-    ``SkylakeX`` and ``Haswell`` kernels alike: forward and backward of 64 and 128 channels,
-    k=3-8, T=256-1024, at wastes 0.1-0.3).
+    the smaller of in and out) the flat form wins up to a waste of about 1/5: forward and
+    backward of one 64- or 128-channel convolution (k=3-8, T=256-1024, one thread, Zen 4)
+    took 0.85-1.01 of the batched time at wastes up to 0.2, 1.02-1.21 from about 0.3, with
+    OpenBLAS's ``SkylakeX`` and ``Haswell`` kernels alike. At 25-32 channels the better form
+    depends on the kernels, so the limit stays 1/16 there.
     """
     limit = 5 if channels >= 64 else 16
     return batch > 1 and span * limit > padded
