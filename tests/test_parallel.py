@@ -249,6 +249,22 @@ def test_weight_norm_is_computed_once_per_call_not_per_part(monkeypatch, streams
     assert all(getattr(m, "_shared_weights", None) is None for m in model.modules())
 
 
+@on_cpu
+def test_an_unsplit_forward_does_not_walk_the_module_tree(monkeypatch, streams):
+    # listing a model's modules costs as much as a small batch-1 forward's GEMMs: only a
+    # split forward (weight norm shared by its parts) asks for them
+    streams(2)
+    model, x, _ = _model_and_input({}, batch=1, length=200)
+    model.eval()
+    walks = []
+    real = TCN.modules
+    monkeypatch.setattr(TCN, "modules", lambda self: walks.append(1) or real(self))
+    mx.eval(model(x))  # too short to split
+    assert walks == []
+    mx.eval(model(mx.random.normal((4, 700, x.shape[-1]))))  # split by rows
+    assert walks == [1]
+
+
 def test_shared_weights_context(monkeypatch):
     from mlx_tcn import TemporalConv1d, parametrizations
 

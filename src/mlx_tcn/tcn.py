@@ -259,7 +259,7 @@ class TCN(Stateful):
         ):
             return forward(x, e)
         return split_forward(
-            forward, x, e, self._context() if eval_mode else None, list(self.modules())
+            forward, x, e, self._context() if eval_mode else None, self.modules
         )
 
     def _context(self) -> tuple[int, int] | None:
