@@ -258,9 +258,7 @@ class TCN(Stateful):
             m.training for _, m in self.named_modules() if isinstance(m, nn.BatchNorm)
         ):
             return forward(x, e)
-        return split_forward(
-            forward, x, e, self._context() if eval_mode else None, self.modules
-        )
+        return split_forward(forward, x, e, self._context() if eval_mode else None, self.modules)
 
     def _context(self) -> tuple[int, int] | None:
         """Input steps ``(before, after)`` an output step reads beyond itself; ``None`` when
