@@ -48,7 +48,7 @@ def _worker(shape: str, mode: str, iters: int) -> None:
     import mlx_tcn  # noqa: I001  (first: it routes MLX's matmul to an optimized BLAS)
     import mlx.core as mx
     import mlx.nn as nn
-    import mlx.optimizers as optim
+    from mlx_train_step import train_step
 
     inputs, channels, k, length, batch = SHAPES[shape]
     mx.random.seed(0)
@@ -65,20 +65,11 @@ def _worker(shape: str, mode: str, iters: int) -> None:
             mx.eval(model(x))
 
     else:
-        opt = optim.Adam(learning_rate=1e-3)
-        loss_and_grad = nn.value_and_grad(model, lambda m, x, y: nn.losses.mse_loss(m(x), y))
 
-        def train_step(x: mx.array, y: mx.array) -> mx.array:
-            loss, grads = loss_and_grad(model, x, y)
-            opt.update(model, grads)
-            return loss
+        def loss(m: nn.Module, x: mx.array, y: mx.array) -> mx.array:
+            return nn.losses.mse_loss(m(x), y)
 
-        if mode == "train-compiled":
-            state = [model.state, opt.state, mx.random.state]
-            train_step = mx.compile(train_step, inputs=state, outputs=state)
-
-        def step() -> None:
-            mx.eval(train_step(x, target), model.parameters(), opt.state)
+        step = train_step(model, loss, x, target, compiled=mode == "train-compiled")
 
     for _ in range(3):
         step()

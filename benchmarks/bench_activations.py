@@ -84,7 +84,7 @@ def _mlx(activation: str, mode: str, exact: bool) -> float:
     import mlx_tcn  # noqa: I001  (first: it routes MLX's matmul to an optimized BLAS)
     import mlx.core as mx
     import mlx.nn as nn
-    import mlx.optimizers as optim
+    from mlx_train_step import train_step
 
     from mlx_tcn import activations
 
@@ -106,23 +106,12 @@ def _mlx(activation: str, mode: str, exact: bool) -> float:
         model.eval()
         return _time(lambda: mx.eval(model(x)))
     target = mx.random.normal((BATCH, LENGTH, CHANNELS))
-    opt = optim.Adam(learning_rate=1e-3)
-    loss_and_grad = nn.value_and_grad(model, lambda m, x, y: nn.losses.mse_loss(m(x), y))
 
-    def step(x: mx.array, target: mx.array) -> mx.array:
-        loss, grads = loss_and_grad(model, x, target)
-        opt.update(model, grads)
-        return loss
+    def loss(m: nn.Module, x: mx.array, y: mx.array) -> mx.array:
+        return nn.losses.mse_loss(m(x), y)
 
-    if mode == "train-compiled":  # as mlx-tcn train does by default
-        state = [model.state, opt.state, mx.random.state]
-        step = mx.compile(step, inputs=state, outputs=state)
-
-    def train() -> None:
-        step(x, target)
-        mx.eval(model.parameters(), opt.state)
-
-    return _time(train)
+    # compiled as mlx-tcn train does by default
+    return _time(train_step(model, loss, x, target, compiled=mode == "train-compiled"))
 
 
 def main() -> None:

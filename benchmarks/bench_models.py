@@ -166,7 +166,7 @@ def _mlx_model(spec: report.ModelSpec, mode: str, compiled: bool) -> Callable[[]
     import mlx_tcn  # noqa: I001  (first: it routes MLX's matmul to an optimized BLAS)
     import mlx.core as mx
     import mlx.nn as nn
-    import mlx.optimizers as optim
+    from mlx_train_step import train_step
 
     mx.random.seed(0)
     tcn = mlx_tcn.TCN(
@@ -205,23 +205,9 @@ def _mlx_model(spec: report.ModelSpec, mode: str, compiled: bool) -> Callable[[]
         return lambda: mx.eval(forward(x))
 
     model.train()
-    opt = optim.Adam(learning_rate=1e-3)
-    loss_and_grad = nn.value_and_grad(model, lambda m, x, y: loss_of(m(x), y, reduction="mean"))
-
-    def train_step(x: mx.array, target: mx.array) -> mx.array:
-        loss, grads = loss_and_grad(model, x, target)
-        opt.update(model, grads)
-        return loss
-
-    if compiled:
-        state = [model.state, opt.state, mx.random.state]
-        train_step = mx.compile(train_step, inputs=state, outputs=state)
-
-    def step() -> None:
-        loss = train_step(x, target)
-        mx.eval(loss, model.parameters(), opt.state)
-
-    return step
+    return train_step(
+        model, lambda m, x, y: loss_of(m(x), y, reduction="mean"), x, target, compiled
+    )
 
 
 def _lane_parts(batch: int, length: int, padding: int, lanes: int) -> list[tuple[slice, slice]]:

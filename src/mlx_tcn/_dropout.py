@@ -16,6 +16,8 @@ GEMMs and hashed dropout masks").
 
 from __future__ import annotations
 
+import math
+
 import mlx.core as mx
 
 __all__ = ["keep_mask"]
@@ -39,9 +41,7 @@ def keep_mask(shape: tuple[int, ...], keep: float) -> mx.array:
     hash from ``_MIN_ELEMENTS`` elements, ``mx.random.bernoulli`` below (and from 2**32)."""
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"keep must be in (0, 1], got {keep}")
-    size = 1
-    for n in shape:
-        size *= n
+    size = math.prod(shape)
     if not _MIN_ELEMENTS <= size < _MAX_ELEMENTS:
         return mx.random.bernoulli(keep, shape)
     if keep == 1.0:
