@@ -64,6 +64,36 @@ def test_other_dims(dim, g_shape, axes):
     np.testing.assert_allclose(np.array(get_weight(conv)), w, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("dim", [0, -3, 1, -1, None])
+def test_compute_weight_against_numpy_eager_and_compiled(rng, dim):
+    v = rng.standard_normal((5, 3, 4)).astype(np.float32)
+    axes = tuple(range(3)) if dim is None else tuple(a for a in range(3) if a != dim % 3)
+    g = rng.uniform(0.5, 2.0, np.sqrt((v**2).sum(axis=axes, keepdims=True)).shape)
+    g = g.astype(np.float32)
+    expected = g * v / np.sqrt((v**2).sum(axis=axes, keepdims=True))
+    eager = compute_weight(mx.array(g), mx.array(v), dim)
+    compiled = mx.compile(lambda g, v: compute_weight(g, v, dim))(mx.array(g), mx.array(v))
+    for got in (eager, compiled):
+        assert got.shape == v.shape
+        np.testing.assert_allclose(np.array(got), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_weight_norm_takes_one_square_root_per_row():
+    """Compiled, the full-size multiply must not also compute the scale: MLX would fuse
+    ``rsqrt`` into it and take it once per element of ``v`` (3x slower at 256 channels)."""
+    import io
+    import re
+
+    f = mx.compile(lambda g, v: compute_weight(g, v))
+    out = f(mx.ones((8, 1, 1)), mx.ones((8, 3, 4)))
+    dot = io.StringIO()
+    mx.export_to_dot(dot, out)
+    kernels = re.findall(r'label ="(Compiled[A-Za-z]*)', dot.getvalue())
+    assert any("Rsqrt" in k for k in kernels)  # the scale is still one fused kernel
+    assert not [k for k in kernels if "Rsqrt" in k and "Broadcast" in k], kernels
+    np.testing.assert_allclose(np.array(out), np.full((8, 3, 4), 1 / np.sqrt(12)), rtol=1e-6)
+
+
 def test_weight_is_g_times_direction():
     conv = TemporalConv1d(1, 2, 2)
     weight_norm(conv)

@@ -43,8 +43,20 @@ def _norm_axes(ndim: int, dim: int | None) -> tuple[int, ...]:
 
 
 def compute_weight(g: mx.array, v: mx.array, dim: int | None = 0) -> mx.array:
-    """``g * v / ||v||`` with the norm over every axis of ``v`` but ``dim``."""
+    """``g * v / ||v||`` with the norm over every axis of ``v`` but ``dim``.
+
+    Over the first axis (every layer's default) the scale multiplies a 2-D view of ``v``:
+    inside ``mx.compile`` (a compiled training step, a compiled eval forward) MLX fuses
+    ``v * (g * rsqrt(sq))`` into one kernel that takes the square root once per *element* of
+    ``v``, about 3x the time of the eager form for a 256-channel weight; the reshape keeps
+    the per-row scale out of that kernel (docs/performance_models.md, "Compiled eval
+    forwards for small models").
+    """
     sq = mx.sum(v * v, axis=_norm_axes(v.ndim, dim), keepdims=True)
+    if v.ndim > 1 and dim is not None and dim % v.ndim == 0:
+        rows = v.shape[0]
+        scale = (g * mx.rsqrt(sq)).reshape(rows, 1)
+        return (v.reshape(rows, -1) * scale).reshape(v.shape)
     return v * (g * mx.rsqrt(sq))
 
 
