@@ -16,6 +16,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from . import serialization
+from ._eval_compile import MAX_VALUES, EvalCompiler
 from ._frozen import freeze_linear, linear
 from ._stateful import Stateful
 from ._stream import check_input, check_int, promoted_dtype
@@ -244,7 +245,32 @@ class TCN(Stateful):
             x = activation_out(x)
         return x, new_state
 
+    # Small eval-mode forwards run compiled (see mlx_tcn._eval_compile); False: never.
+    compile_eval = True
+
     def _offline(self, x: mx.array, e: mx.array | None) -> mx.array:
+        """The offline forward; in eval mode, for a small input on the CPU, compiled and
+        cached per input shape (:mod:`mlx_tcn._eval_compile`)."""
+        if (
+            self.compile_eval
+            and not self.training
+            and mx.default_device().type == mx.DeviceType.cpu
+            and x.shape[0] * x.shape[1] * self._widest() <= MAX_VALUES
+        ):
+            compiler = self.__dict__.get("_eval_compiler")
+            if compiler is None:
+                compiler = EvalCompiler(self, TCN._offline_eager)
+                # object.__setattr__ keeps the cache out of the module's parameter tree.
+                object.__setattr__(self, "_eval_compiler", compiler)
+            return compiler(x, e)
+        return self._offline_eager(x, e)
+
+    def _widest(self) -> int:
+        """The most channels of any layer's activation: inputs, blocks, projection."""
+        cfg = self.tcn_config
+        return max(cfg.num_inputs, *cfg.num_channels, cfg.output_projection or 0)
+
+    def _offline_eager(self, x: mx.array, e: mx.array | None) -> mx.array:
         """The offline forward, split over the CPU lanes by :func:`split_forward`: by rows,
         except under a training-mode batch norm (its statistics span the whole batch), and in
         eval mode also by time, except with SE blocks (their squeeze reaches every earlier
