@@ -5,9 +5,9 @@ operation: its time goes to building the graph in Python (about 2 us per operati
 running many small operations. In eval mode the offline forward is a pure function of the
 input and the model's arrays, so :class:`EvalCompiler` runs it through ``mx.compile``: after
 the first trace a call skips the Python graph building and runs fused element-wise kernels.
-Measured on 2 cores (docs/performance_models.md, "Compiled eval forwards for small models"):
-0.3-0.5 of the eager time for a 4x16 model on 256 steps, 0.65-0.9 up to 64K values per
-layer; from about 128K values per layer (batch x length x channels) there was no gain, and
+Measured on 2 x86 cores (docs/performance_models.md, "Compiled eval forwards for small
+models"): 0.6-0.8 of the eager time for 4x16 models at batch 1 (256 and 4096 steps), about
+0.95 for a 6x64 one; at 128K values per layer (batch x length x channels) 0.9-1.05, and
 on the grid's large models a compiled forward was 1.05-1.17x slower, so those stay eager.
 
 When a forward is compiled, and when not:
@@ -15,9 +15,9 @@ When a forward is compiled, and when not:
 * only with the model in eval mode, on the CPU, with at most :data:`MAX_VALUES` values in
   its widest layer's activation, and when every layer is mlx-tcn's or MLX's own (a user's
   layer could do something in Python that a compiled call would skip);
-* an input signature (shapes and dtypes) is compiled the second time it comes: a trace costs
-  tens of calls, so inputs of ever-changing lengths stay eager; at most
-  :data:`MAX_SIGNATURES` are compiled per model;
+* an input signature (shapes and dtypes) is compiled the second time it comes (the trace
+  costs about one to six eager calls: 3-8 ms for 4- to 12-block models), so inputs of
+  ever-changing lengths stay eager; at most :data:`MAX_SIGNATURES` are compiled per model;
 * the trace follows the model's Python structure, so it is keyed by a fingerprint of the
   module tree: each module's identity, type and plain attributes (training mode, activation
   functions, ...). Replacing a layer or an activation, or changing one submodule's mode,
@@ -39,7 +39,7 @@ import mlx.nn as nn
 __all__ = ["MAX_SIGNATURES", "MAX_VALUES", "EvalCompiler"]
 
 # The widest layer's activation (batch x length x channels) of a compiled forward, at most.
-MAX_VALUES = 1 << 17
+MAX_VALUES = 1 << 16
 # Input signatures compiled per model; more distinct shapes run eagerly.
 MAX_SIGNATURES = 16
 # Signatures counted before the count starts over (shapes that never repeat).
