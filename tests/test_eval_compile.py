@@ -79,6 +79,31 @@ def test_compiled_forward_equals_the_eager_one(name, eager_calls, rng):
         np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_the_trace_runs_on_a_copy_and_leaves_the_model_alone(monkeypatch, rng):
+    """The model never holds a traced array, not even during the trace: another thread
+    may be running it eagerly at that moment."""
+    from mlx.utils import tree_flatten
+
+    model = _model(use_norm="weight_norm", causal=True)
+    before = {k: v for k, v in tree_flatten(model.parameters())}
+    seen = []
+    real = TCNClass._offline_eager
+
+    def watching(self, x, e):
+        # every array of the model as it is while this forward runs
+        seen.append((self is model, {k: v for k, v in tree_flatten(model.parameters())}))
+        return real(self, x, e)
+
+    monkeypatch.setattr(TCNClass, "_offline_eager", watching)
+    x = mx.array(rng.standard_normal((1, 18, 3)).astype(np.float32))
+    for _ in range(3):
+        model(x)
+    assert [is_model for is_model, _ in seen] == [True, False]  # eager call, then the trace
+    for _, arrays in seen:
+        assert arrays.keys() == before.keys()
+        assert all(arrays[k] is before[k] for k in before)
+
+
 def test_new_weights_reach_the_compiled_forward(rng):
     model = _model(use_norm="weight_norm", causal=True)
     x = mx.array(rng.standard_normal((1, 30, 3)).astype(np.float32))

@@ -22,7 +22,8 @@ When a forward is compiled, and when not:
   module tree: each module's identity, type and plain attributes (training mode, activation
   functions, ...). Replacing a layer or an activation, or changing one submodule's mode,
   makes a new compiled function. The arrays themselves are the compiled function's inputs:
-  new weights, updated in place or not, are always read.
+  new weights, updated in place or not, are always read. The trace runs on a copy of the
+  module tree, so the model never holds a traced array.
 
 ``model.compile_eval = False`` turns it off for one model.
 """
@@ -35,6 +36,8 @@ from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
+
+from .parametrizations import copy_tree
 
 __all__ = ["MAX_SIGNATURES", "MAX_VALUES", "EvalCompiler"]
 
@@ -147,21 +150,16 @@ class EvalCompiler:
         me = weakref.ref(self)
 
         def traced(x: mx.array, *rest: mx.array) -> mx.array:
-            # Runs only while MLX traces: the model's arrays are swapped for the traced
-            # inputs, so that the compiled graph reads them from its arguments.
+            # Runs only while MLX traces, on a copy of the model's tree whose arrays are
+            # the traced inputs: the compiled graph reads them from its arguments, and the
+            # model itself never holds a traced array (another thread may be using it).
             compiler = me()
-            model = compiler._model()
+            model = copy_tree(compiler._model())
             slots: list[Slot] = []
             scan(model, slots)
             e = rest[0] if len(rest) > len(slots) else None
-            arrays = rest[len(rest) - len(slots) :]
-            saved = [container[k] for container, k in slots]
-            for (container, k), a in zip(slots, arrays, strict=True):
+            for (container, k), a in zip(slots, rest[len(rest) - len(slots) :], strict=True):
                 container[k] = a
-            try:
-                return compiler._forward(model, x, e)
-            finally:
-                for (container, k), a in zip(slots, saved, strict=True):
-                    container[k] = a
+            return compiler._forward(model, x, e)
 
         return mx.compile(traced, inputs=mx.random.state, outputs=mx.random.state)

@@ -168,21 +168,21 @@ def fold_weight_norm(module: nn.Module) -> nn.Module:
     return module
 
 
-def _copy_tree(value: Any) -> Any:
+def copy_tree(value: Any) -> Any:
     """A copy of a module tree: new modules, lists and dicts; the same arrays and objects."""
     if isinstance(value, nn.Module):
         new = type(value).__new__(type(value))
         for key, attr in value.__dict__.items():  # _training, _no_grad, _weight_norm_dims, ...
             object.__setattr__(new, key, copy.copy(attr) if isinstance(attr, (set, dict)) else attr)
         for key, child in value.items():
-            dict.__setitem__(new, key, _copy_tree(child))
+            dict.__setitem__(new, key, copy_tree(child))
         return new
     if isinstance(value, list):  # ModuleList or list
-        return type(value)(_copy_tree(v) for v in value)
+        return type(value)(copy_tree(v) for v in value)
     if type(value) is dict:
-        return {k: _copy_tree(v) for k, v in value.items()}
+        return {k: copy_tree(v) for k, v in value.items()}
     if type(value) is tuple:
-        return tuple(_copy_tree(v) for v in value)
+        return tuple(copy_tree(v) for v in value)
     return value
 
 
@@ -193,7 +193,7 @@ def folded_copy(module: nn.Module) -> nn.Module:
     random stream of a training run is untouched) and works for any subclass; it shares the
     arrays that folding does not replace (MLX arrays are immutable, so this is safe).
     """
-    return fold_weight_norm(_copy_tree(module))
+    return fold_weight_norm(copy_tree(module))
 
 
 class WeightNormSupport(nn.Module):
