@@ -172,6 +172,24 @@ def test_only_repeated_small_shapes_on_own_layers_compile(eager_calls, monkeypat
     assert len(eager_calls) == 3
 
 
+def test_a_forward_that_cannot_be_traced_runs_eagerly(eager_calls, monkeypatch, rng):
+    attempts = []
+
+    def untraceable(_model):
+        attempts.append(1)
+        raise ValueError("[compile] something MLX cannot trace")
+
+    monkeypatch.setattr(_eval_compile, "copy_tree", untraceable)
+    model = _model(use_norm="weight_norm", causal=True)
+    x = mx.array(rng.standard_normal((1, 14, 3)).astype(np.float32))
+    expected = _eager(model, x)
+    eager_calls.clear()
+    for _ in range(4):
+        np.testing.assert_allclose(np.array(model(x)), expected, rtol=1e-6, atol=1e-7)
+    assert len(eager_calls) == 4
+    assert len(attempts) == 1  # tried once, then eager without trying again
+
+
 class _Scaled(nn.Module):
     """A user's layer: its Python could do what a compiled call would skip."""
 

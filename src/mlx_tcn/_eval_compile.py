@@ -23,7 +23,8 @@ When a forward is compiled, and when not:
   functions, ...). Replacing a layer or an activation, or changing one submodule's mode,
   makes a new compiled function. The arrays themselves are the compiled function's inputs:
   new weights, updated in place or not, are always read. The trace runs on a copy of the
-  module tree, so the model never holds a traced array.
+  module tree, so the model never holds a traced array; a forward that fails to trace runs
+  eagerly from then on.
 
 ``model.compile_eval = False`` turns it off for one model.
 """
@@ -130,7 +131,13 @@ class EvalCompiler:
             return self._forward(model, x, e)
         if self._compiled is None:
             self._compiled = self._make()
-        return self._compiled(x, *([] if e is None else [e]), *arrays)
+        try:
+            return self._compiled(x, *([] if e is None else [e]), *arrays)
+        except Exception:  # a forward that MLX cannot trace runs eagerly
+            # Eager from now on for this structure: a real error in the input or the model
+            # raises again there, from the code that a user can read.
+            self._own = False
+            return self._forward(model, x, e)
 
     def _wanted(self, signature: tuple[Any, ...]) -> bool:
         """Compile ``signature`` now? Yes if it was compiled before, or is seen for the
