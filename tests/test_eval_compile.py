@@ -206,6 +206,28 @@ def test_a_users_layer_keeps_the_forward_eager(eager_calls, rng):
     assert len(eager_calls) == 3
 
 
+class _Doubled(TCN):
+    """A user's subclass: its forward is its own, and stays eager."""
+
+    def _forward(self, x, e, state, eval_mode):
+        y, new_state = super()._forward(x, e, state, eval_mode)
+        return 2.0 * y, new_state
+
+
+def test_a_users_subclass_keeps_its_own_forward(eager_calls, rng):
+    model = _Doubled(num_inputs=3, num_channels=[8, 6], kernel_sizes=3)
+    model.eval()
+    plain = TCN(num_inputs=3, num_channels=[8, 6], kernel_sizes=3)
+    plain.update(model.parameters())
+    plain.eval()
+    x = mx.array(rng.standard_normal((1, 12, 3)).astype(np.float32))
+    expected = 2.0 * _eager(plain, x)
+    eager_calls.clear()
+    for _ in range(3):
+        np.testing.assert_allclose(np.array(model(x)), expected, rtol=1e-5, atol=1e-6)
+    assert len(eager_calls) == 3
+
+
 def test_the_cache_does_not_keep_a_model_alive():
     model = _model()
     x = mx.zeros((1, 16, 3))

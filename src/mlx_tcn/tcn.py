@@ -259,7 +259,8 @@ class TCN(Stateful):
         ):
             compiler = self.__dict__.get("_eval_compiler")
             if compiler is None:
-                compiler = EvalCompiler(self, TCN._offline_eager)
+                # the method looked up on the model at each call (a subclass's override)
+                compiler = EvalCompiler(self, lambda model, x, e: model._offline_eager(x, e))
                 # object.__setattr__ keeps the cache out of the module's parameter tree.
                 object.__setattr__(self, "_eval_compiler", compiler)
             return compiler(x, e)
