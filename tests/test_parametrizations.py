@@ -78,6 +78,21 @@ def test_compute_weight_against_numpy_eager_and_compiled(rng, dim):
         np.testing.assert_allclose(np.array(got), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_compute_weight_gradients_match_the_plain_formula(rng):
+    g = mx.array(rng.uniform(0.5, 2.0, (6, 1, 1)).astype(np.float32))
+    v = mx.array(rng.standard_normal((6, 3, 5)).astype(np.float32))
+    probe = mx.array(rng.standard_normal((6, 3, 5)).astype(np.float32))
+
+    def plain(g, v):
+        return v * (g * mx.rsqrt(mx.sum(v * v, axis=(1, 2), keepdims=True)))
+
+    got = mx.grad(lambda g, v: (compute_weight(g, v) * probe).sum(), argnums=(0, 1))(g, v)
+    want = mx.grad(lambda g, v: (plain(g, v) * probe).sum(), argnums=(0, 1))(g, v)
+    for a, b in zip(got, want, strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-6)
+
+
 def test_compiled_weight_norm_takes_one_square_root_per_row():
     """Compiled, the full-size multiply must not also compute the scale: MLX would fuse
     ``rsqrt`` into it and take it once per element of ``v`` (3x slower at 256 channels)."""
