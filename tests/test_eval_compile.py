@@ -228,6 +228,23 @@ def test_a_users_subclass_keeps_its_own_forward(eager_calls, rng):
     assert len(eager_calls) == 3
 
 
+def test_a_shallow_copy_runs_its_own_weights(rng):
+    import copy
+
+    model = _model()
+    x = mx.array(rng.standard_normal((1, 15, 3)).astype(np.float32))
+    for _ in range(3):
+        model(x)
+    twin = copy.copy(model)  # shares the original's attributes, the cache among them
+    twin.network = copy.copy(model.network)
+    twin.network[0] = _model().network[0]  # other weights in its first block
+    expected = _eager(twin, x)
+    assert np.abs(expected - np.array(model(x))).max() > 1e-3
+    for _ in range(3):
+        np.testing.assert_allclose(np.array(twin(x)), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.array(model(x)), _eager(model, x), rtol=1e-5, atol=1e-6)
+
+
 def test_the_cache_does_not_keep_a_model_alive():
     model = _model()
     x = mx.zeros((1, 16, 3))

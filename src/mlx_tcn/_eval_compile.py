@@ -119,6 +119,11 @@ class EvalCompiler:
         self._seen: dict[tuple[Any, ...], int] = {}
         self._signatures: set[tuple[Any, ...]] = set()
 
+    def serves(self, model: nn.Module) -> bool:
+        """Is this ``model``'s cache? A copy of a model (``copy.copy``, which shares its
+        attributes) must make its own, or it would run the original's weights."""
+        return self._model() is model
+
     def __call__(self, x: mx.array, e: mx.array | None) -> mx.array:
         model = self._model()
         key, arrays = scan(model)

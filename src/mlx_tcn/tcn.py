@@ -258,7 +258,7 @@ class TCN(Stateful):
             and x.shape[0] * x.shape[1] * self._widest() <= MAX_VALUES
         ):
             compiler = self.__dict__.get("_eval_compiler")
-            if compiler is None:
+            if compiler is None or not compiler.serves(self):  # none yet, or a copy's
                 # the method looked up on the model at each call (a subclass's override)
                 compiler = EvalCompiler(self, lambda model, x, e: model._offline_eager(x, e))
                 # object.__setattr__ keeps the cache out of the module's parameter tree.
