@@ -20,6 +20,7 @@ whatever ``training`` says, and never changes ``training``.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,28 @@ class Stateful(nn.Module):
     def init_state(self, batch_size: int, dtype: mx.Dtype = mx.float32) -> Any:
         """The state of a fresh stream of ``batch_size`` rows."""
         raise NotImplementedError
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Stateful:
+        """``copy.deepcopy(layer)``: new modules and arrays (a kept stream too).
+
+        What ``copy.deepcopy`` cannot copy is shared instead, as Python shares functions:
+        the activations, which MLX compiles into objects that neither copy nor pickle. A
+        model's cache of compiled eval forwards is left behind: the copy makes its own.
+        """
+        cls = type(self)
+        new = cls.__new__(cls)
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            if key == "_eval_compiler":
+                continue
+            try:
+                value = copy.deepcopy(value, memo)
+            except TypeError:  # MLX's compiled functions: shared
+                pass
+            object.__setattr__(new, key, value)
+        for key, child in self.items():
+            dict.__setitem__(new, key, copy.deepcopy(child, memo))
+        return new
 
     # -- how the state is cut into BufferIO stages (one per convolution) ------------------
 
