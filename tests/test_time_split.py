@@ -145,6 +145,72 @@ def test_gradients_equal_unsplit(monkeypatch, streams, parts, custom_vjp, t_out,
         )
 
 
+PADDINGS = {
+    "causal": lambda span: (span, 0, 0.0),
+    "non-causal": lambda span: (span // 2, span - span // 2, 0.0),
+    "buffer value": lambda span: (span, 0, 0.7),
+    "both sides, value": lambda span: (span - 1, 1, -1.5),
+}
+
+
+@pytest.mark.parametrize("n", [2, 4])
+@pytest.mark.parametrize("custom_vjp", [True, False])
+@pytest.mark.parametrize("kind", list(PADDINGS))
+def test_padding_by_parts_equals_padding_first(monkeypatch, streams, parts, n, custom_vjp, kind):
+    """``padding=``: each part pads its own slice of the unpadded input, on its lane; the
+    outputs and all gradients equal those of the input padded first, unsplit."""
+    streams(n)
+    t_out, c_in, c_out, k, d = 203, 5, 6, 4, 8
+    span = d * (k - 1)
+    left, right, value = PADDINGS[kind](span)
+    x = mx.random.normal((1, t_out, c_in))
+    w = mx.random.normal((c_out, k, c_in)) / np.sqrt(k * c_in)
+    b = mx.random.normal((c_out,))
+
+    def loss(x, w, b, by_parts):
+        if by_parts:
+            y = ops.conv1d(x, w, b, dilation=d, custom_vjp=custom_vjp, padding=(left, right, value))
+        else:
+            padded = ops.pad_constant(x, left, right, value)
+            y = ops.conv1d(padded, w, b, dilation=d, custom_vjp=custom_vjp)
+        ramp = mx.arange(y.shape[1], dtype=mx.float32).reshape(1, -1, 1) / y.shape[1]
+        return (y * y * ramp).sum(), y
+
+    grad = mx.value_and_grad(loss, argnums=(0, 1, 2))
+    _split_always(monkeypatch)
+    (_, split), grads = grad(x, w, b, True)
+    mx.eval(split, grads)
+    assert [length for length, _ in parts["forward"]] == _expected_parts(t_out, span, n)
+    _split_never(monkeypatch)
+    (_, whole), grads1 = grad(x, w, b, False)
+    assert split.shape == whole.shape == (1, t_out, c_out)
+    np.testing.assert_allclose(np.array(split), np.array(whole), rtol=1e-6, atol=1e-6)
+    for got, want in zip(grads, grads1, strict=True):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("where", ["unsplit", "gathered", "grouped"])
+def test_padding_on_paths_that_pad_first(where):
+    x = mx.random.normal((2, 30 if where != "gathered" else 9, 4))
+    groups = 2 if where == "grouped" else 1
+    w = mx.random.normal((6, 3, 4 // groups))
+    padding = (4, 0, 0.25)
+    want = ops.conv1d(
+        ops.pad_constant(x, *padding), w, dilation=2, groups=groups, custom_vjp=where != "gathered"
+    )
+    got = ops.conv1d(
+        x, w, dilation=2, groups=groups, custom_vjp=where != "gathered", padding=padding
+    )
+    np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("padding", [(-1, 0, 0.0), (0, 2.5, 0.0), (True, 0, 0.0)])
+def test_padding_must_be_non_negative_ints(padding):
+    with pytest.raises(ValueError, match="padding"):
+        ops.conv1d(mx.zeros((1, 8, 2)), mx.zeros((3, 2, 2)), padding=padding)
+
+
 def test_batch_of_two_splits_by_time_too(monkeypatch, streams, parts):
     # rows too few for the model's row split still occupy every lane, by time
     streams(2)

@@ -136,10 +136,17 @@ class TemporalConv1d(WeightNormSupport, StreamingModule):
     ) -> tuple[mx.array, dict | None]:
         """``(y, new_state)``; ``epilogue``: what follows the convolution step by step, run
         on each part where the GEMMs split over the CPU lanes (see :func:`ops.conv1d`)."""
+        padding = None
         if state is not None and x.shape[1] == 1 and "pos" in state and self.stride == 1:
             # A one-step chunk reads only its k taps from the ring (TemporalPad1d.taps)
             padded, new_state = self.padder.taps(x, state, self.kernel_size, self.dilation)
             dilation = 1
+        elif state is None and self.padder.padding_mode == "zeros":
+            # offline, constant padding: ops.conv1d pads, by parts where it splits the
+            # GEMMs over the CPU lanes, instead of one copy of the whole input here
+            padded, new_state, dilation = x, None, self.dilation
+            padder = self.padder
+            padding = (padder.left_padding, padder.right_padding, padder.buffer_value)
         else:
             padded, new_state = self.padder.pad(x, state)
             dilation = self.dilation
@@ -154,6 +161,7 @@ class TemporalConv1d(WeightNormSupport, StreamingModule):
             custom_vjp=state is None and self.training,
             matrix=_frozen.matrix_for(self, weight, x.shape[0]),
             epilogue=epilogue,
+            padding=padding,
         )
         return y, new_state
 

@@ -5,7 +5,9 @@ lanes and grouped paths share the layout rules explained here.)
 
 All arrays are channels-last (``NLC``): ``x`` is ``(batch, length, in_channels)`` and
 weights are ``(out_channels, kernel_size, in_channels // groups)``, MLX's own layout.
-The input is already padded: padding (and streaming state) is the caller's job.
+The input is already padded (padding and streaming state are the caller's job), or
+``conv1d`` pads it with constants (``padding=``): where the GEMMs split by time over the CPU
+lanes, each part then pads only its own slice, on its lane.
 
 On the CPU, :func:`conv1d` does not call ``mx.conv1d`` for ``stride == 1, groups == 1``:
 MLX's CPU convolution falls back to a naive loop for ``dilation > 1`` (about 1 GFLOP/s)
@@ -57,12 +59,26 @@ from . import _backend
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["conv1d", "gemm_matrix"]
+__all__ = ["conv1d", "gemm_matrix", "pad_constant"]
 
 _FLOATS = (mx.float32, mx.float16, mx.bfloat16)
 
 # What follows a convolution step by step (see conv1d's ``epilogue``).
 Epilogue = Callable[[mx.array], mx.array]
+# Constant padding that conv1d applies itself: (left, right, left_value); the ``left`` frames
+# before the input hold ``left_value``, the ``right`` frames after it zeros.
+Padding = tuple[int, int, float]
+
+
+def pad_constant(x: mx.array, left: int, right: int, value: float = 0.0) -> mx.array:
+    """``x`` with ``left`` frames of ``value`` before it and ``right`` zero frames after it
+    (the time axis is 1)."""
+    if left == 0 and right == 0:
+        return x
+    if value == 0.0 or left == 0:
+        return mx.pad(x, [(0, 0), (left, right), (0, 0)])
+    y = mx.concatenate([mx.full((x.shape[0], left, x.shape[2]), value, x.dtype), x], axis=1)
+    return mx.pad(y, [(0, 0), (0, right), (0, 0)]) if right else y
 
 
 def _on_cpu() -> bool:
@@ -379,6 +395,7 @@ def _gemm_on_lanes(
     custom_vjp: bool,
     dtype: mx.Dtype,
     epilogue: Epilogue | None,
+    padding: Padding | None = None,
 ) -> mx.array:
     """The GEMM convolution, split by output steps over the CPU lanes when that pays.
 
@@ -389,8 +406,12 @@ def _gemm_on_lanes(
     the input gradients of the overlapping slices are added by autodiff, the weight and
     bias gradients summed over the parts. Each part is cast to ``dtype`` and goes through
     ``epilogue`` on its own lane, so that the passes after the GEMMs run in parallel too.
+    With ``padding`` (``x`` unpadded), each part pads only its own slice, on its lane: the
+    whole padded copy, made on one core before the parts could start, is not needed.
     """
-    batch, padded, c_in = x.shape
+    left, right, value = padding or (0, 0, 0.0)
+    batch, length, c_in = x.shape
+    padded = length + left + right
     c_out, k, _ = weight.shape
     span = dilation * (k - 1)
     extra = [] if bias is None else [bias]
@@ -407,11 +428,15 @@ def _gemm_on_lanes(
 
     parts = _lane_parts(batch, padded - span, c_out * k * c_in, custom_vjp)
     if len(parts) == 1:
-        return conv(x, home)
+        return conv(pad_constant(x, left, right, value), home)
     outs = []
     for (a, b), lane in zip(parts, _backend.cpu_lanes(), strict=False):
         with mx.stream(lane):
-            outs.append(conv(x[:, a : b + span], lane))
+            # padded steps [a, b + span) are x's steps [lo, hi), beyond its ends padding
+            lo, hi = a - left, b + span - left
+            piece = x[:, max(lo, 0) : min(hi, length)]
+            piece = pad_constant(piece, max(-lo, 0), max(hi - length, 0), value)
+            outs.append(conv(piece, lane))
     return mx.concatenate(outs, axis=1)
 
 
@@ -442,8 +467,10 @@ def conv1d(
     inference: bool | None = None,
     matrix: mx.array | None = None,
     epilogue: Epilogue | None = None,
+    padding: Padding | None = None,
 ) -> mx.array:
-    """Valid (unpadded) 1-D convolution of an ``NLC`` input.
+    """Valid (unpadded) 1-D convolution of an ``NLC`` input, or of ``x`` padded as
+    ``padding`` says.
 
     ``y[b, t, o] = bias[o] + sum_{k, i} weight[o, k, i] * x[b, t * stride + k * dilation, i]``
     (per group). Same result as ``mx.conv1d`` followed by ``+ bias``; on the CPU it runs
@@ -473,9 +500,14 @@ def conv1d(
             norm): where the GEMMs are split by time over the CPU lanes, it runs on each
             part, on that part's lane, so those passes run in parallel too. Random draws
             inside it (dropout) are then made per part.
+        padding: optional ``(left, right, left_value)``: convolve ``x`` as if it had
+            ``left`` frames of ``left_value`` before it and ``right`` zero frames after it
+            (:func:`pad_constant`). Where the GEMMs split over the CPU lanes each part pads
+            only its own slice, on its lane, instead of one padded copy of the whole input.
 
     Returns:
-        ``(batch, (length - dilation * (kernel_size - 1) - 1) // stride + 1, out_channels)``.
+        ``(batch, (length - dilation * (kernel_size - 1) - 1) // stride + 1, out_channels)``,
+        ``length`` counting the padding.
 
     Raises:
         ValueError: if shapes, ``stride``, ``dilation`` or ``groups`` are inconsistent.
@@ -496,9 +528,16 @@ def conv1d(
             f"weight shape {tuple(weight.shape)} does not fit x with {x.shape[2]} channels "
             f"and groups={groups}"
         )
-    if x.shape[1] < dilation * (k - 1) + 1:
+    if padding is not None:
+        left, right, value = padding
+        for name, n in (("padding left", left), ("padding right", right)):
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {n!r}")
+    length = x.shape[1] + (0 if padding is None else padding[0] + padding[1])
+    if length < dilation * (k - 1) + 1:
+        padded = "" if padding is None else " (padded)"
         raise ValueError(
-            f"x length {x.shape[1]} is shorter than the kernel span {dilation * (k - 1) + 1}"
+            f"x length {length}{padded} is shorter than the kernel span {dilation * (k - 1) + 1}"
         )
     if bias is not None and bias.shape != (c_out,):
         raise ValueError(f"bias must have shape ({c_out},), got {tuple(bias.shape)}")
@@ -507,6 +546,17 @@ def conv1d(
         raise TypeError(f"epilogue must be callable or None, got {type(epilogue).__name__}")
 
     arrays = [x, weight] if bias is None else [x, weight, bias]
+    lanes = (
+        stride == 1
+        and groups == 1
+        and _on_cpu()
+        and all(a.dtype in _FLOATS for a in arrays)
+        and (custom_vjp or length - dilation * (k - 1) > _GATHER_MAX_STEPS)
+    )
+    if padding is not None and not lanes:  # only the lanes' GEMMs pad by parts
+        x = pad_constant(x, *padding)
+        arrays[0] = x
+        padding = None
     if stride != 1 or not _on_cpu() or any(a.dtype not in _FLOATS for a in arrays):
         y = mx.conv1d(x, weight, stride=stride, dilation=dilation, groups=groups)
         y = y if bias is None else y + bias
@@ -516,8 +566,8 @@ def conv1d(
     x, weight, *rest = (a.astype(mx.float32) for a in arrays)
     bias = rest[0] if rest else None
     if groups == 1:
-        if custom_vjp or x.shape[1] - dilation * (k - 1) > _GATHER_MAX_STEPS:
-            return _gemm_on_lanes(x, weight, bias, dilation, custom_vjp, dtype, epilogue)
+        if lanes:
+            return _gemm_on_lanes(x, weight, bias, dilation, custom_vjp, dtype, epilogue, padding)
         y = _gathered(x, weight, bias, dilation, matrix)
     else:
         if weight.shape[0] == groups and weight.shape[2] == 1:

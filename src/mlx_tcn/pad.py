@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mlx.core as mx
 
+from . import ops
 from ._stateful import StreamingModule
 from ._stream import check_int
 
@@ -90,12 +91,9 @@ class TemporalPad1d(StreamingModule):
         length = x.shape[1]
         mode = self.padding_mode
         if mode == "zeros":
-            if self.buffer_value != 0.0:
-                # The buffer value stands for the frames before the sequence (the left
-                # side); frames after its end are zeros.
-                parts = [mx.full((x.shape[0], left, x.shape[2]), self.buffer_value, x.dtype), x]
-                return mx.pad(mx.concatenate(parts, axis=1), [(0, 0), (0, right), (0, 0)])
-            return mx.pad(x, [(0, 0), (left, right), (0, 0)])
+            # The buffer value stands for the frames before the sequence (the left side);
+            # frames after its end are zeros.
+            return ops.pad_constant(x, left, right, self.buffer_value)
         if mode == "reflect" and max(left, right) >= length:
             raise ValueError(
                 f"reflect padding of {max(left, right)} frames needs an input longer than that, "
