@@ -190,6 +190,38 @@ def test_padding_by_parts_equals_padding_first(monkeypatch, streams, parts, n, c
         np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("split", [True, False])
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
+def test_padding_value_is_rounded_to_the_inputs_dtype(monkeypatch, streams, split, dtype):
+    """A half-precision input is padded in its own dtype, as a stream of it keeps its
+    buffer value, whether the parts pad or the whole is padded first."""
+    streams(2)
+    (_split_always if split else _split_never)(monkeypatch)
+    x = mx.random.normal((1, 150, 3)).astype(dtype)
+    w = mx.random.normal((4, 3, 3))
+    padding = (4, 0, 0.7)  # 0.7 is not exact in either half type
+    got = ops.conv1d(x, w, dilation=2, padding=padding)
+    want = ops.conv1d(ops.pad_constant(x, *padding), w, dilation=2)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(
+        np.array(got.astype(mx.float32)), np.array(want.astype(mx.float32))
+    )
+
+
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16])
+def test_a_stream_with_a_buffer_value_equals_offline(dtype):
+    from mlx_tcn import TemporalConv1d
+
+    conv = TemporalConv1d(3, 4, 3, dilation=2, causal=True, buffer=0.7)
+    x = mx.random.normal((1, 300, 3)).astype(dtype)
+    offline = np.array(conv(x).astype(mx.float32))
+    state, outs = conv.init_state(1, dtype), []
+    for i in range(0, 300, 50):
+        y, state = conv.stream(x[:, i : i + 50], state)
+        outs.append(np.array(y.astype(mx.float32)))
+    np.testing.assert_allclose(np.concatenate(outs, axis=1), offline, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("where", ["unsplit", "gathered", "grouped"])
 def test_padding_on_paths_that_pad_first(where):
     x = mx.random.normal((2, 30 if where != "gathered" else 9, 4))

@@ -428,7 +428,7 @@ def _gemm_on_lanes(
 
     parts = _lane_parts(batch, padded - span, c_out * k * c_in, custom_vjp)
     if len(parts) == 1:
-        return conv(pad_constant(x, left, right, value), home)
+        return conv(pad_constant(x, left, right, value).astype(mx.float32), home)
     outs = []
     for (a, b), lane in zip(parts, _backend.cpu_lanes(), strict=False):
         with mx.stream(lane):
@@ -436,7 +436,7 @@ def _gemm_on_lanes(
             lo, hi = a - left, b + span - left
             piece = x[:, max(lo, 0) : min(hi, length)]
             piece = pad_constant(piece, max(-lo, 0), max(hi - length, 0), value)
-            outs.append(conv(piece, lane))
+            outs.append(conv(piece.astype(mx.float32), lane))
     return mx.concatenate(outs, axis=1)
 
 
@@ -563,10 +563,14 @@ def conv1d(
         return y if epilogue is None else epilogue(y)
     # CPU: compute in float32 (MLX's CPU GEMMs for half types are slower, not more exact)
     dtype = _result_dtype(arrays)
+    given = x
     x, weight, *rest = (a.astype(mx.float32) for a in arrays)
     bias = rest[0] if rest else None
     if groups == 1:
         if lanes:
+            # padded in the input's own dtype (a half-precision stream keeps its buffer
+            # value in that dtype too), then cast part by part
+            x = x if padding is None else given
             return _gemm_on_lanes(x, weight, bias, dilation, custom_vjp, dtype, epilogue, padding)
         y = _gathered(x, weight, bias, dilation, matrix)
     else:
