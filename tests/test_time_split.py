@@ -243,6 +243,12 @@ def test_padding_must_be_non_negative_ints(padding):
         ops.conv1d(mx.zeros((1, 8, 2)), mx.zeros((3, 2, 2)), padding=padding)
 
 
+@pytest.mark.parametrize("value", [None, "0", True])
+def test_padding_value_must_be_a_number(value):
+    with pytest.raises(TypeError, match="padding value"):
+        ops.conv1d(mx.zeros((1, 8, 2)), mx.zeros((3, 2, 2)), padding=(1, 0, value))
+
+
 def test_batch_of_two_splits_by_time_too(monkeypatch, streams, parts):
     # rows too few for the model's row split still occupy every lane, by time
     streams(2)

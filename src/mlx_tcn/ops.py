@@ -533,6 +533,8 @@ def conv1d(
         for name, n in (("padding left", left), ("padding right", right)):
             if not isinstance(n, int) or isinstance(n, bool) or n < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {n!r}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise TypeError(f"padding value must be a float, got {value!r}")
     length = x.shape[1] + (0 if padding is None else padding[0] + padding[1])
     if length < dilation * (k - 1) + 1:
         padded = "" if padding is None else " (padded)"
