@@ -197,6 +197,21 @@ class _Scaled(nn.Module):
         return 2.0 * x
 
 
+def test_a_users_activation_function_keeps_the_forward_eager(eager_calls, rng):
+    seen = []
+
+    def counted_relu(x):  # a side effect that a compiled call would run only once
+        seen.append(1)
+        return mx.maximum(x, 0)
+
+    model = _model(activation=counted_relu)
+    x = mx.array(rng.standard_normal((1, 12, 3)).astype(np.float32))
+    for _ in range(3):
+        model(x)
+    assert len(eager_calls) == 3
+    assert len(seen) == 3 * 3 * 3  # three blocks, three activations each, every call
+
+
 def test_a_users_layer_keeps_the_forward_eager(eager_calls, rng):
     model = _model()
     model.network[0].activation_final = _Scaled()

@@ -13,8 +13,8 @@ on the grid's large models a compiled forward was 1.05-1.17x slower, so those st
 When a forward is compiled, and when not:
 
 * only with the model in eval mode, on the CPU, with at most :data:`MAX_VALUES` values in
-  its widest layer's activation, and when every layer is mlx-tcn's or MLX's own (a user's
-  layer could do something in Python that a compiled call would skip);
+  its widest layer's activation, and when every layer and activation is mlx-tcn's or MLX's
+  own (a user's could do something in Python that a compiled call would skip);
 * an input signature (shapes and dtypes) is compiled the second time it comes (the trace
   costs about one to six eager calls: 3-8 ms for 4- to 12-block models), so inputs of
   ever-changing lengths stay eager; at most :data:`MAX_SIGNATURES` are compiled per model;
@@ -97,8 +97,21 @@ def scan(model: nn.Module, slots: list[Slot] | None = None) -> tuple[list[Any], 
 
 
 def _own(model: nn.Module) -> bool:
-    """Every module in ``model`` is mlx-tcn's or MLX's own."""
-    return all(type(m).__module__.startswith(_OWN_PACKAGES) for _, m in model.named_modules())
+    """Every module in ``model``, and every function one holds (its activations), is
+    mlx-tcn's or MLX's own: a user's could have Python side effects (a print, a counter)
+    that a compiled call would run only once, while tracing."""
+
+    def ours(origin: object) -> bool:
+        return str(origin).startswith(_OWN_PACKAGES)
+
+    for _, m in model.named_modules():
+        if not ours(type(m).__module__):
+            return False
+        for value in vars(m).values():
+            if callable(value) and not isinstance(value, (nn.Module, type)):
+                if not ours(getattr(value, "__module__", None) or type(value).__module__):
+                    return False
+    return True
 
 
 class EvalCompiler:
