@@ -26,7 +26,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 # name: (inputs, channels per level, kernel size, length, batch)
@@ -49,7 +48,7 @@ def _worker(shape: str, mode: str, iters: int) -> None:
     import mlx_tcn  # noqa: I001  (first: it routes MLX's matmul to an optimized BLAS)
     import mlx.core as mx
     import mlx.nn as nn
-    from mlx_train_step import train_step
+    from mlx_train_step import median_ms, train_step
 
     inputs, channels, k, length, batch = SHAPES[shape]
     mx.random.seed(0)
@@ -72,14 +71,7 @@ def _worker(shape: str, mode: str, iters: int) -> None:
 
         step = train_step(model, loss, x, target, compiled=mode == "train-compiled")
 
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    print(json.dumps(statistics.median(times) * 1e3))
+    print(json.dumps(median_ms(step, 3, iters)))
 
 
 def _run(src: str, threads: int, shape: str, mode: str, iters: int) -> float:

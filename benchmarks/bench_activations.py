@@ -27,21 +27,15 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 ARMS = ("pytorch-tcn", "mlx-tcn", "mlx-tcn, MLX's functions")
 INPUTS, CHANNELS, LEVELS, K, LENGTH, BATCH, DROPOUT = 64, 128, 6, 3, 1024, 16, 0.1
 
 
 def _time(step, warmup: int = 2, iters: int = 6) -> float:  # noqa: ANN001
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    from mlx_train_step import median_ms
+
+    return median_ms(step, warmup, iters)
 
 
 def _torch(activation: str, mode: str) -> float:

@@ -1,4 +1,4 @@
-"""The mlx-tcn training step the benchmarks time, in one place.
+"""The mlx-tcn training step the benchmarks time, and their timing loop, in one place.
 
 Forward, backward and an Adam update, eagerly or through ``mx.compile`` with the model,
 optimizer and random states as the compiled function's inputs and outputs (as ``mlx-tcn
@@ -9,8 +9,23 @@ routes MLX's matmul to an optimized BLAS).
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Callable
 from typing import Any
+
+
+def median_ms(step: Callable[[], None], warmup: int, iters: int) -> float:
+    """Median wall milliseconds of ``iters`` calls of ``step`` after ``warmup`` untimed ones
+    (any library's step: this needs no MLX)."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
 
 
 def train_step(
