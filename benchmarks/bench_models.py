@@ -51,7 +51,7 @@ DOC = ROOT / "docs" / "performance_models.md"
 PNG = ROOT / "docs" / "img" / "bench_models_rounds.png"  # bench_models.png: the old harness
 
 LIBRARIES = (report.REFERENCE, report.LIBRARY)
-COMPILED = "mlx-tcn (mx.compile)"
+COMPILED = "mlx-tcn (mx.compile)"  # inference only: the whole forward compiled (--compile)
 STREAM_MODELS = ("k3", "smnist")  # bench_streaming.py's models
 CASE_CAP_S = 60.0  # a process stops timing once its timed iterations exceed this (>= 3 ran)
 LEVELS = {"default": (6, 2, 8, 200), "quick": (3, 1, 3, 50)}  # rounds, warm-up, timed, steps
@@ -162,7 +162,10 @@ def _torch_case(job: dict) -> dict:
     return {"times": times, "conv_times": conv}
 
 
-def _mlx_model(spec: report.ModelSpec, mode: str, compiled: bool) -> Callable[[], None]:
+def _mlx_model(spec: report.ModelSpec, mode: str, library: str) -> Callable[[], None]:
+    """mlx-tcn's model as ``library`` runs it: a training step compiled (``LIBRARY``, as
+    ``mlx-tcn train`` runs it) or eager (``EAGER``); the forward as the library runs it
+    (``LIBRARY``) or whole through ``mx.compile`` (``COMPILED``)."""
     import mlx_tcn  # noqa: I001  (first: it routes MLX's matmul to an optimized BLAS)
     import mlx.core as mx
     import mlx.nn as nn
@@ -201,12 +204,16 @@ def _mlx_model(spec: report.ModelSpec, mode: str, compiled: bool) -> Callable[[]
     mx.eval(x, target)
     if mode == "infer":
         model.eval()
-        forward = mx.compile(model) if compiled else model
+        forward = mx.compile(model) if library == COMPILED else model
         return lambda: mx.eval(forward(x))
 
     model.train()
     return train_step(
-        model, lambda m, x, y: loss_of(m(x), y, reduction="mean"), x, target, compiled
+        model,
+        lambda m, x, y: loss_of(m(x), y, reduction="mean"),
+        x,
+        target,
+        compiled=library == report.LIBRARY,
     )
 
 
@@ -265,11 +272,10 @@ def _mlx_convs(spec: report.ModelSpec, mode: str) -> Callable[[], None]:
 
 def _mlx_case(job: dict) -> dict:
     spec = report.ALL_MODELS[job["model"]]
-    compiled = job["library"] == COMPILED
-    times = _time_loop(_mlx_model(spec, job["mode"], compiled), job["warmup"], job["iters"])
-    conv = (
-        None if compiled else _time_loop(_mlx_convs(spec, job["mode"]), job["warmup"], job["iters"])
-    )
+    times = _time_loop(_mlx_model(spec, job["mode"], job["library"]), job["warmup"], job["iters"])
+    conv = None  # the convolutions alone: once per (model, mode), with the library's own row
+    if job["library"] == report.LIBRARY:
+        conv = _time_loop(_mlx_convs(spec, job["mode"]), job["warmup"], job["iters"])
     return {"times": times, "conv_times": conv}
 
 
@@ -397,7 +403,7 @@ def _run_round(r: int, args: argparse.Namespace, plan: dict, results: dict) -> N
             results["gemm"][key].append(gemm[key])
     print(f"round {r + 1}: GEMM 2048^3 {gemm['threads']:.0f} GFLOP/s", flush=True)
     for (model, mode), cases in plan["cases"].items():
-        for library in _alternate(plan["libraries"], r):
+        for library in _alternate(plan["libraries"][mode], r):
             kind = "torch" if library == report.REFERENCE else "mlx"
             job = {"kind": kind, "model": model, "mode": mode, "library": library}
             job.update(threads=args.threads, warmup=args.warmup, iters=args.iters)
@@ -427,12 +433,14 @@ def _plan(args: argparse.Namespace, results: dict) -> dict:
     """The result entries to fill, shared with ``results`` (so filling one fills both)."""
     from bench_streaming import MODELS as STREAM_SPECS
 
-    libraries = [*LIBRARIES, *([COMPILED] if args.compile else [])]
-    plan: dict = {"libraries": libraries, "cases": {}, "stream": {}}
+    plan: dict = {"libraries": {}, "cases": {}, "stream": {}}
+    for mode in args.mode_keys:
+        extra = report.EAGER if mode == "train" else COMPILED if args.compile else None
+        plan["libraries"][mode] = [*LIBRARIES, *([extra] if extra else [])]
     for model in args.model_keys:
         for mode in args.mode_keys:
             plan["cases"][(model, mode)] = {}
-            for library in libraries:
+            for library in plan["libraries"][mode]:
                 entry = {"model": model, "mode": mode, "library": library, "ms": []}
                 results["cases"].append(entry)
                 plan["cases"][(model, mode)][library] = entry
@@ -587,7 +595,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--streaming", action=argparse.BooleanOptionalAction, default=True, help="time streaming"
     )
-    p.add_argument("--compile", action="store_true", help="also time mx.compile'd mlx-tcn")
+    p.add_argument(
+        "--compile", action="store_true", help="also time mlx-tcn's forward mx.compile'd whole"
+    )
     p.add_argument("--no-write", action="store_true", help="print only; keep the docs")
     p.add_argument("--json", type=Path, help="also write the raw per-round results here")
     p.add_argument("--render", type=Path, help="write the docs from a --json file; measure nothing")

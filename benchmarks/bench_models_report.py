@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REFERENCE = "pytorch-tcn"
-LIBRARY = "mlx-tcn"
+LIBRARY = "mlx-tcn"  # training: the step compiled, as ``mlx-tcn train`` runs it
+EAGER = "mlx-tcn (eager step)"  # training only: the same step without ``mx.compile``
 MODES = ("train", "infer")
 MODE_TITLES = {"train": "training step", "infer": "inference"}
 ALPHA = 0.05  # a verdict needs a two-sided sign test over the rounds at this level
@@ -408,20 +409,28 @@ def _names(rows: Sequence[CaseRow]) -> str:
     return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
 
 
+def _by_verdict(rows: Sequence[CaseRow]) -> str:
+    """``faster on A; slower on B and C``: the rows named under each verdict."""
+    return "; ".join(
+        f"{word} on {_names(hits)}"
+        for word in ("faster", "slower", "no clear difference")
+        if (hits := [r for r in rows if r.verdict == word])
+    )
+
+
 def summary(rows: Sequence[CaseRow], streams: Sequence[StreamRow], rounds: int) -> str:
     """The summary, drawn from the verdicts and goal statuses only."""
     lines = []
     mine = [r for r in rows if r.library == LIBRARY]
     for mode in MODES:
-        in_mode = [r for r in mine if r.mode == mode]
-        parts = [
-            f"{word} on {_names(hits)}"
-            for word in ("faster", "slower", "no clear difference")
-            if (hits := [r for r in in_mode if r.verdict == word])
-        ]
-        if parts:
+        if verdicts := _by_verdict([r for r in mine if r.mode == mode]):
             title = MODE_TITLES[mode].capitalize()
-            lines.append(f"- {title}, mlx-tcn against pytorch-tcn: " + "; ".join(parts) + ".")
+            lines.append(f"- {title}, mlx-tcn against pytorch-tcn: {verdicts}.")
+    if verdicts := _by_verdict([r for r in rows if r.library == EAGER]):
+        lines.append(
+            f"- Training step without `mx.compile` (a user's eager loop), against "
+            f"pytorch-tcn: {verdicts}."
+        )
     if mine:
         counts = []
         for status in ("not met", "unclear"):
@@ -506,7 +515,9 @@ def section(results: dict) -> str:
         f"reports their median. A cell shows the median over the rounds and, in brackets, the "
         f"lowest and highest round. The time ratio is the median of the per-round ratios "
         f"(both libraries measured in the same round). Training = forward + backward + Adam "
-        f"update; inference = forward in eval mode (`torch.inference_mode()`); every MLX "
+        f"update: mlx-tcn's through `mx.compile` over the model, optimizer and random states, "
+        f"as `mlx-tcn train` runs it (the warm-up includes the trace), and the same step "
+        f"without it in the `{EAGER}` rows; inference = forward in eval mode (`torch.inference_mode()`); every MLX "
         f"iteration ends in `mx.eval`. Goal: issue 14's (at most {GOAL_RATIO:.1f}x, "
         f"{GOAL_RATIO_WIDE:.1f}x from {WIDE} channels).",
         "",

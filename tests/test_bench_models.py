@@ -409,6 +409,54 @@ def test_summary_counts_goals_the_rounds_cannot_decide():
     assert "Streaming" not in text
 
 
+def test_the_eager_training_step_has_its_own_line_and_no_goal_count():
+    eager = [
+        {"model": "smnist", "mode": "train", "library": report.EAGER, "ms": [900.0] * 6},
+        {"model": "mid", "mode": "train", "library": report.EAGER, "ms": [630.0] * 6},
+    ]
+    rows = report.case_rows({**RESULTS, "cases": [*RESULTS["cases"], *eager]})
+    assert [(r.model.key, r.library, r.verdict) for r in rows if r.library == report.EAGER] == [
+        ("smnist", report.EAGER, "slower"),
+        ("mid", report.EAGER, "faster"),
+    ]
+    lines = report.summary(rows, [], 6).splitlines()
+    assert lines[2] == (
+        "- Training step without `mx.compile` (a user's eager loop), against pytorch-tcn: "
+        "faster on mid-size; slower on sMNIST (paper)."
+    )
+    # the goal is counted over the library's own rows only, as without the eager ones
+    assert lines[3] == EXPECTED_SUMMARY.splitlines()[2]
+    assert "eager" not in EXPECTED_SUMMARY
+
+
+def test_the_plan_adds_the_eager_step_to_training_and_the_whole_compile_to_inference():
+    parser = bench_models._parser()
+    args = parser.parse_args(["--models", "s-tiny", "--no-streaming", "--compile"])
+    bench_models._resolve(args, parser)
+    plan = bench_models._plan(args, {"cases": [], "stream": []})
+    assert plan["libraries"] == {
+        "train": [report.REFERENCE, report.LIBRARY, report.EAGER],
+        "infer": [report.REFERENCE, report.LIBRARY, bench_models.COMPILED],
+    }
+
+
+@pytest.mark.parametrize("library, compiled", [(report.LIBRARY, True), (report.EAGER, False)])
+def test_the_library_row_times_the_compiled_training_step(monkeypatch, library, compiled):
+    import mlx_train_step
+
+    seen = []
+    real = mlx_train_step.train_step
+    monkeypatch.setattr(
+        mlx_train_step,
+        "train_step",
+        lambda *a, compiled: seen.append(compiled) or real(*a, compiled=compiled),
+    )
+    step = bench_models._mlx_model(TINY, "train", library)
+    step()
+    step()
+    assert seen == [compiled]
+
+
 TINY = report.ModelSpec("tiny", "tiny", 3, (4, 4), 3, 40, 1, 0.0, None)
 
 
