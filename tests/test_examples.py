@@ -50,3 +50,24 @@ def test_example_runs(script, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     for line in EXPECTED[script]:
         assert line in proc.stdout, proc.stdout
+
+
+def _readme_block(heading: str) -> str:
+    """The first ```python block under ``heading`` in the README."""
+    text = (EXAMPLES.parent / "README.md").read_text()
+    after = text[text.index(heading + "\n") :]
+    start = after.index("```python\n") + len("```python\n")
+    return after[start : after.index("```\n", start)]
+
+
+def test_readme_own_training_loop_runs_and_learns():
+    """The README's compiled training loop runs as written, and its steps lower the loss."""
+    code = _readme_block("### Training in your own loop")
+    assert "    loss = step(x, y)\n" in code and "range(3)" in code
+    code = code.replace("range(3)", "range(40)")
+    code = code.replace("    loss = step(x, y)\n", "    loss = step(x, y)\n    losses.append(loss)\n")
+    scope: dict = {"losses": []}
+    exec(compile(code, "README.md", "exec"), scope)
+    losses = [float(v.item()) for v in scope["losses"]]
+    assert len(losses) == 40
+    assert max(losses[-5:]) < 0.9 * losses[0], losses
