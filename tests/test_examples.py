@@ -65,7 +65,9 @@ def test_readme_own_training_loop_runs_and_learns():
     code = _readme_block("### Training in your own loop")
     assert "    loss = step(x, y)\n" in code and "range(3)" in code
     code = code.replace("range(3)", "range(40)")
-    code = code.replace("    loss = step(x, y)\n", "    loss = step(x, y)\n    losses.append(loss)\n")
+    code = code.replace(
+        "    loss = step(x, y)\n", "    loss = step(x, y)\n    losses.append(loss)\n"
+    )
     scope: dict = {"losses": []}
     exec(compile(code, "README.md", "exec"), scope)
     losses = [float(v.item()) for v in scope["losses"]]
