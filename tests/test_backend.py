@@ -31,7 +31,11 @@ needs_openblas = pytest.mark.skipif(
 
 def _run(code: str, **env: str) -> dict:
     """Run ``code`` in a fresh interpreter; it prints one JSON line, returned as a dict."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MLX_TCN_")}
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MLX_TCN_") and k != "MLX_BFS_MAX_WIDTH"  # set by this process's import
+    }
     environ.update(env)
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
@@ -510,3 +514,48 @@ def test_elf_parser_finds_slot_relocations_in_bytes():
 def test_elf_parser_rejects_other_files(image, message):
     with pytest.raises(RuntimeError, match=message):
         _backend.elf.parse_slot_relocations(image, "x.so", frozenset({"cblas_sgemm"}))
+
+
+_BFS_PROBE = """
+    import json, os
+    import mlx.core as mx
+    if {cpu}:
+        mx.set_default_device(mx.cpu)
+    else:
+        mx.set_default_device(mx.Device(mx.DeviceType.gpu, 0)) if mx.is_available(mx.gpu) else None
+    import mlx_tcn
+    from mlx_tcn import _backend
+    print(json.dumps([os.environ.get("MLX_BFS_MAX_WIDTH"), _backend.info()["bfs_max_width"],
+                      str(mx.default_device())]))
+"""
+
+
+def test_import_widens_mlx_evaluation_order_on_the_cpu():
+    value, reported, _ = _run(_BFS_PROBE.format(cpu=True))
+    assert value == "256" == str(_backend.runtime.DEFAULT_BFS_WIDTH)
+    assert reported == "256 (mlx-tcn's default for the CPU)"
+
+
+def test_a_users_evaluation_width_is_kept():
+    value, reported, _ = _run(_BFS_PROBE.format(cpu=True), MLX_BFS_MAX_WIDTH="20")
+    assert (value, reported) == ("20", "20 (from the environment)")
+
+
+def test_evaluation_width_is_left_alone_off_the_cpu():
+    value, reported, device = _run(_BFS_PROBE.format(cpu=False))
+    if "cpu" in device:
+        pytest.skip("no GPU: the default device stays the CPU")
+    assert value is None and reported is None
+
+
+def test_the_width_is_set_before_the_first_evaluation_of_setup(monkeypatch):
+    """MLX reads MLX_BFS_MAX_WIDTH once, at its first evaluation: setup() must set it before
+    the BLAS check, which evaluates a matmul."""
+    calls = []
+    monkeypatch.setattr(_backend, "_done", False)
+    monkeypatch.setattr(_backend.runtime, "setup_scheduling", lambda: calls.append("width"))
+    monkeypatch.setattr(_backend.blas, "setup_blas", lambda: calls.append("blas"))
+    monkeypatch.setattr(_backend.runtime, "setup_threads", lambda: calls.append("threads"))
+    monkeypatch.setattr(_backend.runtime, "setup_cache", lambda: calls.append("cache"))
+    _backend.setup()
+    assert calls == ["width", "blas", "threads", "cache"]

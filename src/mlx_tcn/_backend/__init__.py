@@ -44,6 +44,12 @@ Environment variables (read once, by :func:`setup`):
     instead splits a forward over this many lanes (MLX CPU streams, see
     :mod:`mlx_tcn.parallel`), which run in parallel, each with all of its work. Default: the CPUs this process may use, at most 8. ``1`` turns
     the split off and leaves OpenBLAS's own threading as it was.
+``MLX_BFS_MAX_WIDTH``
+    MLX's own variable: how wide its breadth-first evaluation order goes (MLX's default
+    20). On the CPU :func:`setup` sets it to 256 unless it is set, so that a compiled
+    training step split over the lanes keeps both busy (see
+    :func:`.runtime.setup_scheduling`); it takes effect when ``mlx_tcn`` is imported before
+    MLX evaluated anything.
 ``MLX_TCN_CACHE_LIMIT``
     MLX's buffer cache limit. MLX's CPU default (32 MiB) makes training steps 15-45%
     slower through page faults, so :func:`setup` raises it to a quarter of RAM, at most
@@ -99,6 +105,10 @@ def setup() -> None:
     if _done:
         return
     _done = True
+    try:  # first: MLX reads it at its first evaluation (the BLAS check below evaluates)
+        runtime.setup_scheduling()
+    except Exception as exc:
+        _warn(f"could not set {runtime.ENV_BFS} ({exc!r}); set it yourself to silence this.")
     try:
         blas.setup_blas()
     except Exception as exc:  # never break the import

@@ -87,7 +87,8 @@ def info(benchmark: bool = False) -> dict[str, Any]:
         A plain dict (JSON-serialisable) with keys ``mlx_version``, ``default_device``,
         ``platform``, ``machine``, ``python``, ``blas``, ``blas_path``, ``blas_note``,
         ``blas_core`` (OpenBLAS's kernel set and how it was chosen), ``cpu_count``,
-        ``blas_threads``, ``parallel_streams``, ``cache_limit``, ``float32_matmul`` (see
+        ``blas_threads``, ``parallel_streams``, ``cache_limit``, ``bfs_max_width`` (MLX's
+        evaluation width and where it came from), ``float32_matmul`` (see
         :func:`float32_matmul`) and, with ``benchmark``, ``matmul_gflops``.
     """
     import mlx.core as mx
@@ -112,6 +113,7 @@ def info(benchmark: bool = False) -> dict[str, Any]:
         "blas_threads": blas.blas_threads(),
         "parallel_streams": runtime.STATE.lanes,
         "cache_limit": runtime.STATE.cache_limit,
+        "bfs_max_width": runtime.STATE.bfs_width or os.environ.get(runtime.ENV_BFS),
         "float32_matmul": float32_matmul(
             mx.default_device().type, os.environ.get("MLX_ENABLE_TF32")
         ),
