@@ -517,8 +517,8 @@ def section(results: dict) -> str:
         f"(both libraries measured in the same round). Training = forward + backward + Adam "
         f"update: mlx-tcn's through `mx.compile` over the model, optimizer and random states, "
         f"as `mlx-tcn train` runs it (the warm-up includes the trace), and the same step "
-        f"without it in the `{EAGER}` rows; inference = forward in eval mode (`torch.inference_mode()`); every MLX "
-        f"iteration ends in `mx.eval`. Goal: issue 14's (at most {GOAL_RATIO:.1f}x, "
+        f"without it in the `{EAGER}` rows; inference = forward in eval mode "
+        f"(`torch.inference_mode()`); every MLX iteration ends in `mx.eval`. Goal: issue 14's (at most {GOAL_RATIO:.1f}x, "
         f"{GOAL_RATIO_WIDE:.1f}x from {WIDE} channels).",
         "",
         time_table(rows),

@@ -48,7 +48,7 @@ class RuntimeState:
     cache_limit: int | None = None
     lanes: int = 1  # CPU lanes a TCN forward is split over (1: no split)
     lane_streams: list[Any] = field(default_factory=list)
-    bfs_width: str | None = None  # "256 (mlx-tcn's default)", "20 (from the environment)"
+    bfs_width: str | None = None  # MLX_BFS_MAX_WIDTH and its source, for mlx-tcn info
 
 
 STATE = RuntimeState()
@@ -155,7 +155,7 @@ def setup_scheduling() -> None:
     MLX orders a graph's operations breadth first, at most ``MLX_BFS_MAX_WIDTH`` (20) wide,
     and dispatches them in that order with only a few in flight. In a compiled training
     step whose batch is split over the CPU lanes, 20 left one lane idle while the other
-    ran ahead: the sMNIST model's step used 1.64 cores of 2 against 1.87 eagerly. At 256
+    ran ahead: the sMNIST model's step used 1.64 cores of 2 against 1.86 eagerly. At 256
     the lanes' work interleaves (1.92 cores), and the step took 0.80-0.87 of the time
     (docs/blas.md). MLX reads the variable once, at its first evaluation in the process,
     so this works when ``mlx_tcn`` is imported before anything was evaluated; a value the
