@@ -407,7 +407,8 @@ def _gemm_on_lanes(
     bias gradients summed over the parts. Each part is cast to ``dtype`` and goes through
     ``epilogue`` on its own lane, so that the passes after the GEMMs run in parallel too.
     With ``padding`` (``x`` unpadded), each part pads only its own slice, on its lane: the
-    whole padded copy, made on one core before the parts could start, is not needed.
+    whole padded copy, made on one core before the parts could start, is not needed. ``x``
+    comes in its own dtype; each part is cast to float32 on its lane.
     """
     left, right, value = padding or (0, 0, 0.0)
     batch, length, c_in = x.shape
@@ -565,15 +566,14 @@ def conv1d(
         return y if epilogue is None else epilogue(y)
     # CPU: compute in float32 (MLX's CPU GEMMs for half types are slower, not more exact)
     dtype = _result_dtype(arrays)
-    given = x
-    x, weight, *rest = (a.astype(mx.float32) for a in arrays)
+    weight, *rest = (a.astype(mx.float32) for a in arrays[1:])
     bias = rest[0] if rest else None
+    if lanes:
+        # x in its own dtype: each part is padded in it (a half-precision stream keeps its
+        # buffer value in that dtype too) and cast to float32 on its lane
+        return _gemm_on_lanes(x, weight, bias, dilation, custom_vjp, dtype, epilogue, padding)
+    x = x.astype(mx.float32)
     if groups == 1:
-        if lanes:
-            # padded in the input's own dtype (a half-precision stream keeps its buffer
-            # value in that dtype too), then cast part by part
-            x = x if padding is None else given
-            return _gemm_on_lanes(x, weight, bias, dilation, custom_vjp, dtype, epilogue, padding)
         y = _gathered(x, weight, bias, dilation, matrix)
     else:
         if weight.shape[0] == groups and weight.shape[2] == 1:
