@@ -5,6 +5,9 @@ streaming. This script times, for the 8x32, k=3 model of ``bench_streaming.py`` 
 8 blocks of 32 channels, dilations 1..128, weight norm folded, eval mode):
 
 * ``stream_step``: the library's deployment step (``model.stream_step()``);
+* ``stream_step, call only``: the same calls without ``mx.eval``: what it costs to enter
+  the compiled function and build its graph in Python and C++, before any operation runs
+  (the graph of 50 steps is then evaluated in one call, which the median leaves out);
 * ``one ring``: the same outputs with as few MLX operations as we could arrange: every
   convolution's past inputs in one shared ring buffer, all the taps older than the current
   frame gathered at once and their products (plus bias) computed in one batched GEMM at the
@@ -29,6 +32,11 @@ between threads on different cores, pinned they share one. Reported: the median 
 rounds of each process's median step time, with the range of the rounds::
 
     python benchmarks/bench_stream_floor.py --rounds 6
+    python benchmarks/bench_stream_floor.py --rounds 3 --thread-cpu 20000   # who is busy
+
+``--thread-cpu`` instead runs ``stream_step`` alone and reports, per step, the wall time and
+the CPU time of the thread that calls the step and of MLX's other threads together (from
+``/proc/self/task``): which side of MLX's hand-over between threads bounds the step.
 """
 
 from __future__ import annotations
@@ -39,9 +47,17 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
-CASES = ("stream_step", "one ring", "chain only", "empty call", "pytorch-tcn")
+CASES = (
+    "stream_step",
+    "stream_step, call only",
+    "one ring",
+    "chain only",
+    "empty call",
+    "pytorch-tcn",
+)
 INPUTS, CHANNELS, LEVELS, K = 32, 32, 8, 3
 
 
@@ -70,6 +86,18 @@ def _mlx_case(case: str, steps: int) -> float:
             mx.eval(y, new)
 
         return _time(run, steps)
+    if case == "stream_step, call only":
+        state, outs = [model.init_state(1)], []
+
+        def call(i: int) -> None:
+            y, new = step(xs[i % 64], state.pop())  # no eval: the graph is only built
+            state.append(new)
+            outs.append(y)
+            if len(outs) == 50:  # one call in 50 also evaluates, off the median
+                mx.eval(outs, new)
+                outs.clear()
+
+        return _time(call, steps)
     convs = [c for blk in folded_copy(model).network for c in (blk.conv1, blk.conv2)]
     n, dil = len(convs), [c.dilation for c in convs]
     length = max(dil) * (K - 1) + 1
@@ -151,6 +179,44 @@ def _time(fn, steps: int) -> float:  # noqa: ANN001
     return statistics.median(times) * 1e6
 
 
+def _thread_cpu(steps: int) -> dict[str, float]:
+    """Wall time and CPU time per ``stream_step`` step, of the calling thread and of MLX's
+    other threads together, in us (Linux: ``/proc/self/task``)."""
+    import mlx_tcn  # noqa: I001
+    import mlx.core as mx
+
+    mx.random.seed(0)
+    model = mlx_tcn.TCN(INPUTS, [CHANNELS] * LEVELS, kernel_sizes=K, causal=True)
+    model.eval()
+    step, state = model.stream_step(), model.init_state(1)
+    x = mx.random.normal((1, 1, INPUTS))
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu() -> dict[str, float]:
+        out = {}
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[tid] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        return out
+
+    for _ in range(200):
+        y, state = step(x, state)
+        mx.eval(y, state)
+    before, t0 = cpu(), time.perf_counter()
+    for _ in range(steps):
+        y, state = step(x, state)
+        mx.eval(y, state)
+    wall, after = time.perf_counter() - t0, cpu()
+    main = str(threading.get_native_id())
+    used = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
+    return {
+        "wall": wall / steps * 1e6,
+        "calling thread": used[main] / steps * 1e6,
+        "other threads": sum(v for t, v in used.items() if t != main) / steps * 1e6,
+    }
+
+
 def _worker(case: str, pinned: bool, steps: int) -> float:
     if pinned:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -162,13 +228,35 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=400, help="timed steps per process")
     parser.add_argument("--json", help="write the per-round times here")
+    parser.add_argument(
+        "--thread-cpu",
+        type=int,
+        metavar="STEPS",
+        help="instead: CPU time per stream_step step of the calling thread and of MLX's "
+        "threads, over STEPS steps in each of --rounds fresh processes (Linux)",
+    )
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         case, pinned, steps = args.worker
-        print(json.dumps(_worker(case, pinned == "1", int(steps))))
+        if case == "thread cpu":
+            print(json.dumps(_thread_cpu(int(steps))))
+        else:
+            print(json.dumps(_worker(case, pinned == "1", int(steps))))
         return
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MLX_TCN_THREADS": "1"}
+    if args.thread_cpu:
+        print("| round | wall, us/step | calling thread CPU, us | MLX's threads CPU, us |")
+        print("|---:|---:|---:|---:|")
+        for r in range(args.rounds):
+            cmd = [sys.executable, __file__, "--worker", "thread cpu", "0", str(args.thread_cpu)]
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            got = json.loads(out.stdout.splitlines()[-1])
+            print(
+                f"| {r + 1} | {got['wall']:.0f} | {got['calling thread']:.0f} "
+                f"| {got['other threads']:.0f} |"
+            )
+        return
     runs = [(c, p) for c in CASES for p in (False, True)]
     times: dict[str, list[float]] = {f"{c}|{int(p)}": [] for c, p in runs}
     for r in range(args.rounds):
