@@ -12,6 +12,7 @@ errors); the work happens in :mod:`mlx_tcn.train`, :mod:`mlx_tcn.interop` and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -145,9 +146,10 @@ def _config_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[st
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from ._terminal import Progress, once, stop_on_ctrl_c
-    from .train.checkpoint import load_checkpoint
+    from .train.checkpoint import find_checkpoint, load_checkpoint
     from .train.config import resolve_config
     from .train.distributed import connect
+    from .train.runlock import hold_run
     from .train.runner import resume_config, run_training
     from .train.summary import run_table, steps_table
 
@@ -161,17 +163,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
             logging.getLogger("mlx_tcn").setLevel(logging.ERROR)  # rank 0 reports for the run
         file_values, cli_values = _config_from_args(args)
         resume, callbacks = None, []
-        if args.resume:
-            resume = load_checkpoint(args.resume, "latest")
-            cfg = resume_config(resume, file_values, cli_values)
-            callbacks.append(once(f"resuming {resume.path} at step {resume.loop.step}"))
-        else:
-            cfg = resolve_config(file_values, cli_values)
-        if world.size > 1:
-            callbacks.append(once(world.describe(cfg.batch_size, cfg.lr)))
-        with world.lost_ranks(), Progress(args.quiet or not world.is_main) as progress:
-            result = run_training(cfg, resume=resume, callbacks=[*callbacks, progress],
-                                  should_stop=should_stop, world=world)  # fmt: skip
+        with contextlib.ExitStack() as held:
+            if args.resume:
+                if world.is_main:  # the run's lock before its checkpoint is read (runlock)
+                    held.enter_context(hold_run(find_checkpoint(args.resume).parent.parent))
+                resume = load_checkpoint(args.resume, "latest")
+                cfg = resume_config(resume, file_values, cli_values)
+                callbacks.append(once(f"resuming {resume.path} at step {resume.loop.step}"))
+            else:
+                cfg = resolve_config(file_values, cli_values)
+            if world.size > 1:
+                callbacks.append(once(world.describe(cfg.batch_size, cfg.lr)))
+            with world.lost_ranks(), Progress(args.quiet or not world.is_main) as progress:
+                result = run_training(cfg, resume=resume, callbacks=[*callbacks, progress],
+                                      should_stop=should_stop, world=world)  # fmt: skip
     if not world.is_main:
         return 130 if result.state.status == "interrupted" else 0
     print(run_table(result))

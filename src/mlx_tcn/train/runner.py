@@ -45,6 +45,7 @@ from .loop import (
 )
 from .model import build_model, parameter_count
 from .predict import predict_split, split_scores
+from .runlock import hold_run
 from .tasks import TaskData, build_task
 
 __all__ = [
@@ -190,8 +191,27 @@ def run_training(
     world.split_random_state()
     if not world.is_main:
         return _follow(model, optimizer, task, cfg, state, world, should_stop, start)
+    run_dir = resume.path.parent.parent if resume else claim_run_dir(cfg.run_dir, cfg.to_dict())
+    with hold_run(run_dir):  # one writer per run folder (runlock), to the end of the run
+        return _write_run(run_dir, cfg, resume, task, model, optimizer, state, world,
+                          callbacks, should_stop, start)  # fmt: skip
+
+
+def _write_run(
+    run_dir: Path,
+    cfg: TrainConfig,
+    resume: Checkpoint | None,
+    task: TaskData,
+    model: Any,
+    optimizer: Any,
+    state: LoopState,
+    world: World,
+    callbacks: list[Callable[[dict[str, Any]], None]] | None,
+    should_stop: Callable[[], bool] | None,
+    start: float,
+) -> RunResult:
+    """The writing part of :func:`run_training` (rank 0), holding the run folder's lock."""
     if resume:
-        run_dir = resume.path.parent.parent
         records = _read_records(run_dir / "metrics.jsonl", resume, _finished_member(resume))
         write_json_atomic(run_dir / "train_config.json", cfg.to_dict())
         moved, aside = rewind_to(resume.path, state.best_step)
@@ -199,7 +219,7 @@ def run_training(
             logger.warning("resuming from %s: moved the later checkpoints %s to %s",
                            resume.path.name, ", ".join(moved), aside)  # fmt: skip
     else:
-        run_dir, records = claim_run_dir(cfg.run_dir, cfg.to_dict()), []
+        records = []
 
     metrics_path = run_dir / "metrics.jsonl"
     _write_records(metrics_path, records)
