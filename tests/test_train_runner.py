@@ -227,3 +227,33 @@ def test_restore_best_reports_and_keeps_the_best_checkpoints_weights(tmp_path, m
     assert result.last["val_loss"] == evals[0]["val_loss"] != evals[-1]["val_loss"]
     best = load_checkpoint(result.run_dir, "best")
     assert best.loop.step == 1
+
+
+# --------------------------------------------------------------------------- log windows
+
+# Records every 3 steps, checkpoints every 2: the first checkpoint (step 2) falls inside a
+# log window.
+WINDOWED = {**SMALL, "log_every": 3, "checkpoint_every": 2, "eval_every": 0}
+
+
+def test_a_resume_inside_a_log_window_logs_the_same_averages(tmp_path, monkeypatch):
+    # Before: the resumed run averaged only the steps after the checkpoint, so the "train"
+    # record at step 3 said the loss of step 3 alone where an unbroken run averages steps 1-3.
+    reference = _log(
+        run_training(resolve_config({}, {**WINDOWED, "runs_dir": str(tmp_path / "ref")})).run_dir
+    )
+    assert [r[1] for r in reference if r[0] == "train"] == [3, 6]
+    real_save = runner_module.save_checkpoint
+
+    def save(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise Killed  # right after the checkpoint of step 2
+
+    monkeypatch.setattr(runner_module, "save_checkpoint", save)
+    cfg = resolve_config({}, {**WINDOWED, "runs_dir": str(tmp_path / "cut")})
+    with pytest.raises(Killed):
+        run_training(cfg)
+    monkeypatch.undo()
+    assert load_checkpoint(cfg.run_dir).loop.step == 2
+    _resume(cfg.run_dir)
+    assert _log(cfg.run_dir) == reference

@@ -64,6 +64,10 @@ class LoopState:
     # it, so the untrained model's evaluation (evaluate_first) competes for the best weights
     # without stopping a run whose training is still improving on itself.
     trained_best: float | None = None
+    # The losses since the last "train" record (their sum and count), so that a run resumed
+    # from a checkpoint between two records logs the same averages as one never stopped.
+    window_loss: float = 0.0
+    window_n: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable copy."""
@@ -216,7 +220,9 @@ def train(
     step_fn = build_step(model, optimizer, world.loss(task.kind), cfg.grad_clip, compile_step,
                          world.reduce_gradients())  # fmt: skip
     model.train()
-    window_loss, window_n, window_samples, window_t = 0.0, 0, 0, time.perf_counter()
+    # The speed of a log window counts this process's steps only (window_steps); its loss
+    # also the steps before a resume (state.window_loss, state.window_n).
+    window_steps, window_samples, window_t = 0, 0, time.perf_counter()
 
     def evaluate() -> bool:
         state.last_eval_step = state.step
@@ -261,18 +267,19 @@ def train(
                 )
             state.step += 1
             state.batch_in_epoch += 1
-            window_loss, window_n, window_samples = (
-                window_loss + value,
-                window_n + 1,
-                window_samples + x.shape[0] * world.size,
-            )
+            state.window_loss += value
+            state.window_n += 1
+            window_steps += 1
+            window_samples += x.shape[0] * world.size
             emit({"event": "step", "step": state.step, "total_steps": steps, "loss": value})
             if state.step % cfg.log_every == 0:
                 elapsed = max(time.perf_counter() - window_t, 1e-9)
                 emit({"event": "train", "step": state.step, "epoch": state.epoch,
-                      "loss": window_loss / window_n, "lr": float(optimizer.learning_rate),
-                      "samples_per_s": window_samples / elapsed, "steps_per_s": window_n / elapsed})  # fmt: skip
-                window_loss, window_n, window_samples, window_t = 0.0, 0, 0, time.perf_counter()
+                      "loss": state.window_loss / state.window_n,
+                      "lr": float(optimizer.learning_rate), "samples_per_s": window_samples / elapsed,
+                      "steps_per_s": window_steps / elapsed})  # fmt: skip
+                state.window_loss, state.window_n = 0.0, 0
+                window_steps, window_samples, window_t = 0, 0, time.perf_counter()
             if cfg.eval_every and state.step % cfg.eval_every == 0:
                 if evaluate():
                     state.status = "early_stopped"
