@@ -125,11 +125,23 @@ def test_unknown_keys_are_errors():
         ({"task": "mnist"}, "task 'mnist' needs data_path"),
         ({"name": "../x"}, "name must be a plain folder name"),
         ({"input_columns": []}, "input_columns must be a non-empty list"),
+        # generated tasks: 0 samples trained nothing ("completed", 0 steps) or failed late
+        ({"n_train": 0}, "n_train must be a positive integer for task 'adding'"),
+        ({"task": "copy_memory", "n_val": 0}, "n_val must be a positive integer for task"),
+        # seeds reached MLX's binding as an opaque "incompatible function arguments"
+        ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*63\), got -1"),
+        ({"seed": 2**63}, r"seed must be an integer in \[0, 2\*\*63\)"),
     ],
 )
 def test_validation_errors(values, match):
     with pytest.raises(ValueError, match=match):
         resolve_config(values)
+
+
+def test_zero_means_all_images_for_mnist_and_big_seeds_are_fine(tmp_path):
+    cfg = resolve_config({"task": "mnist", "data_path": str(tmp_path), "n_train": 0, "n_val": 0})
+    assert (cfg.n_train, cfg.n_val) == (0, 0)
+    assert resolve_config({"seed": 2**63 - 1}).seed == 2**63 - 1
 
 
 def test_json_and_toml_files(tmp_path):

@@ -368,6 +368,13 @@ def validate_config(cfg: TrainConfig) -> None:
     for name in ("n_train", "n_val", "warmup_steps", "eval_every", "plateau_start"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be a non-negative integer, got {getattr(cfg, name)!r}")
+    if cfg.task in ("adding", "copy_memory"):  # generated: a count; 0 = all only for mnist
+        for name in ("n_train", "n_val"):
+            if getattr(cfg, name) < 1:
+                raise ValueError(f"{name} must be a positive integer for task {cfg.task!r} "
+                                 f"(0 means all only for mnist and pmnist), got {getattr(cfg, name)!r}")  # fmt: skip
+    if not 0 <= cfg.seed < 2**63:  # MLX and NumPy take unsigned seeds; folds add to it
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {cfg.seed!r}")
     for name in ("max_steps", "patience", "eval_batches", "dilation_reset", "season"):
         value = getattr(cfg, name)
         if value is not None and value < 1:
