@@ -101,3 +101,28 @@ def test_softmax_as_the_block_activation_normalises_the_output_over_channels(rng
     model.eval()
     y = np.array(model(mx.array(rng.standard_normal((2, 5, 3)).astype(np.float32))))
     np.testing.assert_allclose(y.sum(axis=-1), np.ones((2, 5)), rtol=1e-5)
+
+
+LOG_SOFTMAX_ONE_CHANNEL = """
+import mlx.core as mx
+from mlx_tcn import TCN
+from mlx_tcn.activations import ACTIVATIONS, EXACT_ACTIVATIONS
+x = mx.array([[[0.5, -2.0]] * 5])
+out = TCN(2, [4], kernel_sizes=3, output_projection=1, output_activation="log_softmax")(x)
+block = TCN(2, [1], kernel_sizes=3, activation="log_softmax")(x)
+ones = [f(mx.array([[3.0], [float("inf")]])) for f in (ACTIVATIONS["log_softmax"], EXACT_ACTIVATIONS["log_softmax"])]
+mx.eval(out, block, ones)
+print(out.tolist() == [[[0.0]] * 5], block.shape, [o.tolist() for o in ones])
+"""
+
+
+def test_log_softmax_over_one_channel_is_zero_not_a_crash():
+    # MLX 0.32's nn.log_softmax (a shapeless compiled function) kills the process with a
+    # segmentation fault on an axis of size 1, which a model with one output channel has.
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", LOG_SOFTMAX_ONE_CHANNEL], capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split("\n")[0] == "True (1, 5, 1) [[[0.0], [nan]], [[0.0], [nan]]]"

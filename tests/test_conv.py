@@ -287,12 +287,25 @@ def test_conv_validation(kwargs, error, match):
         ({"kernel_size": 0}, ValueError, "kernel_size must be >= 1, got 0"),
         ({"padding_mode": "mirror"}, ValueError, "padding_mode must be one of"),
         ({"padding_mode": "replicate", "causal": False}, ValueError, "pads with zeros only"),
+        # were accepted: a truthy string made the layer causal; True counted as one group
+        ({"causal": "no"}, TypeError, "causal must be True or False, got 'no'"),
+        ({"groups": True}, TypeError, "groups must be an int, got True"),
     ],
 )
 def test_transposed_validation(kwargs, error, match):
     args = {"in_channels": 2, "out_channels": 2, "kernel_size": 4, "stride": 2} | kwargs
     with pytest.raises(error, match=match):
         TemporalConvTransposed1d(**args)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [lambda: TemporalConv1d(2, 2, 3, causal=True), lambda: TemporalConvTransposed1d(2, 2, 4, 2)],
+)
+def test_inference_must_be_a_bool(layer):
+    # inference="no" streamed (a truthy string) instead of refusing.
+    with pytest.raises(TypeError, match="inference must be True or False, got 'no'"):
+        layer()(mx.ones((1, 5, 2)), inference="no")
 
 
 def test_wrong_input_channels():

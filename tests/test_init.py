@@ -269,6 +269,26 @@ def test_bad_gain_and_std():
         normal(CONV, mean=None)  # type: ignore[arg-type]
 
 
+def test_non_finite_numbers_and_non_float_dtypes_are_refused():
+    # Before: inf gains and stds, NaN means and slopes made non-finite weights, and an integer
+    # dtype reached MLX ("[uniform] Can only generate uniform numbers with real floating...").
+    with pytest.raises(ValueError, match="std must be finite, got inf"):
+        normal(CONV, std=float("inf"))
+    with pytest.raises(ValueError, match="gain must be finite, got inf"):
+        xavier_uniform(CONV, gain=float("inf"))
+    with pytest.raises(ValueError, match="mean must be finite, got nan"):
+        normal(CONV, mean=float("nan"))
+    with pytest.raises(ValueError, match="a must be finite, got nan"):
+        kaiming_uniform(CONV, a=float("nan"))
+    with pytest.raises(ValueError, match="b must be finite, got inf"):
+        uniform(CONV, b=float("inf"))
+    for f in (xavier_uniform, normal, uniform, kaiming_normal):
+        with pytest.raises(TypeError, match="dtype must be an MLX floating-point dtype"):
+            f(CONV, dtype=mx.int32)
+    w = normal(CONV, mean=np.float32(0.5), std=np.float64(0.1), dtype=mx.float16)
+    assert w.dtype == mx.float16 and abs(float(w.mean()) - 0.5) < 0.05  # NumPy numbers are fine
+
+
 def test_bad_uniform_bounds():
     with pytest.raises(ValueError, match="a <= b, got a=1.0, b=0.0"):
         uniform(CONV, a=1.0, b=0.0)
@@ -363,22 +383,27 @@ def test_get_initializer_kaiming_leaky_relu_uses_slope_zero_like_torch():
     assert w.max() <= np.float32(bound) and w.max() > 0.999 * bound
 
 
-@pytest.mark.parametrize("name", ["normal", "uniform"])
-def test_get_initializer_no_gain_for_normal_uniform(name):
-    assert init._initializer_kwargs(name, "tanh") == {}
+@pytest.mark.parametrize(("name", "kwargs"), [("normal", {"std": 1.0}), ("uniform", {})])
+def test_get_initializer_no_gain_for_normal_uniform(name, kwargs):
+    # pytorch-tcn calls torch's normal_ and uniform_ with their defaults: N(0, 1), U(0, 1).
+    # Before, "normal" gave init.normal's own N(0, 0.01) (the original TCN code's scale).
+    assert init._initializer_kwargs(name, "tanh") == kwargs
     key = mx.random.key(16)
     assert mx.array_equal(
-        get_initializer(name, "tanh")(CONV, key=key), INITIALIZERS[name](CONV, key=key)
+        get_initializer(name, "tanh")(CONV, key=key), INITIALIZERS[name](CONV, key=key, **kwargs)
     ).item()
+    w = _np(get_initializer(name, "relu")((64, 3, 64), key=key))
+    assert abs(w.std() - (1.0 if name == "normal" else math.sqrt(1 / 12))) < 0.02
 
 
 @pytest.mark.parametrize("activation", [nn.ReLU(), nn.GELU, mx.tanh, lambda x: x])
 @pytest.mark.parametrize("name", sorted(INITIALIZERS))
 def test_get_initializer_callable_activation_gets_no_gain(name, activation):
-    assert init._initializer_kwargs(name, activation) == {}
+    kwargs = {"std": 1.0} if name == "normal" else {}  # torch's default, not a gain
+    assert init._initializer_kwargs(name, activation) == kwargs
     key = mx.random.key(17)
     got = get_initializer(name, activation)(CONV, key=key)
-    assert mx.array_equal(got, INITIALIZERS[name](CONV, key=key)).item()
+    assert mx.array_equal(got, INITIALIZERS[name](CONV, key=key, **kwargs)).item()
 
 
 def test_get_initializer_unknown_activation_name():

@@ -193,6 +193,15 @@ def test_mismatched_state_dict_lists_missing_unexpected_and_misshaped_keys():
     assert "network.0.downsample.weight: got (5, 2, 1), expected (5, 3, 1)" in message
 
 
+def test_values_that_are_not_tensors_are_named_not_an_attribute_error():
+    # Before: AttributeError: 'NoneType' object has no attribute 'shape'.
+    case, state, _ = _fixture("causal_weight_norm_k3")
+    state = {**state, "network.0.conv1.bias": None, "network.1.conv2.bias": [0.0, 1.0]}
+    with pytest.raises(ValueError, match=r"values that are not arrays or tensors \[network.0.conv1"
+                       r".bias: NoneType; network.1.conv2.bias: list\]"):  # fmt: skip
+        from_pytorch_tcn(state, **case["kwargs"])
+
+
 def test_both_weight_norm_formats_at_once_is_an_error():
     case, state, _ = _fixture("causal_weight_norm_k3")
     key = "network.0.conv1.parametrizations.weight.original0"

@@ -152,3 +152,18 @@ def test_gates_lie_in_zero_one(rng):
 def test_validation(args, error, match):
     with pytest.raises(error, match=match):
         SqueezeExcitation(*args)
+
+
+def test_bad_inputs_and_arguments_name_themselves():
+    # Before: MLX's "[broadcast_shapes]", "[addmm]", an IndexError or an AttributeError.
+    se = SqueezeExcitation(3, reduction=1, causal=True)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, length, channels\)"):
+        se(mx.zeros((5, 3)))
+    with pytest.raises(ValueError, match="x has 2 channels .* but 3 are expected"):
+        se(mx.zeros((1, 5, 2)))
+    with pytest.raises(TypeError, match="x must be an mlx.core.array, got NoneType"):
+        se(None)
+    with pytest.raises(TypeError, match="residual must be True or False, got 'yes'"):
+        SqueezeExcitation(3, residual="yes")
+    with pytest.raises(TypeError, match="causal must be True or False, got 1"):
+        SqueezeExcitation(3, causal=1)

@@ -595,6 +595,45 @@ def test_load_state_rejects_a_different_model(tmp_path):
         load_state(path, small_model(num_channels=[6, 6, 5, 4]).init_state(2))
 
 
+def test_a_state_saved_without_the_suffix_loads_by_the_same_name(tmp_path):
+    # MLX adds ".safetensors" to the name it writes; load_state looked for the bare name.
+    model = small_model()
+    _, state = model.stream(mx.random.normal((2, 6, 3)), model.init_state(2))
+    save_state(tmp_path / "stream", state)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stream.safetensors"]
+    restored = load_state(str(tmp_path / "stream"), model.init_state(2))
+    for (_, a), (_, b) in zip(tree_flatten(restored), tree_flatten(state), strict=True):
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+
+
+def test_state_files_fail_with_errors_that_name_them(tmp_path):
+    # Before: MLX's own RuntimeErrors ("[load_safetensors] Failed to open file", "[read]
+    # Unable to read 8 bytes", std::bad_cast), and save_state(None, ...) wrote None.safetensors.
+    model = small_model()
+    state = model.init_state(1)
+    with pytest.raises(FileNotFoundError, match="state file not found: .*missing.safetensors"):
+        load_state(tmp_path / "missing.safetensors", state)
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.safetensors is not a readable state file"):
+        load_state(tmp_path / "empty.safetensors", state)
+    with pytest.raises(FileNotFoundError, match="nodir is not a folder"):
+        save_state(tmp_path / "nodir" / "x.safetensors", state)
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike, got None"):
+        save_state(None, state)
+    with pytest.raises(TypeError, match=r"state\['0'\] is 1"):
+        save_state(tmp_path / "y", [1, 2])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.safetensors"]
+
+
+def test_load_state_refuses_another_dtype(tmp_path):
+    # A float16 stream's state loaded silently into a float32 structure.
+    model = small_model()
+    save_state(tmp_path / "half", model.init_state(1, mx.float16))
+    with pytest.raises(ValueError, match="dtype float16, expected float32"):
+        load_state(tmp_path / "half", model.init_state(1))
+    load_state(tmp_path / "half", model.init_state(1, mx.float16))
+
+
 # -- the stateful API --------------------------------------------------------------------
 
 

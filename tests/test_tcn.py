@@ -563,6 +563,8 @@ INVALID = [
     (dict(num_channels=[4, 0]), ValueError, r"num_channels entries must be >= 1, got \[4, 0\]"),
     (dict(num_channels=4), TypeError, "num_channels must be a list of ints, got 4"),
     (dict(num_channels=[4.5]), TypeError, "num_channels must be a list of ints"),
+    (dict(num_channels=[True, 4]), TypeError, r"num_channels must be a list of ints, got \[True"),
+    (dict(dilations=[True, 2]), TypeError, r"dilations must be a list of ints, got \[True"),
     (dict(kernel_sizes=0), ValueError, "kernel_sizes must be >= 1, got 0"),
     (dict(kernel_sizes=[3]), ValueError, r"kernel_sizes must have one entry per level \(2\)"),
     (dict(kernel_sizes="3"), TypeError, "kernel_sizes must be a list of ints"),
@@ -630,6 +632,7 @@ def test_se_reduction_larger_than_width_keeps_one_unit():
         (dict(embedding_mode="x"), ValueError, "embedding_mode must be one of"),
         (dict(dropout=2), ValueError, r"dropout must be in \[0, 1\)"),
         (dict(se_reduction=0, use_se=True), ValueError, "reduction must be >= 1, got 0"),
+        (dict(se_residual="yes", use_se=True), TypeError, "se_residual must be True or False"),
     ],
 )
 def test_block_validation(kwargs, error, match):
@@ -658,6 +661,10 @@ def test_call_validation():
         model(mx.ones((1, 0, 3)))
     with pytest.raises(ValueError, match="at least one batch row and one step"):
         model(mx.ones((0, 4, 3)))
+    causal = TCN(3, [4], kernel_sizes=2, causal=True)
+    for layer in (causal, causal.network[0]):  # a truthy string streamed
+        with pytest.raises(TypeError, match="inference must be True or False, got 'no'"):
+            layer(mx.ones((1, 4, 3)), inference="no")
 
 
 def test_integer_input_is_a_clear_type_error():

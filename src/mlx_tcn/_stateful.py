@@ -28,7 +28,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_map
 
-from ._stream import check_input, check_state, rows_mask
+from ._stream import check_bool, check_input, check_state, rows_mask
 from .buffer import BufferIO
 
 __all__ = ["Stateful", "StreamingModule"]
@@ -138,6 +138,7 @@ class Stateful(nn.Module):
     ) -> Any:
         """``offline()`` without ``inference``; else ``step(state)`` on the stream's state,
         read from this layer or ``in_buffer`` and written back there."""
+        check_bool(inference, "inference")
         if not inference:
             if in_buffer is not None:
                 raise ValueError("in_buffer is only used with inference=True")

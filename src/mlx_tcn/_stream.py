@@ -6,6 +6,8 @@ The stateful API built on these checks lives in :mod:`mlx_tcn._stateful`.
 from __future__ import annotations
 
 import numbers
+import os
+from pathlib import Path
 from typing import Any
 
 import mlx.core as mx
@@ -168,33 +170,77 @@ def promoted_dtype(dtype: mx.Dtype, *modules: nn.Module | None) -> mx.Dtype:
     return dtype
 
 
-def save_state(path: str, state: Any) -> None:
+STATE_SUFFIX = ".safetensors"
+
+
+def _state_path(path: object) -> Path:
+    """``path`` as the file :func:`save_state` writes: MLX adds ``.safetensors`` when the
+    name does not end in it, so both functions do, and a state saved as ``"state"`` loads
+    back as ``"state"``."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {path!r}")
+    path = Path(path)
+    return path if path.name.endswith(STATE_SUFFIX) else path.with_name(path.name + STATE_SUFFIX)
+
+
+def _dtype_name(dtype: mx.Dtype) -> str:
+    return str(dtype).removeprefix("mlx.core.")
+
+
+def save_state(path: str | os.PathLike, state: Any) -> None:
     """Save a streaming state (any pytree of arrays, e.g. from ``TCN.init_state``) to a
-    ``.safetensors`` file.
+    ``.safetensors`` file (``.safetensors`` is added to a name that does not end in it).
 
     The empty state of a model that has nothing to remember (kernel size 1, no SE) is saved
     as a file with no arrays, and loads back as ``like``.
     """
-    mx.save_safetensors(str(path), dict(tree_flatten(state)))
+    file = _state_path(path)
+    leaves = tree_flatten(state)
+    for key, leaf in leaves:
+        if not isinstance(leaf, mx.array):
+            raise TypeError(
+                f"state must be a pytree of mlx.core.array (from init_state or stream), but "
+                f"state[{key!r}] is {leaf!r}"
+            )
+    if not file.parent.is_dir():
+        raise FileNotFoundError(f"cannot save the state to {file}: {file.parent} is not a folder")
+    mx.save_safetensors(str(file), dict(leaves))
 
 
-def load_state(path: str, like: Any) -> Any:
+def load_state(path: str | os.PathLike, like: Any) -> Any:
     """Load a state saved with :func:`save_state` into the structure of ``like`` (e.g.
-    ``model.init_state(batch)``), checking that every array is there with the same shape."""
-    loaded = _with_ring_positions(mx.load(str(path)), dict(tree_flatten(like)))
+    ``model.init_state(batch)``), checking that every array is there with the shape and
+    dtype of ``like``'s."""
+    file = _state_path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"state file not found: {file}")
+    try:
+        raw = mx.load(str(file))
+    except Exception as err:  # MLX's reader: a truncated, empty or foreign file
+        raise ValueError(f"{file} is not a readable state file (or is damaged): {err}") from None
     expected = dict(tree_flatten(like))
+    for key, leaf in expected.items():
+        if not isinstance(leaf, mx.array):
+            raise TypeError(f"like must be a state from init_state; like[{key!r}] is {leaf!r}")
+    loaded = _with_ring_positions(raw, expected)
     missing = sorted(expected.keys() - loaded.keys())
     unexpected = sorted(loaded.keys() - expected.keys())
     if missing or unexpected:
         raise ValueError(
-            f"{path} does not fit the given state: missing {missing}, unexpected {unexpected}"
+            f"{file} does not fit the given state: missing {missing}, unexpected {unexpected}"
         )
 
     def take(key: str, leaf: mx.array) -> mx.array:
         value = loaded[key]
         if value.shape != leaf.shape:
             raise ValueError(
-                f"{path}: {key!r} has shape {tuple(value.shape)}, expected {tuple(leaf.shape)}"
+                f"{file}: {key!r} has shape {tuple(value.shape)}, expected {tuple(leaf.shape)}"
+            )
+        if value.dtype != leaf.dtype:
+            raise ValueError(
+                f"{file}: {key!r} has dtype {_dtype_name(value.dtype)}, expected "
+                f"{_dtype_name(leaf.dtype)} (make like with "
+                f"init_state(batch, dtype=...) in the dtype the stream ran in)"
             )
         return value
 

@@ -13,6 +13,17 @@ __all__ = ["ACTIVATIONS", "EXACT_ACTIVATIONS", "get_activation", "glu"]
 
 Activation = Callable[[mx.array], mx.array]
 
+
+def _log_softmax(x: mx.array) -> mx.array:
+    """``log_softmax`` over the last axis. Over a single channel it is ``log(1) = 0`` (NaN
+    where ``x`` is not finite), computed as ``x - x``: MLX 0.32's ``nn.log_softmax``, a
+    shapeless compiled function, crashes the process (segmentation fault) on an axis of
+    size 1."""
+    if x.shape[-1] == 1:
+        return x - x
+    return nn.log_softmax(x, axis=-1)
+
+
 # softmax and log_softmax normalise over channels, the last axis. (pytorch-tcn builds
 # nn.Softmax() without a dim, which on (N, C, L) tensors normalises over the batch axis.)
 EXACT_ACTIVATIONS: dict[str, Activation] = {
@@ -24,7 +35,7 @@ EXACT_ACTIVATIONS: dict[str, Activation] = {
     "gelu": nn.gelu,
     "selu": _fastmath.selu_exact,  # torch's constants: mlx.nn.selu rounds them
     "softmax": lambda x: mx.softmax(x, axis=-1),
-    "log_softmax": lambda x: nn.log_softmax(x, axis=-1),
+    "log_softmax": lambda x: _log_softmax(x),
 }
 # A block's activations by name: tanh, sigmoid, gelu, elu and selu vectorised on the CPU,
 # 5-11x faster than MLX's element-by-element ones, within 4e-7 (tanh), 2.5e-7 (sigmoid),

@@ -152,6 +152,8 @@ class TemporalBlock(Stateful):
             if embedding_mode == "concat":
                 self.embedding_projection_2 = nn.Linear(2 * width1, width1)
         if use_se:
+            check_bool(se_residual, "se_residual")
+            check_int(se_reduction, "se_reduction", 1)
             self.se = SqueezeExcitation(n_outputs, se_reduction, se_residual, causal=causal)
 
     @property
@@ -332,6 +334,7 @@ class TemporalBlock(Stateful):
             )
             return self._checked_step(x, state, embeddings)
         check_input(x, self.n_inputs)
+        check_bool(inference, "inference")
         e = prepare_embeddings(embeddings, self.embedding_shapes, x, whole=not inference)
         return self._stateful(
             x,

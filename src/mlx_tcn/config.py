@@ -53,6 +53,8 @@ def int_list(values: object, name: str, length: int | None = None) -> list[int]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise TypeError(f"{name} must be a list of ints, got {values!r}")
     try:
+        if any(isinstance(v, (bool, np.bool_)) for v in values):
+            raise TypeError  # True is not a channel count
         out = [operator.index(v) for v in values]
     except TypeError:
         raise TypeError(f"{name} must be a list of ints, got {values!r}") from None

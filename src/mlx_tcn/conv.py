@@ -8,7 +8,7 @@ import mlx.core as mx
 
 from . import _frozen, ops
 from ._stateful import StreamingModule
-from ._stream import check_int
+from ._stream import check_bool, check_int
 from .pad import PADDING_MODES, TemporalPad1d
 from .parametrizations import WeightNormSupport, get_weight
 
@@ -28,14 +28,13 @@ def _set_geometry(
     dilation: int,
     causal: bool,
 ) -> None:
-    """Check and keep the arguments both convolutions share (``causal`` is checked by the
-    padding layer)."""
+    """Check and keep the arguments both convolutions share."""
     layer.in_channels = check_int(in_channels, "in_channels", 1)
     layer.out_channels = check_int(out_channels, "out_channels", 1)
     layer.kernel_size = check_int(kernel_size, "kernel_size", 1)
     layer.stride = check_int(stride, "stride", 1)
     layer.dilation = check_int(dilation, "dilation", 1)
-    layer.causal = causal
+    layer.causal = check_bool(causal, "causal")
 
 
 class TemporalConv1d(WeightNormSupport, StreamingModule):
@@ -222,7 +221,7 @@ class TemporalConvTransposed1d(WeightNormSupport, StreamingModule):
             )
         if output_padding != 0:
             raise ValueError(f"output_padding must be 0, got {output_padding!r}")
-        if groups != 1:
+        if check_int(groups, "groups", 1) != 1:
             raise ValueError(f"groups must be 1 for TemporalConvTransposed1d, got {groups!r}")
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")

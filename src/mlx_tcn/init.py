@@ -24,10 +24,12 @@ two places where we deliberately differ).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
 import mlx.core as mx
+import numpy as np
 
 __all__ = [
     "INITIALIZERS",
@@ -130,20 +132,36 @@ def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[-1] * receptive, shape[0] * receptive
 
 
-def _check_nonnegative(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+def _check_number(name: str, value: float) -> float:
+    """``value`` as a finite float (NumPy numbers included), else raise naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {value!r}")
-    if not value >= 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
     return float(value)
 
 
+def _check_nonnegative(name: str, value: float) -> float:
+    value = _check_number(name, value)
+    if not value >= 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return value
+
+
+def _check_dtype(dtype: object) -> mx.Dtype:
+    if not isinstance(dtype, mx.Dtype) or not mx.issubdtype(dtype, mx.floating):
+        raise TypeError(
+            f"dtype must be an MLX floating-point dtype (mx.float32, ...), got {dtype!r}"
+        )
+    return dtype
+
+
 def _uniform(shape: tuple[int, ...], bound: float, dtype: mx.Dtype, key: mx.array | None):
-    return mx.random.uniform(-bound, bound, shape, dtype=dtype, key=key)
+    return mx.random.uniform(-bound, bound, shape, dtype=_check_dtype(dtype), key=key)
 
 
 def _normal(shape: tuple[int, ...], std: float, dtype: mx.Dtype, key: mx.array | None):
-    return mx.random.normal(shape, dtype=dtype, scale=std, key=key)
+    return mx.random.normal(shape, dtype=_check_dtype(dtype), scale=std, key=key)
 
 
 def xavier_uniform(
@@ -200,7 +218,7 @@ def _kaiming_std(shape: tuple[int, ...], a: float, mode: str, nonlinearity: str)
         raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
     fan_in, fan_out = _fans(shape)
     fan = fan_in if mode == "fan_in" else fan_out
-    return calculate_gain(nonlinearity, a) / math.sqrt(max(fan, 1))
+    return calculate_gain(nonlinearity, _check_number("a", a)) / math.sqrt(max(fan, 1))
 
 
 def kaiming_uniform(
@@ -266,9 +284,10 @@ def normal(
     """Normal initialiser :math:`N(\\text{mean}, \\text{std}^2)`.
 
     The default ``std=0.01`` is the one the original TCN code (Bai et al., 2018) uses for its
-    convolution weights. Note that pytorch-tcn's ``kernel_initializer="normal"`` calls
-    ``torch.nn.init.normal_`` with its default ``std=1``; weights converted from such a model are
-    unaffected, but freshly initialised models differ in scale.
+    convolution weights. pytorch-tcn's ``kernel_initializer="normal"`` calls
+    ``torch.nn.init.normal_`` with its default ``std=1``, and so does a ``TCN`` built with
+    ``kernel_initializer="normal"`` (through :func:`get_initializer`), so that a fresh model
+    starts from pytorch-tcn's distribution.
 
     Args:
         shape: any shape.
@@ -279,9 +298,8 @@ def normal(
     """
     shape = _check_shape(shape, 0)
     std = _check_nonnegative("std", std)
-    if isinstance(mean, bool) or not isinstance(mean, (int, float)):
-        raise TypeError(f"mean must be a number, got {mean!r}")
-    return mx.random.normal(shape, dtype=dtype, loc=float(mean), scale=std, key=key)
+    mean = _check_number("mean", mean)
+    return mx.random.normal(shape, dtype=_check_dtype(dtype), loc=mean, scale=std, key=key)
 
 
 def uniform(
@@ -302,12 +320,10 @@ def uniform(
         key: optional PRNG key; the global generator otherwise.
     """
     shape = _check_shape(shape, 0)
-    for name, value in (("a", a), ("b", b)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{name} must be a number, got {value!r}")
-    if not a <= b:
+    lo, hi = _check_number("a", a), _check_number("b", b)
+    if not lo <= hi:
         raise ValueError(f"uniform needs a <= b, got a={a!r}, b={b!r}")
-    return mx.random.uniform(float(a), float(b), shape, dtype=dtype, key=key)
+    return mx.random.uniform(lo, hi, shape, dtype=_check_dtype(dtype), key=key)
 
 
 INITIALIZERS: dict[str, Callable[..., mx.array]] = {
@@ -327,7 +343,7 @@ def _initializer_kwargs(name: str, activation: Any) -> dict[str, Any]:
     """The gain keyword arguments pytorch-tcn would pass for ``name`` and ``activation``."""
     if not isinstance(activation, str):
         # pytorch-tcn passes no gain for module/callable activations; so do we.
-        return {}
+        return {"std": 1.0} if name == "normal" else {}
     if name.startswith("xavier"):
         if activation in _NO_GAIN_ACTIVATIONS:
             return {"gain": math.sqrt(2.0)}
@@ -337,6 +353,8 @@ def _initializer_kwargs(name: str, activation: Any) -> dict[str, Any]:
             return {"nonlinearity": "relu"}
         calculate_gain(activation)  # unknown names fail here, naming the activation
         return {"nonlinearity": activation}
+    if name == "normal":  # pytorch-tcn calls torch.nn.init.normal_ with its defaults
+        return {"std": 1.0}
     return {}
 
 
@@ -351,7 +369,9 @@ def get_initializer(name: str, activation: Any = "relu") -> Callable[..., mx.arr
     * ``kaiming_*`` / ``he_*``: ``nonlinearity=activation`` (with ``a=0``, so ``leaky_relu``
       gets the ReLU gain, as in torch). For ``gelu``, ``elu``, ``softmax`` and ``log_softmax``
       the ReLU gain is used; **pytorch-tcn raises a ValueError there instead**.
-    * ``normal`` / ``uniform``: no gain (see :func:`normal` for its default ``std``).
+    * ``normal`` / ``uniform``: no gain; torch's defaults, as pytorch-tcn calls them:
+      :math:`N(0, 1)` (``std=1``, not :func:`normal`'s own default of 0.01) and
+      :math:`U(0, 1)`.
     * A callable or module activation (anything that is not a string) gets no gain, i.e. the
       initialiser's defaults (``gain=1`` for xavier, the ReLU gain for kaiming), as in
       pytorch-tcn.

@@ -6,7 +6,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ._frozen import linear
-from ._stream import check_int
+from ._stream import check_bool, check_input, check_int
 
 __all__ = ["SqueezeExcitation"]
 
@@ -36,6 +36,8 @@ class SqueezeExcitation(nn.Module):
         super().__init__()
         check_int(channels, "channels", 1)
         check_int(reduction, "reduction", 1)
+        check_bool(residual, "residual")
+        check_bool(causal, "causal")
         self.channels = channels
         self.reduction = reduction
         self.residual = residual
@@ -79,5 +81,6 @@ class SqueezeExcitation(nn.Module):
         return y, new_state
 
     def __call__(self, x: mx.array) -> mx.array:
-        """Offline pass over a whole sequence."""
+        """Offline pass over a whole sequence ``(batch, length, channels)``."""
+        check_input(x, self.channels)
         return self._forward(x, None)[0]

@@ -19,7 +19,7 @@ from . import serialization
 from ._eval_compile import MAX_VALUES, EvalCompiler
 from ._frozen import freeze_linear, linear
 from ._stateful import Stateful
-from ._stream import check_input, check_int, promoted_dtype
+from ._stream import check_bool, check_input, check_int, promoted_dtype
 from .activations import get_activation
 from .block import BlockState, TemporalBlock
 from .buffer import BufferIO
@@ -323,6 +323,7 @@ class TCN(Stateful):
             ``(batch, length, out_channels)``.
         """
         check_input(x, self.num_inputs)
+        check_bool(inference, "inference")
         e = prepare_embeddings(embeddings, self.embedding_shapes, x, whole=not inference)
         return self._stateful(
             x,

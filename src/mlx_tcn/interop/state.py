@@ -139,8 +139,11 @@ def fit_state_dict(model: TCN, state_dict: Mapping[str, Any]) -> list[tuple[str,
         elif not _ignorable(key, extra):
             unexpected.append(key)
     missing = [k for k in expected if k not in given]
-    misshaped = []
+    misshaped, not_arrays = [], []
     for canonical, (key, value) in given.items():
+        if not hasattr(value, "shape"):  # None, a number, a list: not a saved tensor
+            not_arrays.append(f"{key}: {type(value).__name__}")
+            continue
         shape = tuple(value.shape)
         if shape != expected[canonical][1]:
             misshaped.append(f"{key}: got {shape}, expected {expected[canonical][1]}")
@@ -153,6 +156,8 @@ def fit_state_dict(model: TCN, state_dict: Mapping[str, Any]) -> list[tuple[str,
         problems.append(f"mis-shaped keys [{'; '.join(misshaped)}]")
     if duplicate:
         problems.append(f"keys given twice (two weight-norm formats) {duplicate}")
+    if not_arrays:
+        problems.append(f"values that are not arrays or tensors [{'; '.join(sorted(not_arrays))}]")
     if problems:
         raise ValueError(
             "state_dict does not fit the pytorch-tcn configuration: " + "; ".join(problems)
