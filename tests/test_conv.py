@@ -268,6 +268,7 @@ def test_transposed_output_length_is_length_times_stride(length, causal):
         ({"kernel_size": 2.0}, TypeError, "kernel_size must be an int"),
         ({"padding_mode": "mirror"}, ValueError, "padding_mode must be one of"),
         ({"padding_mode": "reflect"}, ValueError, "padding_mode='reflect' is not causal"),
+        ({"bias": "yes"}, TypeError, "bias must be True or False, got 'yes'"),  # was accepted
     ],
 )
 def test_conv_validation(kwargs, error, match):

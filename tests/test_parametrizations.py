@@ -194,6 +194,9 @@ def test_errors():
         weight_norm(conv, name="kernel")
     with pytest.raises(ValueError, match="dim must be None or an axis of the 3-d weight, got 3"):
         weight_norm(conv, dim=3)
+    for dim in (1.0, True):  # were accepted as axes 1 and 1
+        with pytest.raises(TypeError, match=f"dim must be None or an int axis, got {dim}"):
+            weight_norm(conv, dim=dim)
     with pytest.raises(ValueError, match="'weight' of TemporalConv1d is not weight-normalised"):
         remove_weight_norm(conv)
     weight_norm(conv)

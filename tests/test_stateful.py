@@ -471,8 +471,12 @@ ROWS_REFUSED = [
     (True, TypeError, "got True"),
     ([0, np.bool_(True)], TypeError, "rows must be row indices"),
     ("1", TypeError, "got '1'"),
-    ([4], ValueError, r"rows must be row indices in \[0, 4\), got \[4\]"),
-    (np.array([-5]), ValueError, r"in \[0, 4\)"),
+    (
+        [4],
+        ValueError,
+        r"rows must be row indices in \[-4, 4\) \(negative from the end\), got \[4\]",
+    ),
+    (np.array([-5]), ValueError, r"in \[-4, 4\)"),  # -5: out of range from the end too
     (np.array([True, False]), ValueError, r"rows mask must have shape \(4,\), got \(2,\)"),
     (mx.array([[True] * 4]), ValueError, r"rows mask must have shape \(4,\)"),
     (np.array([[0, 1]]), ValueError, "0-d or 1-d array of row indices, got shape"),

@@ -130,7 +130,10 @@ def rows_mask(rows: object, batch: int) -> mx.array:
                 f"{rows!r} (a mask is a NumPy or MLX boolean array, not bools in a list)"
             )
         if not -batch <= r < batch:
-            raise ValueError(f"rows must be row indices in [0, {batch}), got {rows!r}")
+            raise ValueError(
+                f"rows must be row indices in [-{batch}, {batch}) (negative from the end), "
+                f"got {rows!r}"
+            )
         flags[int(r)] = True
     return mx.array(flags)
 

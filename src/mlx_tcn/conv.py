@@ -97,7 +97,7 @@ class TemporalConv1d(WeightNormSupport, StreamingModule):
         )
         bound = 1.0 / math.sqrt(in_channels // groups * kernel_size)
         self.weight = _uniform((out_channels, kernel_size, in_channels // groups), bound)
-        if bias:
+        if check_bool(bias, "bias"):
             self.bias = _uniform((out_channels,), bound)
 
     def _extra_repr(self) -> str:
@@ -241,7 +241,7 @@ class TemporalConvTransposed1d(WeightNormSupport, StreamingModule):
         )
         bound = 1.0 / math.sqrt(out_channels * kernel_size)
         self.weight = _uniform((out_channels, kernel_size, in_channels), bound)
-        if bias:
+        if check_bool(bias, "bias"):
             self.bias = _uniform((out_channels,), bound)
 
     def _extra_repr(self) -> str:

@@ -16,12 +16,14 @@ layer of a model and :func:`folded_copy` makes a folded copy that shares the mod
 from __future__ import annotations
 
 import copy
+import numbers
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
 
 __all__ = [
     "WeightNormSupport",
@@ -128,6 +130,10 @@ def weight_norm(module: nn.Module, name: str = "weight", dim: int | None = 0) ->
     if name not in module or not isinstance(module[name], mx.array):
         raise ValueError(f"{type(module).__name__} has no array parameter {name!r}")
     w = module[name]
+    if dim is not None and (
+        isinstance(dim, (bool, np.bool_)) or not isinstance(dim, numbers.Integral)
+    ):
+        raise TypeError(f"dim must be None or an int axis, got {dim!r}")
     if dim is not None and not -w.ndim <= dim < w.ndim:
         raise ValueError(f"dim must be None or an axis of the {w.ndim}-d weight, got {dim}")
     g = mx.sqrt(mx.sum(w * w, axis=_norm_axes(w.ndim, dim), keepdims=True))
