@@ -856,3 +856,51 @@ def test_a_state_in_time_order_without_positions_still_streams(tmp_path, state_l
     loaded = load_state(path, model.init_state(2))
     y, _ = model.stream(x[:, 11:], loaded)
     assert_close(y, offline[:, 11:])
+
+
+# -- the state's structure ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: TemporalPad1d(4, 3, padding_mode="replicate", causal=True),
+        lambda: TemporalConv1d(3, 2, 3, dilation=2, padding_mode="replicate", causal=True),
+        lambda: TemporalConvTransposed1d(3, 2, 4, stride=2, padding_mode="replicate"),
+        lambda: TemporalBlock(3, 4, 3, dilation=2, causal=True, use_se=True),
+        lambda: TCN(3, [4, 4], causal=True, use_se=True, embedding_shapes=[(2,)]),
+    ],
+    ids=["pad", "conv", "transposed", "block", "tcn"],
+)
+def test_a_stream_returns_its_state_in_init_states_order(make):
+    # Before: replicate padding returned {"fresh", "buffer"} for init_state's {"buffer",
+    # "fresh"}, so docs/streaming.md's export recipe (flat arrays in tree_flatten's order)
+    # handed the next step its arrays swapped.
+    layer = make()
+    layer.eval()
+    e = [mx.ones((2, 2))] if isinstance(layer, TCN) else None
+    state = layer.init_state(2)
+    for steps in (3, 1, 1):
+        x = mx.random.normal((2, steps, 3))
+        kwargs = {"embeddings": e} if e else {}
+        _, new = layer.stream(x, state, **kwargs)
+        assert [k for k, _ in tree_flatten(new)] == [k for k, _ in tree_flatten(state)]
+        state = new
+
+
+def test_reset_state_checks_the_state_as_stream_does():
+    # Before: MLX's "[broadcast_shapes]" for another model's state, an AttributeError for
+    # None, and a list of empty dicts passed unchecked.
+    model = small_model(num_channels=[4, 5])
+    with pytest.raises(ValueError, match="expected"):
+        model.reset_state(small_model(num_channels=[4, 6]).init_state(2), 0)
+    with pytest.raises(ValueError, match="state must be the list returned by init_state"):
+        model.reset_state(None, 0)
+    with pytest.raises(ValueError, match="state does not fit this model: missing"):
+        model.reset_state([{}, {}], 0)
+
+
+def test_a_non_causal_transposed_convolution_has_no_stream_state():
+    # docs/streaming.md: init_state of a non-causal layer raises; this one returned a buffer.
+    with pytest.raises(ValueError, match="streaming needs a causal layer"):
+        TemporalConvTransposed1d(3, 2, 4, stride=2, causal=False).init_state(2)

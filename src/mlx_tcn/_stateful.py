@@ -212,9 +212,11 @@ class Stateful(nn.Module):
                 1-d integer array (NumPy or MLX), or a boolean mask of shape ``(batch,)``.
         """
         leaves = tree_flatten(state)
+        first = leaves[0][1] if leaves else None
+        batch = first.shape[0] if isinstance(first, mx.array) and first.ndim else 1
+        self._check_state(state, batch)  # a state of this layer, as stream() checks it
         if not leaves:  # kernel size 1 everywhere and no SE: a stream has nothing to reset
             return state
-        batch = leaves[0][1].shape[0]
         mask = rows_mask(rows, batch)
         fresh = self.init_state(batch, leaves[0][1].dtype)
 

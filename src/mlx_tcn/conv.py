@@ -267,6 +267,7 @@ class TemporalConvTransposed1d(WeightNormSupport, StreamingModule):
 
     def init_state(self, batch_size: int, dtype: mx.Dtype = mx.float32) -> dict:
         """The state of a fresh stream: the last ``ceil(k / stride) - 1`` input frames."""
+        self._require_causal(inference=False)  # its padder is causal either way
         return self.padder.init_state(batch_size, dtype)
 
     def _forward(self, x: mx.array, state: dict | None) -> tuple[mx.array, dict | None]:

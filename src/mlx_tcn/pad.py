@@ -195,15 +195,18 @@ class TemporalPad1d(StreamingModule):
         return cache[dilation]
 
     def _start(self, x: mx.array, state: State) -> tuple[mx.array, State]:
-        """The buffer, with a fresh replicate stream's frames filled in (first chunk)."""
+        """The buffer, with a fresh replicate stream's frames filled in (first chunk), and
+        what the new state keeps of ``fresh`` (added last by the callers: a new state lists
+        its arrays in :meth:`init_state`'s order, which ``tree_flatten`` and an exported
+        step's flat inputs follow)."""
         buffer = state["buffer"]
-        new_state = {}
+        rest = {}
         if "fresh" in state:
             fresh = state["fresh"]
             first = mx.broadcast_to(x[:, :1].astype(buffer.dtype), buffer.shape)
             buffer = mx.where(fresh > 0, first, buffer)
-            new_state["fresh"] = mx.zeros_like(fresh)
-        return buffer, new_state
+            rest["fresh"] = mx.zeros_like(fresh)
+        return buffer, rest
 
     def pad(self, x: mx.array, state: State | None = None) -> tuple[mx.array, State | None]:
         """Pad ``x`` offline (``state=None``) or as the next chunk of a stream.
@@ -214,7 +217,8 @@ class TemporalPad1d(StreamingModule):
             return self._pad_offline(x), None
         if self.pad_len == 0:
             return x, {}
-        buffer, new_state = self._start(x, state)
+        buffer, rest = self._start(x, state)
+        new_state: State = {}
         ring = "pos" in state
         history = self.history(
             {"buffer": buffer, "pos": state["pos"]} if ring else {"buffer": buffer}
@@ -224,7 +228,7 @@ class TemporalPad1d(StreamingModule):
         if not ring:
             kept = padded[:, padded.shape[1] - self.pad_len :]
             new_state["buffer"] = kept if kept.dtype == buffer.dtype else kept.astype(buffer.dtype)
-            return padded, new_state
+            return padded, {**new_state, **rest}
         # The last pad_len + 1 frames, where one-step chunks would have left them: the next
         # slot is pos + steps, and it holds the oldest of them.
         length = self.pad_len + 1
@@ -233,7 +237,7 @@ class TemporalPad1d(StreamingModule):
         slots = (mx.arange(length, dtype=mx.int32)[None, :, None] - new_pos) % length
         new_state["buffer"] = mx.take_along_axis(last, slots, axis=1)
         new_state["pos"] = new_pos
-        return padded, new_state
+        return padded, {**new_state, **rest}
 
     _forward = pad
 
@@ -259,7 +263,7 @@ class TemporalPad1d(StreamingModule):
                 f"{x.shape[1]} steps, state keys {sorted(state)}, kernel_size={kernel_size}, "
                 f"dilation={dilation}"
             )
-        buffer, new_state = self._start(x, state)
+        buffer, rest = self._start(x, state)
         pos, length = state["pos"], self.pad_len + 1
         written = mx.put_along_axis(buffer, pos, x.astype(buffer.dtype), axis=1)
         # after the write, time t - m sits in slot pos - m: tap j (time t - pad_len + j*d)
@@ -267,6 +271,4 @@ class TemporalPad1d(StreamingModule):
         # first slot, pos + 1, is the next position.
         slots = (pos + self._tap_offsets(dilation)) % length
         taps = mx.take_along_axis(written, slots, axis=1)
-        new_state["buffer"] = written
-        new_state["pos"] = slots[:, :1]
-        return taps.astype(x.dtype), new_state
+        return taps.astype(x.dtype), {"buffer": written, "pos": slots[:, :1], **rest}
