@@ -20,7 +20,7 @@ from mlx_tcn.train.data import (
 )
 from mlx_tcn.train.split import Split, epoch_order, iterate_batches, num_batches
 from mlx_tcn.train.tasks import MNIST_MEAN, MNIST_STD, load_mnist, load_polyphonic
-from mlx_tcn.train.user_data import make_windows, standardize_stats
+from mlx_tcn.train.user_data import make_windows, numeric_columns, standardize_stats
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 MNIST_DIR = SHARED / "mnist"
@@ -218,12 +218,31 @@ def test_load_table_formats(tmp_path):
         ("a.csv", "t,v\n1\n", "row 2 has 1 fields, header has 2"),
         ("a.csv", "t,v\n", "needs a header row and at least one data row"),
         ("a.txt", "x", "unknown format '.txt'"),
+        # a repeated name: evaluate and predict chose the first column twice
+        ("a.csv", "v,v\n1,2\n", "the header names 'v' more than once"),
+        # NumPy's own errors named no file (EOFError, BadZipFile, "allow_pickle=")
+        ("a.npy", "", r"a.npy is not a readable .npy file \(No data left in file\)"),
+        ("a.npz", "", r"a.npz is not a readable .npz file"),
+        ("a.npy", "t,v\n1,2\n", r"a.npy holds Python objects \(pickled data\) or is not a"),
     ],
 )
 def test_load_table_errors(tmp_path, name, content, match):
     (tmp_path / name).write_text(content)
     with pytest.raises(ValueError, match=match):
         load_table(tmp_path / name)
+
+
+def test_numpy_files_that_numpy_cannot_read_are_named(tmp_path):
+    np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=r"o.npy holds Python objects"):
+        load_table(tmp_path / "o.npy")
+    np.save(tmp_path / "t.npy", np.ones((300, 2)))
+    (tmp_path / "t.npy").write_bytes((tmp_path / "t.npy").read_bytes()[:200])  # truncated
+    with pytest.raises(ValueError, match=r"t.npy is not a readable .npy file: Failed to read"):
+        load_table(tmp_path / "t.npy")
+    np.savez(tmp_path / "z.npz", x=np.zeros((6, 0)), y=np.arange(6))
+    with pytest.raises(ValueError, match=r"'x' has shape \(6, 0, 1\): no sequences, steps"):
+        read_sequence_file(tmp_path / "z.npz", labels=True)
 
 
 def test_load_table_names_a_file_that_is_not_utf8(tmp_path):
@@ -245,6 +264,20 @@ def test_load_table_reads_utf8_with_a_byte_order_mark(tmp_path):
 def test_load_table_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="data file not found"):
         load_table(tmp_path / "x.csv")
+
+
+def test_inputs_chosen_by_default_leave_out_text_and_refuse_typos_and_empty_columns():
+    # A text column (a date) is left out; a column of numbers with one stray word, or with no
+    # value at all, was left out too, silently (docs/own_data.md: an error naming it).
+    t = np.array([["2020-01-01", "1.0", "", "1"], ["2020-01-02", "oops", "NA", "2"]], dtype=object)
+    h = ["date", "x", "empty", "y"]
+    assert numeric_columns([h[0], h[3]], t[:, [0, 3]], "f.csv") == [1]
+    with pytest.raises(ValueError, match=r"column 'x' of f.csv is not numeric: row 3 holds 'oops'"):
+        numeric_columns(h[:2], t[:, :2], "f.csv")
+    with pytest.raises(ValueError, match="column 'empty' of f.csv has no value at all"):
+        numeric_columns([h[2], h[3]], t[:, [2, 3]], "f.csv")
+    with pytest.raises(ValueError, match="column '1' of f.npy has no finite value"):
+        numeric_columns(["0", "1"], np.array([[1.0, np.nan], [2.0, np.nan]]), "f.npy")
 
 
 def test_column_selection_and_numeric_errors():

@@ -279,12 +279,29 @@ def _models_row(models: int, split: str) -> str | None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .train.predict import load_for_inference, plot_forecasts, predict_table, write_predictions
+    from .train.predict import (
+        load_for_inference,
+        load_for_input,
+        plot_forecasts,
+        predict_input,
+        predict_table,
+        write_predictions,
+    )
 
-    ckpt, task = load_for_inference(args.checkpoint, args.which)
-    pred, targets, ends = predict_table(ckpt, task, args.input, args.batch_size)
+    if args.input:  # the checkpoint and the new file: the training data is not read
+        ckpt, kind = load_for_input(args.checkpoint, args.which)
+        task = None
+    else:
+        ckpt, task = load_for_inference(args.checkpoint, args.which)
+        kind = task.kind
+    if args.plot and kind != "regression_last":  # before anything is written
+        raise CLIError("--plot draws forecasts; this run is not a regression/forecasting run")
+    if task is None:
+        pred, targets, ends = predict_input(ckpt, kind, args.input, args.batch_size)
+    else:
+        pred, targets, ends = predict_table(ckpt, task, None, args.batch_size)
     out = Path(args.output) if args.output else ckpt.path.parent.parent / "predictions.csv"
-    write_predictions(out, task.kind, pred, targets, ckpt.stats, ends)
+    write_predictions(out, kind, pred, targets, ckpt.stats, ends)
     if ends is None:
         print(f"wrote {len(pred):,} predictions of {ckpt.path} to {out}")
     else:
@@ -293,7 +310,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
               f"{'steps 1-' + str(h) if h > 1 else 'one step'} ahead each; the last window ends "
               f"at row {int(ends[-1])}")  # fmt: skip
     if args.plot:
-        plot_forecasts(args.plot, task.kind, pred, targets, ckpt.stats, ends)
+        plot_forecasts(args.plot, kind, pred, targets, ckpt.stats, ends)
         print(f"wrote {args.plot}")
     return 0
 

@@ -34,6 +34,12 @@ def _set_geometry(
     layer.kernel_size = check_int(kernel_size, "kernel_size", 1)
     layer.stride = check_int(stride, "stride", 1)
     layer.dilation = check_int(dilation, "dilation", 1)
+    if (layer.kernel_size - 1) * layer.dilation >= 2**31 - 1:  # MLX's axes hold less
+        raise ValueError(
+            f"kernel_size={kernel_size} with dilation={dilation} pads (kernel_size - 1) * "
+            f"dilation = {(layer.kernel_size - 1) * layer.dilation} steps per sequence, more than "
+            "an MLX array axis holds (2**31 - 1); use fewer levels or a dilation_reset"
+        )
     layer.causal = check_bool(causal, "causal")
 
 

@@ -16,6 +16,7 @@ import gzip
 import io
 import logging
 import math
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -180,6 +181,28 @@ def read_polyphonic(path: str | Path) -> dict[str, list[np.ndarray]]:
 # --------------------------------------------------------------------------- user data
 
 
+def _read_numpy(path: Path) -> np.ndarray | dict[str, np.ndarray]:
+    """The array of a ``.npy`` file or the arrays of a ``.npz`` file, read whole; a file
+    NumPy cannot read (empty, truncated, not NumPy's, or holding Python objects) is a
+    ``ValueError`` naming it."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return loaded
+        with loaded as z:
+            return {k: np.asarray(z[k]) for k in z.keys()}
+    except ValueError as err:
+        if "pickle" in str(err):
+            raise ValueError(
+                f"{path} holds Python objects (pickled data) or is not a NumPy file; mlx-tcn "
+                "reads numeric arrays only"
+            ) from None
+        raise ValueError(f"{path} is not a readable {path.suffix} file: {err}") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        why = str(err) or type(err).__name__
+        raise ValueError(f"{path} is not a readable {path.suffix} file ({why})") from None
+
+
 def load_table(path: str | Path) -> tuple[list[str], np.ndarray]:
     """Read a CSV (with header), ``.npy`` or ``.npz`` file into ``(column_names, data)``.
 
@@ -199,6 +222,12 @@ def load_table(path: str | Path) -> tuple[list[str], np.ndarray]:
         if len(rows) < 2:
             raise ValueError(f"{path} needs a header row and at least one data row")
         header = [h.strip() for h in rows[0]]
+        repeated = sorted({h for h in header if header.count(h) > 1})
+        if repeated:  # columns are chosen by name: a repeated one would be read twice
+            raise ValueError(
+                f"{path}: the header names {', '.join(map(repr, repeated))} more than once; "
+                "give every column its own name"
+            )
         body = [r for r in rows[1:] if r]
         for i, r in enumerate(body):
             if len(r) != len(header):
@@ -207,16 +236,16 @@ def load_table(path: str | Path) -> tuple[list[str], np.ndarray]:
                 )
         return header, np.array(body, dtype=object)
     if suffix == ".npy":
-        arr = np.load(path, allow_pickle=False)
+        arr = _read_numpy(path)
         if arr.ndim == 1:
             arr = arr[:, None]
         if arr.ndim != 2:
             raise ValueError(f"{path} must hold a 1-D or 2-D array, got shape {arr.shape}")
         return [str(i) for i in range(arr.shape[1])], arr
     if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            names = list(z.keys())
-            cols = [np.asarray(z[k]) for k in names]
+        arrays = _read_numpy(path)
+        names = list(arrays)
+        cols = [arrays[k] for k in names]
         if not cols or any(c.ndim != 1 or len(c) != len(cols[0]) for c in cols):
             raise ValueError(f"{path}: every entry must be a 1-D array of the same length")
         return names, np.stack(cols, axis=1)
@@ -378,17 +407,23 @@ def read_npz_sequences(path: str | Path, labels: bool) -> tuple[np.ndarray, np.n
 
 def _read_npz_arrays(path: Path, labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """``x`` ``(N, L, C)`` float32 (NaN padding and all) and ``y`` of a ``.npz`` file."""
-    with np.load(path, allow_pickle=False) as z:
-        if "x" not in z or (labels and "y" not in z):
-            want = "arrays 'x' (N, L[, C]) and 'y' (N,)" if labels else "an array 'x' (N, L[, C])"
-            raise ValueError(f"{path} must hold {want}, has {list(z.keys())}")
+    z = _read_numpy(Path(path))
+    if not isinstance(z, dict) or "x" not in z or (labels and "y" not in z):
+        want = "arrays 'x' (N, L[, C]) and 'y' (N,)" if labels else "an array 'x' (N, L[, C])"
+        has = list(z) if isinstance(z, dict) else "one array"
+        raise ValueError(f"{path} must hold {want}, has {has}")
+    try:
         x = np.asarray(z["x"], dtype=np.float32)
-        y = np.asarray(z["y"]) if labels else None
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: 'x' must hold numbers, got dtype {z['x'].dtype}") from None
+    y = np.asarray(z["y"]) if labels else None
     if x.ndim == 2:
         x = x[..., None]
     if x.ndim != 3 or (y is not None and y.shape != (len(x),)):
         got = f"{x.shape} and {y.shape}" if y is not None else f"{x.shape}"
         raise ValueError(f"{path}: 'x' must be (N, L[, C]) and 'y' (N,), got {got}")
+    if 0 in x.shape:
+        raise ValueError(f"{path}: 'x' has shape {x.shape}: no sequences, steps or channels")
     return x, y
 
 

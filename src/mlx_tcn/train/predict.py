@@ -20,6 +20,7 @@ from .losses import SEQUENCE_CLASS_KINDS, evaluate_split, model_head
 from .split import Split, iterate_batches
 from .tasks import TaskData, build_task
 from .user_data import (
+    KIND_OF_POOL,
     denormalize_targets,
     forecast_anchors,
     normalize_inputs,
@@ -65,6 +66,35 @@ def load_for_inference(
         run_dir = ckpt.path.parent.parent
         ckpt.model = load_ensemble(run_dir, cfg.folds, which, ckpt.model, task.kind)
     return ckpt, task
+
+
+def load_for_input(
+    path: str | Path, which: str = "best", members: bool = True
+) -> tuple[Checkpoint, str]:
+    """A forecast or classify checkpoint and its task's kind, for predictions on a new file
+    (:func:`predict_input`): the statistics saved in training are all it needs, so the
+    training data is not read (it may have moved, or be relative to another folder)."""
+    ckpt = load_checkpoint(path, which)
+    cfg = ckpt.cfg
+    if cfg.task not in ("forecast", "classify"):
+        raise ValueError(
+            f"--input works for forecast/classify runs; {cfg.task!r} predicts its validation split"
+        )
+    kind = "regression_last" if cfg.task == "forecast" else KIND_OF_POOL[cfg.pool]
+    have = ckpt.model.config  # the data's shape is the model's: check the rest agrees
+    ckpt.check_fits(cfg, have["num_inputs"], have["output_projection"])
+    if members and cfg.folds > 1 and cfg.fold == 0:
+        run_dir = ckpt.path.parent.parent
+        ckpt.model = load_ensemble(run_dir, cfg.folds, which, ckpt.model, kind)
+    return ckpt, kind
+
+
+def predict_input(
+    ckpt: Checkpoint, kind: str, input_path: str, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """:func:`predict_table` for a new file, from :func:`load_for_input`'s checkpoint."""
+    ckpt.model.eval()
+    return _predict_file(ckpt, kind, input_path, batch_size)
 
 
 def evaluate_checkpoint(

@@ -21,6 +21,7 @@ import numpy as np
 from .baselines import class_balance, detect_season, majority_class, step_baseline_forecasts
 from .config import TrainConfig
 from .data import (
+    MISSING_CELLS,
     SEQUENCE_SUFFIXES,
     Sequences,
     group_sequences,
@@ -99,7 +100,10 @@ def forecast_task(cfg: TrainConfig, stats: dict[str, Any] | None) -> TaskData:
         stats = _forecast_stats(cfg, header, input_idx, target_idx, inputs[:cut], targets[:cut])
         test = None
     else:  # a trained model: all of the file is the test split, the others only if they fit
-        test = _forecast_split(inputs, targets, stats, 1)
+        try:
+            test = _forecast_split(inputs, targets, stats, 1)
+        except ValueError as err:  # too short for one window: say which file
+            raise ValueError(f"{cfg.data_path}: {err}") from None
     first = cut - int(forecast_steps(stats)[0])  # the first window whose targets all follow it
     val_start = max(first - cfg.seq_len + 1, 0)
     train = _forecast_split(inputs, targets, stats, cfg.stride, stop=cut, empty_ok=test)
@@ -200,19 +204,44 @@ def _baseline_losses(split: Split, stats: dict[str, Any]) -> dict[str, float]:
 
 
 def numeric_columns(header: list[str], table: np.ndarray, path: str | Path) -> list[int]:
-    """The columns whose cells are all numbers or missing (a date or name column is left
-    out, and said so)."""
+    """The columns whose cells are all numbers or missing. A text column (a date, a name:
+    no cell a number) is left out, and said so; a column with no value at all, or numbers
+    with some other text among them (a typo), is an error naming it."""
     keep, skipped = [], []
     for i, name in enumerate(header):
-        if is_numeric_column(table[:, i]):
+        cells = table[:, i]
+        if is_numeric_column(cells):
             keep.append(i)
-        else:
-            skipped.append(name)
+            continue
+        if cells.dtype != object:  # a NumPy column: numbers, none of them finite
+            raise ValueError(f"column {name!r} of {path} has no finite value")
+        missing = [isinstance(c, str) and c.strip().lower() in MISSING_CELLS for c in cells]
+        if all(missing):
+            raise ValueError(f"column {name!r} of {path} has no value at all")
+        text = [j for j, c in enumerate(cells) if not missing[j] and not _is_number(c)]
+        if not text:  # numbers, none finite
+            raise ValueError(f"column {name!r} of {path} has no finite value")
+        if len(text) + sum(missing) < len(cells):  # numbers and text: a typo, not a text column
+            bad = text[0]
+            raise ValueError(
+                f"column {name!r} of {path} is not numeric: row {bad + 2} holds "
+                f"{cells[bad]!r} among numbers (fix the cell, or name the inputs with "
+                "--input-columns)"
+            )
+        skipped.append(name)
     if not keep:
         raise ValueError(f"{path} has no numeric column to use as input")
     if skipped:
         logger.info("%s: inputs are the numeric columns; left out %s", path, ", ".join(skipped))
     return keep
+
+
+def _is_number(cell: object) -> bool:
+    try:
+        float(cell)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _forecast_stats(
@@ -333,7 +362,8 @@ def _classify_table(cfg: TrainConfig) -> tuple[Sequences, list[str] | None]:
     header, table = load_table(path)
     if cfg.target_columns is None or len(cfg.target_columns) != 1:
         raise ValueError(
-            f"classify from {path} needs exactly one label column (--target-columns NAME)"
+            f"classify from {path} needs exactly one label column (target_columns, "
+            f"--target-columns NAME when training)"
         )
     (label_idx,) = select_columns(header, cfg.target_columns, path, "label")
     seq_idx = _sequence_column(header, cfg.sequence_column, path)
@@ -439,6 +469,11 @@ def _classify_split(cfg: TrainConfig, y: np.ndarray) -> tuple[np.ndarray, np.nda
     the ensemble member's fold (:func:`.ensemble.stratified_folds`)."""
     if cfg.folds == 1:
         return stratified_split(y, cfg.val_fraction, cfg.seed)
+    if cfg.folds > len(y):  # a fold without a sequence would validate on nothing
+        raise ValueError(
+            f"folds={cfg.folds} is more than the {len(y)} sequences of {cfg.data_path}: every "
+            "fold needs one to validate on"
+        )
     from .ensemble import stratified_folds
 
     return stratified_folds(y, cfg.folds, cfg.seed, cfg.fold)
