@@ -491,6 +491,39 @@ def test_exported_stream_step_equals_offline(tmp_path, chunk):
         assert_close(a, b)
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [dict(kernel_sizes=[3, 1, 2]), dict(kernel_sizes=1), dict(kernel_sizes=[1, 3, 2], use_se=True)],
+    ids=["last-but-one k=1", "all k=1", "first k=1 with SE"],
+)
+def test_the_export_recipe_works_with_kernel_size_one_blocks(tmp_path, overrides):
+    # docs/streaming.md's recipe rebuilds the state with tree_unflatten, which drops the {}
+    # of a kernel-size-1 convolution: stream() refused the shorter list ("one entry per
+    # block"), or returned None entries that export_function refused.
+    model = small_model(**overrides)
+    like = model.init_state(2)
+    keys = [k for k, _ in tree_flatten(like)]
+
+    def step(x, *flat_state):
+        state = tree_unflatten(list(zip(keys, flat_state, strict=True)))
+        y, new_state = model.stream(x, state)
+        return (y, *[v for _, v in tree_flatten(new_state)])
+
+    path = str(tmp_path / "step.mlxfn")
+    flat = [v for _, v in tree_flatten(like)]
+    mx.export_function(path, step, mx.zeros((2, 1, 3)), *flat)
+    imported = mx.import_function(path)
+    x = mx.random.normal((2, 6, 3))
+    outs = []
+    for t in range(6):
+        y, *flat = imported(x[:, t : t + 1], *flat)
+        outs.append(y)
+    assert_close(mx.concatenate(outs, axis=1), model(x))
+    rebuilt = tree_unflatten(list(zip(keys, flat, strict=True)))
+    structure = [k for k, _ in tree_flatten(model.stream(x[:, :1], rebuilt)[1])]
+    assert structure == keys  # and stream() hands back init_state's structure
+
+
 # -- batched serving ---------------------------------------------------------------------
 
 
@@ -750,8 +783,10 @@ def test_chunk_must_match_the_state(state_layout):
         model.stream(mx.zeros((3, 1, 3)), state)
     with pytest.raises(ValueError, match="has 4 channels .* but 3 are expected"):
         model.stream(mx.zeros((2, 1, 4)), state)
+    with pytest.raises(ValueError, match=r"state does not fit this model: missing \['2.conv1"):
+        model.stream(mx.zeros((2, 1, 3)), state[:2])  # a block short, its arrays missing
     with pytest.raises(ValueError, match="state must be the list returned by init_state"):
-        model.stream(mx.zeros((2, 1, 3)), state[:2])
+        model.stream(mx.zeros((2, 1, 3)), [*state, {}])
     with pytest.raises(ValueError, match="state does not fit this model"):
         model.stream(mx.zeros((2, 1, 3)), small_model(use_se=True).init_state(2))
     model(mx.zeros((2, 1, 3)), inference=True)

@@ -102,10 +102,12 @@ class Stateful(nn.Module):
             )
         raise ValueError(f"streaming needs a causal {self._kind}; this {name} is not causal")
 
-    def _check_state(self, state: object, batch_size: int) -> None:
+    def _check_state(self, state: Any, batch_size: int) -> Any:
         """The one validator of a stream state, at every level: the structure and the
         shape (after the batch axis) of every array of :meth:`init_state`'s, with
-        ``batch_size`` rows."""
+        ``batch_size`` rows. Returns the state with :meth:`init_state`'s structure: a state
+        rebuilt from its flat arrays (``tree_unflatten``, as for ``mx.export_function``)
+        lacks the empty entries of kernel-size-1 convolutions, which are put back."""
         # By batch size: a large buffer is a ring (TemporalPad1d.init_state), so the layout
         # of a state depends on its batch size. init_state's arrays are never evaluated here.
         templates = self.__dict__.setdefault("_state_templates", {})
@@ -113,18 +115,20 @@ class Stateful(nn.Module):
         if template is None:
             fresh = self.init_state(batch_size)
             entries = len(fresh) if isinstance(fresh, list) else None
-            template = (entries, {k: tuple(v.shape[1:]) for k, v in tree_flatten(fresh)})
+            skeleton = tree_map(lambda _: None, fresh)
+            template = (entries, {k: tuple(v.shape[1:]) for k, v in tree_flatten(fresh)}, skeleton)
             if len(templates) < 64:
                 templates[batch_size] = template
-        entries, shapes = template
-        if entries is not None and (not isinstance(state, list) or len(state) != entries):
-            # a model's state: one entry per block
+        entries, shapes, skeleton = template
+        if entries is not None and (not isinstance(state, list) or len(state) > entries):
+            # a model's state: one entry per block (fewer: see _complete)
             raise ValueError(
                 f"state must be the list returned by init_state() with one entry per block "
                 f"({entries}), got {type(state).__name__}"
                 + (f" of length {len(state)}" if isinstance(state, list) else "")
             )
-        check_state(state, shapes, batch_size, self._kind)
+        check_state(state, shapes, batch_size, self._kind)  # every array, by its path
+        return _complete(state, skeleton)
 
     # -- the stateful API -----------------------------------------------------------------
 
@@ -186,8 +190,7 @@ class Stateful(nn.Module):
                         stages[i] = fresh[i]
                         io.append_internal_buffer(fresh[i])
             state = self._join(stages)
-        self._check_state(state, batch)
-        return state
+        return self._check_state(state, batch)
 
     def reset_buffers(self) -> None:
         """Forget the streams kept by ``inference=True`` calls, here and in every sublayer
@@ -214,7 +217,7 @@ class Stateful(nn.Module):
         leaves = tree_flatten(state)
         first = leaves[0][1] if leaves else None
         batch = first.shape[0] if isinstance(first, mx.array) and first.ndim else 1
-        self._check_state(state, batch)  # a state of this layer, as stream() checks it
+        state = self._check_state(state, batch)  # a state of this layer, as stream() checks it
         if not leaves:  # kernel size 1 everywhere and no SE: a stream has nothing to reset
             return state
         mask = rows_mask(rows, batch)
@@ -242,7 +245,7 @@ class StreamingModule(Stateful):
         """
         self._require_causal(inference=False)
         check_input(x, self.in_channels)
-        self._check_state(state, x.shape[0])
+        state = self._check_state(state, x.shape[0])
         return self._forward(x, state)
 
     def __call__(
@@ -266,3 +269,43 @@ class StreamingModule(Stateful):
             offline=lambda: self._forward(x, None)[0],
             step=lambda state: self._forward(x, state),
         )
+
+
+def _complete(state: Any, skeleton: Any) -> Any:
+    """``state`` with the entries it lacks where ``skeleton`` (:meth:`Stateful.init_state`'s
+    structure, ``None`` for each array) holds no array: ``tree_flatten`` leaves empty
+    states out, so ``tree_unflatten`` of a flattened state drops a kernel-size-1
+    convolution's ``{}`` (a shorter list, or a block without ``conv1``). The state is
+    returned as it is when nothing is missing; a missing array is :func:`check_state`'s
+    error, raised before this runs."""
+    if isinstance(skeleton, list) and isinstance(state, list):
+        if len(state) == len(skeleton) and all(
+            _complete(a, b) is a for a, b in zip(state, skeleton, strict=True)
+        ):
+            return state
+        return [
+            _complete(state[i], part) if i < len(state) else _empty(part)
+            for i, part in enumerate(skeleton)
+        ]
+    if isinstance(skeleton, dict) and isinstance(state, dict):
+        done = {k: _complete(state[k], part) if k in state else _empty(part)
+                for k, part in skeleton.items()
+                if k in state or _empty(part) is not None}  # fmt: skip
+        extra = {k: v for k, v in state.items() if k not in skeleton}  # old layouts' keys
+        if not extra and done.keys() == state.keys() and all(done[k] is state[k] for k in done):
+            return state
+        return {**done, **extra}
+    return state
+
+
+def _empty(skeleton: Any) -> Any:
+    """``skeleton``'s structure if it holds no array (lists and dicts of empty dicts), else
+    None (an array is missing: not ours to fill; a ring's ``pos`` is absent from a state in
+    the older time-order layout, which the pads read as such)."""
+    if isinstance(skeleton, (list, dict)):
+        items = skeleton.items() if isinstance(skeleton, dict) else enumerate(skeleton)
+        parts = {k: _empty(part) for k, part in items}
+        if any(p is None for p in parts.values()):
+            return None
+        return list(parts.values()) if isinstance(skeleton, list) else parts
+    return None

@@ -278,7 +278,7 @@ class TemporalBlock(Stateful):
     ) -> tuple[mx.array, mx.array, BlockState]:
         self._require_causal(inference=False)
         check_input(x, self.n_inputs)
-        self._check_state(state, x.shape[0])
+        state = self._check_state(state, x.shape[0])
         e = prepare_embeddings(embeddings, self.embedding_shapes, x)
         return self._forward(x, e, state, True)
 
