@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mlx_tcn import ACTIVATIONS, TCN
-from mlx_tcn.activations import get_activation, glu
+from mlx_tcn.activations import EXACT_ACTIVATIONS, get_activation, glu
 
 NAMES = ["relu", "tanh", "leaky_relu", "sigmoid", "elu", "gelu", "selu", "softmax", "log_softmax"]
 
@@ -126,3 +126,17 @@ def test_log_softmax_over_one_channel_is_zero_not_a_crash():
                           text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split("\n")[0] == "True (1, 5, 1) [[[0.0], [nan]], [[0.0], [nan]]]"
+
+
+@pytest.mark.parametrize("name", ["elu", "selu"])
+@pytest.mark.parametrize("size", [6, 4096], ids=["small (MLX's form)", "large (vectorised)"])
+def test_elu_and_selu_gradients_stay_finite_for_large_inputs(name, size):
+    # mlx.nn.elu takes exp(x) of positive inputs too: from x ~ 88.7 its gradient is 0 * inf,
+    # NaN. Arrays under _fastmath.MIN_SIZE (and every output activation) used it.
+    x = mx.array(np.resize(np.array([89.0, 100.0, 1e3, 1.0, -1.0, -100.0], np.float32), size))
+    slope = {"elu": 1.0, "selu": 1.0507009873554805}[name]
+    for table in (ACTIVATIONS, EXACT_ACTIVATIONS):
+        grad = np.array(mx.grad(lambda v, f=table[name]: f(v).sum())(x))
+        assert np.isfinite(grad).all()
+        np.testing.assert_allclose(grad[:4], slope, rtol=1e-6)
+        assert 0 < grad[4] < slope and abs(grad[5]) < 1e-30

@@ -417,18 +417,27 @@ def gelu(x: mx.array) -> mx.array:
     return _in_float32(_gelu32, x)
 
 
+@partial(mx.compile, shapeless=True)
+def elu_exact(x: mx.array, alpha: float = 1.0) -> mx.array:
+    """``mlx.nn.elu``'s values, ``x`` if ``x > 0`` else ``alpha (exp(x) - 1)``, with a finite
+    gradient everywhere: ``mlx.nn.elu`` takes ``exp(x)`` of the positive inputs too, and
+    from ``x`` of about 88.7 on its gradient is ``0 * inf``, NaN. Here the exponential
+    sees ``min(x, 0)``."""
+    return mx.where(x > 0, x, alpha * (mx.exp(mx.minimum(x, 0)) - 1))
+
+
 def elu(x: mx.array, alpha: float = 1.0) -> mx.array:
     """``mlx.nn.elu``, ``x`` if ``x > 0`` else ``alpha (exp(x) - 1)``, vectorised on the CPU
     (as ``expm1``: accurate to a few ulp near 0, where ``exp(x) - 1`` is not)."""
     if not _fast(x):
-        return nn.elu(x, alpha)
+        return elu_exact(x, alpha)
     alpha = float(alpha)
     return _custom(f"elu {alpha!r}", _make_elu(alpha, 1.0))(x)
 
 
 def selu_exact(x: mx.array) -> mx.array:
     """SELU by MLX's ELU, with ``torch.nn.SELU``'s constants rather than ``mlx.nn.selu``'s."""
-    return _SELU_SCALE * nn.elu(x, _SELU_ALPHA)
+    return _SELU_SCALE * elu_exact(x, _SELU_ALPHA)
 
 
 def selu(x: mx.array) -> mx.array:

@@ -31,7 +31,7 @@ EXACT_ACTIVATIONS: dict[str, Activation] = {
     "tanh": mx.tanh,
     "leaky_relu": nn.leaky_relu,
     "sigmoid": mx.sigmoid,
-    "elu": nn.elu,
+    "elu": _fastmath.elu_exact,  # mlx.nn.elu's values; its gradient is NaN from x ~ 88.7
     "gelu": nn.gelu,
     "selu": _fastmath.selu_exact,  # torch's constants: mlx.nn.selu rounds them
     "softmax": lambda x: mx.softmax(x, axis=-1),
