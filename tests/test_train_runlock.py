@@ -133,3 +133,16 @@ def test_the_cli_refuses_a_second_resume_with_one_line(run_dir, capsys):
     assert main(["train", "--resume", str(run_dir), "--max-steps", "4", "--quiet"]) == 0  # free
     records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["event"] == "end" and records[-1]["step"] == 4
+
+
+def test_a_file_system_without_flock_trains_on_with_a_warning(tmp_path, monkeypatch, caplog):
+    import errno
+    import fcntl
+
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with hold_run(tmp_path):  # not refused: nothing says another process has it
+        pass
+    assert "cannot lock" in caplog.text and "No locks available" in caplog.text

@@ -16,6 +16,7 @@ process (each holder has its own descriptor, and ``flock`` locks belong to descr
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -30,6 +31,8 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["RunInUseError", "hold_run"]
+
+logger = logging.getLogger(__name__)
 
 # (device, inode) of a folder and the holding thread -> [descriptor holding its lock, depth]
 _HELD: dict[tuple[int, int, int], list[int]] = {}
@@ -58,12 +61,15 @@ def hold_run(run_dir: str | os.PathLike) -> Iterator[None]:
     else:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # BlockingIOError where it is taken
+        except BlockingIOError:  # taken
             os.close(fd)
             raise RunInUseError(
                 f"{Path(run_dir)} is being written by another process (a run training or "
                 "resuming there); wait for it to end, or stop it, then resume"
             ) from None
+        except OSError as err:  # a file system without flock: train on, unguarded
+            logger.warning("cannot lock %s (%s): another resume of this run would not be "
+                           "refused", run_dir, err)  # fmt: skip
         _HELD[key] = [fd, 1]
     try:
         yield
