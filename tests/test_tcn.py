@@ -542,6 +542,21 @@ def test_kernel_initializer_uniform_without_norm():
     assert (np.array(model.network[0].conv1.weight_v) < 0).any()  # the default, signed
 
 
+def test_pytorch_tcn_layer_names_and_the_blocks_misspelt_keyword():
+    # pytorch-tcn exports TemporalConvTranspose1d and its TemporalBlock takes
+    # kerner_initializer; a port that kept either failed with AttributeError/TypeError.
+    import mlx_tcn
+
+    assert mlx_tcn.TemporalConvTranspose1d is mlx_tcn.TemporalConvTransposed1d
+    assert "TemporalConvTranspose1d" in mlx_tcn.__all__
+    with pytest.warns(DeprecationWarning, match="kerner_initializer is a misspelling"):
+        block = TemporalBlock(3, 64, 3, use_norm=None, kerner_initializer="normal")
+    assert abs(float(block.conv1.weight.std()) - 1.0) < 0.1  # pytorch-tcn's normal: N(0, 1)
+    with pytest.raises(ValueError, match="kernel_initializer='uniform' and kerner_initializer"):
+        with pytest.warns(DeprecationWarning):
+            TemporalBlock(3, 4, 3, kernel_initializer="uniform", kerner_initializer="normal")
+
+
 def test_deprecated_kernel_initilaizer_warns_and_works():
     with pytest.warns(DeprecationWarning, match="kernel_initilaizer is a misspelling"):
         model = TCN(3, [4], kernel_initilaizer="uniform", use_norm=None)

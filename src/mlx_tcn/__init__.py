@@ -15,6 +15,10 @@ from .activations import ACTIVATIONS  # noqa: E402
 from .buffer import BufferIO  # noqa: E402
 from .config import TCNConfig  # noqa: E402
 from .conv import TemporalConv1d, TemporalConvTransposed1d  # noqa: E402
+
+#: pytorch-tcn's name for :class:`TemporalConvTransposed1d` (``from pytorch_tcn import
+#: TemporalConvTranspose1d``), so that a port only changes the package.
+TemporalConvTranspose1d = TemporalConvTransposed1d
 from .init import INITIALIZERS  # noqa: E402
 from .interop import from_pytorch_tcn, to_pytorch_tcn  # noqa: E402
 from .modules import ModuleList  # noqa: E402
@@ -38,6 +42,7 @@ __all__ = [
     "TCNConfig",
     "TemporalBlock",
     "TemporalConv1d",
+    "TemporalConvTranspose1d",
     "TemporalConvTransposed1d",
     "TemporalPad1d",
     "from_pytorch_tcn",

@@ -19,7 +19,13 @@ from ._stateful import Stateful
 from ._stream import check_bool, check_dropout, check_input, check_int, promoted_dtype
 from .activations import check_activation, get_activation, glu
 from .buffer import BufferIO
-from .config import EMBEDDING_MODES, NORMS, check_embedding_mode, check_norm
+from .config import (
+    EMBEDDING_MODES,
+    NORMS,
+    check_embedding_mode,
+    check_norm,
+    resolve_initializer,
+)
 from .conv import TemporalConv1d
 from .embeddings import check_embedding_shapes, prepare_embeddings
 from .init import get_initializer
@@ -81,6 +87,8 @@ class TemporalBlock(Stateful):
         use_se: squeeze-and-excitation on the block output.
         se_reduction: SE bottleneck reduction.
         se_residual: residual connection inside SE.
+        kerner_initializer: pytorch-tcn's ``TemporalBlock`` spelling of
+            ``kernel_initializer``, accepted with a ``DeprecationWarning``.
     """
 
     def __init__(
@@ -101,8 +109,12 @@ class TemporalBlock(Stateful):
         use_se: bool = False,
         se_reduction: int = 8,
         se_residual: bool = False,
+        kerner_initializer: str | None = None,
     ) -> None:
         super().__init__()
+        kernel_initializer = resolve_initializer(
+            kernel_initializer, kerner_initializer, "kerner_initializer"
+        )
         check_int(n_inputs, "n_inputs", 1)
         check_int(n_outputs, "n_outputs", 1)
         if check_int(stride, "stride", 1) != 1:

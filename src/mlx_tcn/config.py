@@ -70,18 +70,22 @@ def int_list(values: object, name: str, length: int | None = None) -> list[int]:
     return out
 
 
-def resolve_initializer(kernel_initializer: str, kernel_initilaizer: str | None) -> str:
-    """The initialiser name, accepting pytorch-tcn's misspelt keyword with a warning."""
+def resolve_initializer(
+    kernel_initializer: str, kernel_initilaizer: str | None, alias: str = "kernel_initilaizer"
+) -> str:
+    """The initialiser name, accepting pytorch-tcn's misspelt keywords with a warning
+    (``alias``: ``kernel_initilaizer``, its ``TCN``'s, or ``kerner_initializer``, its
+    ``TemporalBlock``'s)."""
     if kernel_initilaizer is None:
         return kernel_initializer
     warnings.warn(
-        "kernel_initilaizer is a misspelling kept for old code; use kernel_initializer",
+        f"{alias} is a misspelling kept for old code; use kernel_initializer",
         DeprecationWarning,
         stacklevel=3,
     )
     if kernel_initializer not in ("xavier_uniform", kernel_initilaizer):
         raise ValueError(
-            f"kernel_initializer={kernel_initializer!r} and kernel_initilaizer="
+            f"kernel_initializer={kernel_initializer!r} and {alias}="
             f"{kernel_initilaizer!r} disagree; pass only kernel_initializer"
         )
     return kernel_initilaizer
