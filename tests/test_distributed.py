@@ -66,6 +66,16 @@ def test_a_batch_that_does_not_split_evenly_is_refused():
         world.check(8, 5)
     world.check(8, 100)
     World().check(7, 5)  # one process takes any batch
+    # Shuffle off keeps the last partial batch: 643 = 20 x 32 + 3 split 1 + 2 (each rank's
+    # mean then averaged as if equal: another loss than one process's), 641 left rank 0 no
+    # row ("x must have at least one batch row"). Shuffled, that batch is dropped.
+    with pytest.raises(ValueError, match="end with a batch of 3, which does not split into 2"):
+        world.check(32, 643, drop_last=False)
+    with pytest.raises(ValueError, match="end with a batch of 1"):
+        world.check(32, 641, drop_last=False)
+    world.check(32, 643)
+    world.check(32, 642, drop_last=False)
+    World(FakeGroup(0, 4)).check(32, 648, drop_last=False)  # 8 = 4 x 2
 
 
 def test_one_process_adds_nothing_to_the_step():

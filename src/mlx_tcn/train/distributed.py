@@ -85,8 +85,10 @@ class World:
         """``(rank, size)``: which part of every training batch this process takes."""
         return self.rank, self.size
 
-    def check(self, batch_size: int, n_train: int) -> None:
-        """Refuse a global batch that does not split into equal parts, one per process."""
+    def check(self, batch_size: int, n_train: int, drop_last: bool = True) -> None:
+        """Refuse a global batch that does not split into equal parts, one per process: every
+        batch of an epoch, its last partial one included where it is kept (``drop_last``
+        False: training in the samples' own order, ``shuffle=False``)."""
         if self.size == 1:
             return
         if batch_size % self.size:
@@ -99,6 +101,14 @@ class World:
             raise ValueError(
                 f"the training split's {n_train} samples (one batch smaller than batch_size "
                 f"{batch_size}) do not split into {self.size} equal parts"
+            )
+        last = n_train % batch_size
+        if not drop_last and n_train > batch_size and last % self.size:
+            raise ValueError(
+                f"in the samples' own order (shuffle off) the training split's {n_train} "
+                f"samples end with a batch of {last}, which does not split into {self.size} "
+                f"equal parts (use a training set of a multiple of {self.size} samples, or "
+                "shuffle)"
             )
 
     def describe(self, batch_size: int, lr: float) -> str:

@@ -167,7 +167,7 @@ def run_training(
     # write: a failing command leaves the disk as it was.
     mx.random.seed(member_seed(cfg))
     task = build_task(cfg, stats=resume.stats if resume else None)
-    world.check(cfg.batch_size, len(task.train))
+    world.check(cfg.batch_size, len(task.train), drop_last=cfg.shuffle)
     if resume:
         resume.check_fits(cfg, task.num_inputs, task.num_outputs)
         model, state = resume.model, resume.loop
