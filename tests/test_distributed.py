@@ -454,3 +454,20 @@ def test_evaluation_parts_add_up_to_the_whole_split():
     assert summed["loss"] == pytest.approx(whole["loss"], rel=1e-12)
     with pytest.raises(ValueError, match="evaluation got no batches"):
         metrics_from_sums(evaluate_sums(model, "class_last", []))
+
+
+def test_a_hostfile_that_cannot_be_read_is_an_error_not_one_process(tmp_path, monkeypatch):
+    # Before: MLX_RANK with a mistyped or broken MLX_HOSTFILE trained one process, silently.
+    from mlx_tcn.train.distributed import DistributedError, connect
+
+    monkeypatch.setenv("MLX_RANK", "1")
+    monkeypatch.setenv("MLX_HOSTFILE", str(tmp_path / "nope.json"))
+    with pytest.raises(DistributedError, match="nope.json cannot be read"):
+        connect()
+    (tmp_path / "broken.json").write_text('[["127.0.0.1:5000"]\n["127.0.0.1:5001"]]')
+    monkeypatch.setenv("MLX_HOSTFILE", str(tmp_path / "broken.json"))
+    with pytest.raises(DistributedError, match="broken.json is not a JSON list of hosts"):
+        connect()
+    (tmp_path / "empty.json").write_text("")  # what mlx.launch -n 1 writes
+    monkeypatch.setenv("MLX_HOSTFILE", str(tmp_path / "empty.json"))
+    assert connect().size == 1

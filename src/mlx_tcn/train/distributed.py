@@ -255,6 +255,7 @@ def connect(timeout: float | None = None) -> World:
     """
     kind = backend()
     if kind is None:
+        _check_hostfile()
         return World()
     seconds = _connect_timeout() if timeout is None else timeout
     if kind == "ring":
@@ -279,6 +280,31 @@ def connect(timeout: float | None = None) -> World:
         watchdog.kill()
         watchdog.wait()
     return World(group, kind)
+
+
+def _check_hostfile() -> None:
+    """Refuse a hostfile that ``MLX_RANK`` names but that cannot be read or is not JSON:
+    :func:`backend` takes it for a single process (``mlx.launch -n 1`` writes an empty one),
+    so a typo in its path would train one process where several were meant."""
+    path = os.environ.get("MLX_HOSTFILE", "")
+    if "MLX_RANK" not in os.environ or not path:
+        return
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as err:
+        raise DistributedError(
+            f"MLX_RANK is set but its hostfile MLX_HOSTFILE={path} cannot be read "
+            f"({err.strerror or err}); unset both to train in one process"
+        ) from None
+    if text.strip():
+        try:
+            json.loads(text)
+        except ValueError as err:
+            raise DistributedError(
+                f"MLX_HOSTFILE={path} is not a JSON list of hosts ({err}); unset MLX_RANK and "
+                "MLX_HOSTFILE to train in one process"
+            ) from None
 
 
 def _connect_timeout() -> float:
