@@ -494,3 +494,13 @@ def test_summary_of_user_data_shows_the_depth_a_run_would_choose(tmp_path, capsy
     assert main(["summary", "--task", "classify", "--data-path", str(tmp_path / "train.npz"),
                  "--auto", "none"]) == 0  # fmt: skip
     assert "receptive field: 61 steps" in capsys.readouterr().out  # the preset's 4 blocks
+
+
+@pytest.mark.parametrize("task", ["mnist", "pmnist", "jsb", "nottingham"])
+def test_summary_of_a_paper_task_needs_no_data(task, capsys):
+    # docs/training.md's `mlx-tcn summary --task mnist --preset paper` failed with "task
+    # 'mnist' needs data_path": the model of a built-in task has a fixed shape.
+    assert main(["summary", "--task", task, "--preset", "paper"]) == 0
+    assert "receptive field" in capsys.readouterr().out
+    assert main(["summary", "--task", "forecast"]) != 0  # a user's data sets its shape
+    _one_line_error(capsys, "task 'forecast' needs data_path")

@@ -97,6 +97,38 @@ def test_read_idx_rejects_bad_files(tmp_path):
         read_idx(tmp_path / "short")
 
 
+def test_read_idx_names_damage_it_used_to_misreport(tmp_path):
+    # Before: an EOFError the CLI took for a bug, a header of 9 dimensions read past its end
+    # ("expected 10278...000 values"), trailing bytes called "truncated".
+    _write_idx(tmp_path / "a.gz", np.arange(1000) % 10, True)
+    (tmp_path / "cut.gz").write_bytes((tmp_path / "a.gz").read_bytes()[:30])
+    with pytest.raises(ValueError, match="cut.gz is a damaged gzip file"):
+        read_idx(tmp_path / "cut.gz")
+    (tmp_path / "nine").write_bytes(bytes([0, 0, 8, 9]) + bytes(40))
+    with pytest.raises(ValueError, match=r"not an IDX file of 1 to 4 dimensions \(header says 9"):
+        read_idx(tmp_path / "nine")
+    (tmp_path / "long").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 2, 1, 2, 3]))
+    with pytest.raises(ValueError, match="has 1 bytes more than its header's 2 values"):
+        read_idx(tmp_path / "long")
+
+
+def test_mnist_labels_and_shapes_are_checked(tmp_path):
+    # Labels outside 0-9 trained silently (cross-entropy of an out-of-range class is
+    # undefined); swapped files failed in a reshape naming no file.
+    _fake_mnist(tmp_path)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.array([0, 1, 2, 3, 4, 200]), False)
+    with pytest.raises(
+        ValueError, match="MNIST test in .*: labels must be digits 0-9, found 0-200"
+    ):
+        load_mnist(tmp_path)
+    _fake_mnist(tmp_path)
+    _write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((6, 14, 14)), False)
+    with pytest.raises(
+        ValueError, match=r"images of shape \(6, 14, 14\) .* expected \(N, 28, 28\)"
+    ):
+        load_mnist(tmp_path)
+
+
 def _fake_mnist(folder: Path, n: int = 6) -> np.ndarray:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(n, 28, 28)).astype(np.uint8)
@@ -165,6 +197,48 @@ def test_polyphonic_next_frame_pairs(name, counts):
 def test_polyphonic_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="polyphonic data file not found"):
         load_polyphonic(tmp_path / "x.mat")
+
+
+def _mat(path, **splits):
+    scipy_io = pytest.importorskip("scipy.io")
+    scipy_io.savemat(str(path), splits)
+    return path
+
+
+def _cells(rolls, column=False):
+    cells = np.empty((len(rolls), 1) if column else (1, len(rolls)), dtype=object)
+    for i, roll in enumerate(rolls):
+        cells.flat[i] = roll
+    return cells
+
+
+def test_polyphonic_files_as_cell_rows_or_columns(tmp_path):
+    # Before: a column of cells ({a; b; c}) was read as its first row: one sequence a split.
+    rng = np.random.default_rng(0)
+    rolls = [(rng.random((t, 88)) < 0.1).astype(np.uint8) for t in (5, 7, 9)]
+    for column in (False, True):
+        cells = _cells(rolls, column)
+        got = load_polyphonic(_mat(tmp_path / "p.mat", traindata=cells, validdata=cells,
+                                   testdata=cells))  # fmt: skip
+        assert [len(s) for s in got["train"].x] == [4, 6, 8]
+        np.testing.assert_array_equal(got["val"].y[2], rolls[2][1:])
+
+
+def test_damaged_polyphonic_files_are_refused_before_training(tmp_path):
+    # Before: "max() arg is an empty sequence", "len() of unsized object", a broadcast error,
+    # or (40 keys, an empty split) an error only after the run folder was created.
+    good = _cells([np.zeros((6, 88))] * 2)
+    cases = [
+        ({"traindata": np.empty((1, 0), dtype=object)}, "'traindata' is an empty cell array"),
+        ({"traindata": np.zeros((3, 88))}, "'traindata' is not a cell array"),
+        ({"traindata": _cells([np.zeros((88, 6))])}, r"shape \(88, 6\), expected \(time, 88\)"),
+        ({"traindata": _cells([np.zeros((6, 40))])}, r"sequence 0 has shape \(6, 40\)"),
+        ({"validdata": _cells([np.zeros((1, 88))])}, "no val sequence has the 2 frames"),
+    ]
+    for i, (bad, match) in enumerate(cases):
+        splits = {"traindata": good, "validdata": good, "testdata": good, **bad}
+        with pytest.raises(ValueError, match=match):
+            load_polyphonic(_mat(tmp_path / f"bad{i}.mat", **splits))
 
 
 def test_ragged_batches_pad_and_mask():

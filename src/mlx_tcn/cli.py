@@ -327,9 +327,15 @@ def _cmd_summary(args: argparse.Namespace) -> int:
         from .train.budget import apply_auto
         from .train.config import resolve_config
         from .train.model import build_model
-        from .train.tasks import build_task, task_shape
+        from .train.tasks import TASK_SHAPES, build_task, task_shape
 
-        cfg = resolve_config(*_config_from_args(args))
+        values = _config_from_args(args)
+        task = {**values[0], **values[1]}.get("task", "adding")
+        # a built-in task's model has a fixed shape: its data is not read, so not needed
+        cfg = resolve_config(*values, need_data=task not in TASK_SHAPES)
+        if cfg.auto and not cfg.data_path and task in TASK_SHAPES:
+            raise CLIError(f"auto settings ({', '.join(cfg.auto)}) come from the data: give "
+                           "--data-path, or --auto none")  # fmt: skip
         if cfg.auto:  # the depth a run would choose from the data
             task = build_task(cfg)
             cfg = apply_auto(cfg, len(task.train), task.train.x.shape[1], len(task.val))

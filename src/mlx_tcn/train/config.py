@@ -282,13 +282,18 @@ def _check_keys(values: dict[str, Any], origin: str) -> None:
 
 
 def resolve_config(
-    file_values: dict[str, Any] | None = None, cli_values: dict[str, Any] | None = None
+    file_values: dict[str, Any] | None = None,
+    cli_values: dict[str, Any] | None = None,
+    *,
+    need_data: bool = True,
 ) -> TrainConfig:
     """Merge defaults, the task preset, a config file and command-line values (in that order).
 
     Args:
         file_values: values read from a config file (see :func:`load_config_file`).
         cli_values: values given on the command line (only those the user gave).
+        need_data: refuse a task that reads files without ``data_path`` (False: a
+            configuration that is only described, as ``mlx-tcn summary`` does).
 
     Returns:
         The validated :class:`TrainConfig`.
@@ -314,7 +319,7 @@ def resolve_config(
     if merged.get("auto"):  # what the user set is theirs: only the rest comes from the data
         merged["auto"] = [k for k in merged["auto"] if k not in top]
     cfg = TrainConfig(**merged)
-    validate_config(cfg)
+    validate_config(cfg, need_data=need_data)
     return cfg
 
 
@@ -341,8 +346,9 @@ def _typed_values(values: dict[str, Any], where: str) -> dict[str, Any]:
     return {k: typed(k, v, hints[k], where) for k, v in values.items()}
 
 
-def validate_config(cfg: TrainConfig) -> None:
-    """Raise ``TypeError`` or ``ValueError`` naming the first field with an invalid value."""
+def validate_config(cfg: TrainConfig, *, need_data: bool = True) -> None:
+    """Raise ``TypeError`` or ``ValueError`` naming the first field with an invalid value
+    (``need_data``: a task that reads files must have its ``data_path``)."""
     hints = _field_types()
     for f in dataclasses.fields(cfg):
         typed(f.name, getattr(cfg, f.name), hints[f.name])
@@ -397,7 +403,8 @@ def validate_config(cfg: TrainConfig) -> None:
     if not 0.0 < cfg.plateau_factor < 1.0:
         raise ValueError(f"plateau_factor must be in (0, 1), got {cfg.plateau_factor!r}")
     if (
-        cfg.task in ("forecast", "classify", "mnist", "pmnist", "jsb", "nottingham")
+        need_data
+        and cfg.task in ("forecast", "classify", "mnist", "pmnist", "jsb", "nottingham")
         and not cfg.data_path
     ):
         raise ValueError(f"task {cfg.task!r} needs data_path (--data-path)")

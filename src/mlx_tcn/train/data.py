@@ -106,14 +106,24 @@ def read_idx(path: str | Path) -> np.ndarray:
     path = Path(path)
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:  # a truncated or damaged download
+            raise ValueError(f"{path} is a damaged gzip file ({err})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ValueError(f"{path} is not an unsigned-byte IDX file")
     ndim = raw[3]
+    if not 1 <= ndim <= 4 or len(raw) < 4 + 4 * ndim:  # MNIST's files have 1 (labels) or 3
+        raise ValueError(f"{path} is not an IDX file of 1 to 4 dimensions (header says {ndim})")
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != math.prod(dims):
+    if data.size < math.prod(dims):
         raise ValueError(f"{path} is truncated: expected {math.prod(dims)} values, got {data.size}")
+    if data.size > math.prod(dims):
+        raise ValueError(
+            f"{path} has {data.size - math.prod(dims)} bytes more than its header's "
+            f"{math.prod(dims)} values (shape {dims}): not an IDX file as written"
+        )
     return data.reshape(dims)
 
 
@@ -139,6 +149,16 @@ def read_mnist(folder: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     for name, prefix in (("train", "train"), ("test", "t10k")):
         images = read_idx(_find_idx(folder, prefix, "images"))
         labels = read_idx(_find_idx(folder, prefix, "labels")).astype(np.int32)
+        if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1:
+            raise ValueError(
+                f"MNIST {name} in {folder}: images of shape {images.shape} and labels of shape "
+                f"{labels.shape}, expected (N, 28, 28) and (N,) (are the files swapped?)"
+            )
+        if labels.size and not 0 <= labels.min() <= labels.max() <= 9:
+            raise ValueError(
+                f"MNIST {name} in {folder}: labels must be digits 0-9, found "
+                f"{labels.min()}-{labels.max()}"
+            )
         if len(images) != len(labels):
             raise ValueError(
                 f"MNIST {name}: {len(images)} images but {len(labels)} labels in {folder}"
@@ -174,8 +194,40 @@ def read_polyphonic(path: str | Path) -> dict[str, list[np.ndarray]]:
     for name, key in (("train", "traindata"), ("val", "validdata"), ("test", "testdata")):
         if key not in mat:
             raise ValueError(f"{path} has no {key!r} entry (expected traindata/validdata/testdata)")
-        out[name] = [np.asarray(s, dtype=np.float32) for s in mat[key][0]]
+        out[name] = _piano_rolls(mat[key], path, key)
     return out
+
+
+def _piano_rolls(cells: object, path: Path, key: str) -> list[np.ndarray]:
+    """The ``(T, 88)`` rolls of one split: a MATLAB cell array, a row (``{a, b}``, as the
+    reference files) or a column (``{a; b}``)."""
+    if not isinstance(cells, np.ndarray) or cells.dtype != object or cells.size == 0:
+        what = "an empty cell array" if getattr(cells, "size", 1) == 0 else "not a cell array"
+        raise ValueError(
+            f"{path}: {key!r} is {what}; it must be a cell array of (time, 88) piano rolls"
+        )
+    rolls = []
+    for i, cell in enumerate(cells.ravel()):
+        try:
+            roll = np.asarray(cell, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: {key!r} sequence {i} is not numeric") from None
+        if roll.ndim != 2 or roll.shape[1] != PIANO_KEYS:
+            hint = (
+                " (time along the rows, please: transpose it)"
+                if roll.shape[:1] == (PIANO_KEYS,)
+                else ""
+            )
+            raise ValueError(
+                f"{path}: {key!r} sequence {i} has shape {roll.shape}, expected (time, "
+                f"{PIANO_KEYS}){hint}"
+            )
+        rolls.append(roll)
+    return rolls
+
+
+#: Keys of the piano rolls of JSB Chorales and Nottingham (MIDI 21-108).
+PIANO_KEYS = 88
 
 
 # --------------------------------------------------------------------------- user data

@@ -153,7 +153,9 @@ def load_polyphonic(path: str | Path) -> dict[str, Split]:
     """
     out = {}
     for name, rolls in read_polyphonic(path).items():
-        seqs = [s for s in rolls if len(s) > 1]
+        seqs = [s for s in rolls if len(s) > 1]  # one frame predicts nothing
+        if not seqs:
+            raise ValueError(f"{path}: no {name} sequence has the 2 frames a prediction needs")
         out[name] = Split([s[:-1] for s in seqs], [s[1:] for s in seqs])
     return out
 
