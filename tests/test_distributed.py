@@ -472,3 +472,41 @@ def test_a_broken_hostfile_is_an_error_and_a_missing_one_a_warning(tmp_path, mon
     (tmp_path / "empty.json").write_text("")  # what mlx.launch -n 1 writes
     monkeypatch.setenv("MLX_HOSTFILE", str(tmp_path / "empty.json"))
     assert connect().size == 1
+
+
+@pytest.mark.slow
+def test_ranks_started_with_different_settings_stop_with_a_message(tmp_path):
+    # Before: both waited forever in each other's collectives (here: 10 and 20 steps).
+    values = {**RUN, "max_steps": 10}
+    argv = _train_argv(tmp_path / "runs", "differ", values)
+    hostfile = tmp_path / "hosts.json"
+    hostfile.write_text(json.dumps([[f"127.0.0.1:{p}"] for p in _free_ports(2)]))
+    procs = [subprocess.Popen(argv + (["--max-steps", "20"] if r else []), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              env=_env(MLX_HOSTFILE=str(hostfile), MLX_RANK=str(r)))
+             for r in range(2)]  # fmt: skip
+    results = _finish(procs, timeout=60)
+    for rank, (rc, _, err) in enumerate(results):
+        assert rc == 1, results
+        assert f"rank {rank} of 2: the ranks were started with different settings" in err
+        assert "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_a_rank_that_fails_before_training_does_not_leave_the_other_waiting(tmp_path):
+    # Rank 1 stops on its data before the first collective; MLX's ring backend never failed
+    # rank 0's parameter sum (it waited forever). The check of the settings fails it.
+    good = _train_argv(tmp_path / "runs", "early", RUN)
+    bad = [*good, "--n-val", "0"]  # refused while loading, before any collective
+    hostfile = tmp_path / "hosts.json"
+    hostfile.write_text(json.dumps([[f"127.0.0.1:{p}"] for p in _free_ports(2)]))
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=_env(MLX_HOSTFILE=str(hostfile), MLX_RANK=str(r),
+                                       MLX_TCN_CONNECT_TIMEOUT="20"))
+             for r, argv in enumerate([good, bad])]  # fmt: skip
+    start = time.time()
+    [(rc0, _, err0), (rc1, _, err1)] = _finish(procs, timeout=60)
+    assert rc1 == 1 and "n_val must be a positive integer" in err1
+    assert rc0 != 0 and time.time() - start < 45
+    assert "rank 0 of 2" in err0 and "Traceback" not in err0

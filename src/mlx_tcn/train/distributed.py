@@ -24,6 +24,7 @@ With one process every method is the identity and adds no operation to the step.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -38,6 +39,7 @@ from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
 from mlx.utils import tree_map
 
 from .losses import evaluate_split, evaluate_sums, loss_fn, metrics_from_sums
@@ -131,6 +133,41 @@ class World:
         if self.size == 1:
             return None
         return lambda grads: nn.average_gradients(grads, group=self.group)
+
+    def start(self, settings: dict[str, Any], model: nn.Module) -> None:
+        """The run's first collectives, under a watchdog: check that every rank runs with
+        the same ``settings`` (the config and the data's sizes), then give every rank rank
+        0's parameters (:meth:`sync_parameters`).
+
+        Both would otherwise wait forever: MLX's ring backend never fails a collective that
+        a rank which stopped before it (its data failed to load) will never join, and ranks
+        started with different settings train different models, or different numbers of
+        steps, into each other's collectives. After ``MLX_TCN_CONNECT_TIMEOUT`` seconds (60)
+        the watchdog ends this rank with a message.
+        """
+        if self.size == 1:
+            return
+        seconds = _connect_timeout()
+        watchdog = _start_watchdog(seconds, (
+            f"mlx-tcn: error: rank {self.rank} of {self.size}: another rank did not reach "
+            f"the start of training within {seconds:g} s (did it fail? see its output); "
+            f"stopped this one ({ENV_CONNECT_TIMEOUT} sets the time)"))  # fmt: skip
+        try:
+            text = json.dumps(settings, sort_keys=True, default=str).encode()
+            digest = np.frombuffer(hashlib.sha256(text).digest()[:8], dtype=np.int32)
+            every = np.array(mx.distributed.all_gather(mx.array(digest), group=self.group))
+            every = every.reshape(self.size, -1)
+            if (every != every[0]).any():
+                differ = [r for r in range(self.size) if (every[r] != every[0]).any()]
+                raise DistributedError(
+                    f"rank {self.rank} of {self.size}: the ranks were started with different "
+                    f"settings or data (ranks {differ} differ from rank 0): every rank must run "
+                    "the same command on the same data"
+                )
+            self.sync_parameters(model)
+        finally:
+            watchdog.kill()
+            watchdog.wait()
 
     def sync_parameters(self, model: nn.Module) -> None:
         """Give every rank rank 0's parameters (a sum in which the other ranks add zeros)."""

@@ -144,6 +144,10 @@ def _claim(path: Path, config_text: str) -> bool:
     return True
 
 
+#: Settings each machine of a data-parallel run may set its own way (where its files are).
+_PER_MACHINE = frozenset({"data_path", "runs_dir", "name", "plots"})
+
+
 def run_training(
     cfg: TrainConfig,
     *,
@@ -187,7 +191,10 @@ def run_training(
         load_optimizer_state(resume.path, optimizer)
         if resume.random_key is not None:
             restore_random_state(resume.random_key)
-    world.sync_parameters(model)
+    # Every rank, the same run: the settings that shape training (a rank's own paths aside)
+    world.start({**{k: v for k, v in cfg.to_dict().items() if k not in _PER_MACHINE},
+                 "data": [len(task.train), len(task.val), task.num_inputs, task.num_outputs],
+                 "step": state.step}, model)  # fmt: skip
     world.split_random_state()
     if not world.is_main:
         return _follow(model, optimizer, task, cfg, state, world, should_stop, start)
