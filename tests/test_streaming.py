@@ -453,14 +453,9 @@ def test_stream_step_folds_weight_norm_and_equals_offline(compile_step):
         assert "weight" in frozen.network[0].conv1 and "weight_v" not in frozen.network[0].conv1
 
 
-@pytest.mark.parametrize("chunk", [1, 80])
-def test_exported_stream_step_equals_offline(tmp_path, chunk):
-    """A stream step exported with ``mx.export_function`` (state as flat arrays) and
-    imported with ``mx.import_function`` continues the stream exactly, for short chunks
-    and for chunks long enough to take the GEMM-per-tap convolution (which must not use
-    the hand-written backward: export cannot serialise custom functions)."""
-    model = small_model(use_se=True, use_norm="layer_norm")
-    batch = 2
+def _export_recipe(model, batch, chunk, path):
+    """docs/streaming.md's ``mx.export_function`` recipe: the state as flat arrays, rebuilt
+    with ``tree_unflatten``. Returns the imported step, the state's keys and its arrays."""
     like = model.init_state(batch)
     keys = [k for k, _ in tree_flatten(like)]
 
@@ -469,10 +464,20 @@ def test_exported_stream_step_equals_offline(tmp_path, chunk):
         y, new_state = model.stream(x, state)
         return (y, *[v for _, v in tree_flatten(new_state)])
 
-    path = str(tmp_path / "step.mlxfn")
-    example = [v for _, v in tree_flatten(like)]
-    mx.export_function(path, step, mx.zeros((batch, chunk, 3)), *example)
-    imported = mx.import_function(path)
+    flat = [v for _, v in tree_flatten(like)]
+    mx.export_function(str(path), step, mx.zeros((batch, chunk, model.num_inputs)), *flat)
+    return mx.import_function(str(path)), keys, flat
+
+
+@pytest.mark.parametrize("chunk", [1, 80])
+def test_exported_stream_step_equals_offline(tmp_path, chunk):
+    """A stream step exported with ``mx.export_function`` (state as flat arrays) and
+    imported with ``mx.import_function`` continues the stream exactly, for short chunks
+    and for chunks long enough to take the GEMM-per-tap convolution (which must not use
+    the hand-written backward: export cannot serialise custom functions)."""
+    model = small_model(use_se=True, use_norm="layer_norm")
+    batch = 2
+    imported, keys, example = _export_recipe(model, batch, chunk, tmp_path / "step.mlxfn")
 
     steps = 3 * chunk
     x = mx.random.normal((batch, steps, 3))
@@ -501,18 +506,7 @@ def test_the_export_recipe_works_with_kernel_size_one_blocks(tmp_path, overrides
     # of a kernel-size-1 convolution: stream() refused the shorter list ("one entry per
     # block"), or returned None entries that export_function refused.
     model = small_model(**overrides)
-    like = model.init_state(2)
-    keys = [k for k, _ in tree_flatten(like)]
-
-    def step(x, *flat_state):
-        state = tree_unflatten(list(zip(keys, flat_state, strict=True)))
-        y, new_state = model.stream(x, state)
-        return (y, *[v for _, v in tree_flatten(new_state)])
-
-    path = str(tmp_path / "step.mlxfn")
-    flat = [v for _, v in tree_flatten(like)]
-    mx.export_function(path, step, mx.zeros((2, 1, 3)), *flat)
-    imported = mx.import_function(path)
+    imported, keys, flat = _export_recipe(model, 2, 1, tmp_path / "step.mlxfn")
     x = mx.random.normal((2, 6, 3))
     outs = []
     for t in range(6):
