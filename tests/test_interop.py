@@ -676,3 +676,23 @@ def test_live_checkpoint_with_weight_norm_removed_in_torch(fold, tmp_path):
         with pytest.raises(ValueError, match=r"but not on \['network.0.conv1'\]"):
             model.save(tmp_path / "m")
         assert_close(_offline(model.remove_weight_norm(), x, []), expected)
+
+
+def test_weight_norm_no_configuration_describes_is_refused_by_save_and_export(tmp_path):
+    # Before: weight norm over dim 1 saved a folder TCN.load could not
+    # read ("Expected shape (4, 1, 1) but received (1, 3, 1)") and exported original0 tensors
+    # pytorch-tcn refused.
+    from mlx_tcn import weight_norm
+
+    over_dim_1 = TCN(2, [4], kernel_sizes=3)
+    over_dim_1.remove_weight_norm()
+    for block in over_dim_1.network:
+        weight_norm(block.conv1, dim=1)
+        weight_norm(block.conv2, dim=1)
+    match = "weight norm over dim=1 on network.0.conv"
+    with pytest.raises(ValueError, match=match):
+        over_dim_1.save(tmp_path / "m")
+    with pytest.raises(ValueError, match=match):
+        to_pytorch_tcn(over_dim_1)
+    over_dim_1.remove_weight_norm()  # the way out the message names
+    over_dim_1.save(tmp_path / "m")

@@ -259,3 +259,42 @@ def test_folded_copy_shares_arrays_and_leaves_the_model_alone(rng):
     assert copy.network[1].conv2.bias is model.network[1].conv2.bias  # shared, not copied
     model.eval()
     np.testing.assert_allclose(np.array(copy(x)), np.array(model(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_weight_norm_of_another_parameter_is_refused():
+    # Before: weight_norm(conv, name="bias") was accepted and the bias was then dropped.
+    conv = _conv()
+    with pytest.raises(ValueError, match="reparametrises a layer's weight .* got name='bias'"):
+        weight_norm(conv, name="bias")
+    with pytest.raises(TypeError, match="module must be an mlx.nn.Module, got int"):
+        remove_weight_norm(3)
+
+
+def test_half_precision_gain_does_not_overflow():
+    # ||v|| = 100 * sqrt(512) = 2262.7: its square overflows float16 (torch sums in float32).
+    conv = TemporalConv1d(128, 2, 4, bias=False)
+    conv.weight = mx.full((2, 4, 128), 100.0, dtype=mx.float16)
+    weight_norm(conv)
+    np.testing.assert_allclose(
+        np.array(conv.weight_g.astype(mx.float32)).ravel(), 2262.0, rtol=1e-3
+    )
+    w = np.array(get_weight(conv).astype(mx.float32))
+    assert np.isfinite(w).all() and abs(w[0, 0, 0] - 100.0) < 0.1
+    assert get_weight(conv).dtype == mx.float16
+
+
+def test_freezing_survives_weight_norm_both_ways():
+    # Before: a frozen convolution became trainable when weight-normalised, as torch keeps
+    # requires_grad=False on original0/original1.
+    conv = _conv()
+    conv.freeze(keys=["weight"], recurse=False)
+    weight_norm(conv)
+    names = [k for k, _ in tree_flatten(conv.trainable_parameters())]
+    assert "weight_g" not in names and "weight_v" not in names and "bias" in names
+    remove_weight_norm(conv)
+    assert "weight" not in [k for k, _ in tree_flatten(conv.trainable_parameters())]
+    conv.unfreeze()
+    weight_norm(conv)
+    conv.freeze(keys=["weight_g"], recurse=False)  # half frozen: the folded weight trains
+    remove_weight_norm(conv)
+    assert "weight" in [k for k, _ in tree_flatten(conv.trainable_parameters())]

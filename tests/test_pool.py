@@ -214,3 +214,13 @@ def test_empty_length_rejected(cls):
 def test_non_array_rejected(cls):
     with pytest.raises(TypeError, match="x must be an mx.array, got list"):
         cls(2)([[1.0, 2.0]])
+
+
+def test_max_gradient_goes_to_the_first_maximum_of_each_bin_as_in_torch():
+    # Before: [1/3, 1, 1/3, 2/3, 2/3]: MLX's max splits its gradient over ties, and a short
+    # bin is padded with copies of its last step. torch gives each bin's gradient to one step.
+    x = mx.zeros((1, 5, 1))
+    grad = mx.grad(lambda v: AdaptiveMaxPool1d(3)(v).sum())(x)
+    np.testing.assert_array_equal(np.array(grad).ravel(), [1, 1, 0, 1, 0])
+    x = mx.array([[[1.0], [float("nan")], [0.5]]])
+    assert np.isnan(np.array(AdaptiveMaxPool1d(1)(x))).all()  # a NaN is still the maximum

@@ -54,12 +54,20 @@ def compute_weight(g: mx.array, v: mx.array, dim: int | None = 0) -> mx.array:
     the per-row scale out of that kernel (docs/performance_models.md, "Compiled eval
     forwards for small models").
     """
-    sq = mx.sum(v * v, axis=_norm_axes(v.ndim, dim), keepdims=True)
+    sq = _sum_of_squares(v, dim)
     if v.ndim > 1 and dim is not None and dim % v.ndim == 0:
         rows = v.shape[0]
-        scale = (g * mx.rsqrt(sq)).reshape(rows, 1)
+        scale = (g * mx.rsqrt(sq)).astype(v.dtype).reshape(rows, 1)
         return (v.reshape(rows, -1) * scale).reshape(v.shape)
-    return v * (g * mx.rsqrt(sq))
+    return v * (g * mx.rsqrt(sq)).astype(v.dtype)
+
+
+def _sum_of_squares(v: mx.array, dim: int | None) -> mx.array:
+    """``sum(v**2)`` over every axis but ``dim``, in float32 for a half-precision ``v``: in
+    float16 it overflows once ``||v||`` passes 256 (torch sums in float32 too)."""
+    if v.dtype in (mx.float16, mx.bfloat16):
+        v = v.astype(mx.float32)
+    return mx.sum(v * v, axis=_norm_axes(v.ndim, dim), keepdims=True)
 
 
 def is_weight_normed(module: nn.Module, name: str = "weight") -> bool:
@@ -129,6 +137,10 @@ def weight_norm(module: nn.Module, name: str = "weight", dim: int | None = 0) ->
         raise ValueError(f"{name!r} of {type(module).__name__} is already weight-normalised")
     if name not in module or not isinstance(module[name], mx.array):
         raise ValueError(f"{type(module).__name__} has no array parameter {name!r}")
+    if name != "weight":  # the layers read only their weight through get_weight
+        raise ValueError(
+            f"weight_norm reparametrises a layer's weight (name='weight'), got name={name!r}"
+        )
     w = module[name]
     if dim is not None and (
         isinstance(dim, (bool, np.bool_)) or not isinstance(dim, numbers.Integral)
@@ -136,10 +148,14 @@ def weight_norm(module: nn.Module, name: str = "weight", dim: int | None = 0) ->
         raise TypeError(f"dim must be None or an int axis, got {dim!r}")
     if dim is not None and not -w.ndim <= dim < w.ndim:
         raise ValueError(f"dim must be None or an axis of the {w.ndim}-d weight, got {dim}")
-    g = mx.sqrt(mx.sum(w * w, axis=_norm_axes(w.ndim, dim), keepdims=True))
+    g = mx.sqrt(_sum_of_squares(w, dim)).astype(w.dtype)
+    frozen = name in module._no_grad  # a frozen weight stays frozen as g and v (as torch)
     del module[name]
     module[f"{name}_g"] = g
     module[f"{name}_v"] = w
+    if frozen:
+        module._no_grad.discard(name)
+        module._no_grad.update({f"{name}_g", f"{name}_v"})
     dims = dict(getattr(module, "_weight_norm_dims", {}))
     dims[name] = dim
     # object.__setattr__ keeps this plain dict out of the module's parameter tree.
@@ -148,13 +164,21 @@ def weight_norm(module: nn.Module, name: str = "weight", dim: int | None = 0) ->
 
 
 def remove_weight_norm(module: nn.Module, name: str = "weight") -> nn.Module:
-    """Fold ``weight_g`` and ``weight_v`` back into a plain ``weight``, in place."""
+    """Fold ``weight_g`` and ``weight_v`` back into a plain ``weight``, in place (frozen if
+    both were)."""
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be an mlx.nn.Module, got {type(module).__name__}")
     if not is_weight_normed(module, name):
         raise ValueError(f"{name!r} of {type(module).__name__} is not weight-normalised")
     w = get_weight(module, name)
+    parts = {f"{name}_g", f"{name}_v"}
+    frozen = parts <= module._no_grad
     del module[f"{name}_g"]
     del module[f"{name}_v"]
     module[name] = w
+    module._no_grad.difference_update(parts)
+    if frozen:
+        module._no_grad.add(name)
     dims = dict(module._weight_norm_dims)
     del dims[name]
     # object.__setattr__ keeps this plain dict out of the module's parameter tree.

@@ -97,5 +97,10 @@ class AdaptiveMaxPool1d(_AdaptivePool1d):
 
     def __call__(self, x: mx.array) -> mx.array:
         windows, _, unbatched = self._gather(x)
-        y = windows.max(axis=2)
+        # The bin's first maximum, taken by index: its gradient goes to that one step, as
+        # PyTorch's (a max splits it over ties, and a short bin's padding repeats a step).
+        first = mx.stop_gradient(mx.argmax(windows, axis=2, keepdims=True))
+        y = mx.take_along_axis(windows, first, axis=2).squeeze(2)
+        top = mx.stop_gradient(windows.max(axis=2))
+        y = mx.where(mx.isnan(top), top, y)  # a NaN in the bin is the bin's maximum
         return y[0] if unbatched else y

@@ -51,6 +51,17 @@ def check_describable(model: TCN) -> None:
     """
     normed, plain = weight_norm_split(model)
     use_norm = model.tcn_config.use_norm
+    for where, layer in model.named_modules():
+        if not is_weight_normed(layer):
+            continue
+        dim = getattr(layer, "_weight_norm_dims", {}).get("weight", 0)
+        if where not in normed or dim is None or dim % layer["weight_v"].ndim != 0:
+            what = f"weight norm over dim={dim!r}" if where in normed else "weight norm"
+            raise ValueError(
+                f"{what} on {where}: no TCN configuration describes that (its weight norm is "
+                f"over dim 0 of the blocks' convolutions); call model.remove_weight_norm() to "
+                "fold it (outputs do not change)"
+            )
     if normed and (plain or use_norm not in ("weight_norm", None)):
         where = f"but not on {plain}" if plain else f"of a use_norm={use_norm!r} model"
         raise ValueError(

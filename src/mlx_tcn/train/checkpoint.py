@@ -185,6 +185,8 @@ def find_checkpoint(path: str | Path, which: str = "latest") -> Path:
             the checkpoint it names is missing a file. Another checkpoint is never used in its
             place; the message lists the complete ones, whose folders can be passed instead.
     """
+    if which not in ("latest", "best"):
+        raise ValueError(f"which must be 'latest' or 'best', got {which!r}")
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")

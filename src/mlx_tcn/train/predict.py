@@ -97,11 +97,22 @@ def predict_input(
     return _predict_file(ckpt, kind, input_path, batch_size)
 
 
+def _split_of(ckpt: Checkpoint, task: TaskData, split: str) -> Any:
+    """``task``'s ``split``, after checking the arguments of the functions taking them."""
+    if not isinstance(ckpt, Checkpoint):
+        raise TypeError(f"ckpt must be a Checkpoint (load_checkpoint), got {type(ckpt).__name__}")
+    if not isinstance(task, TaskData):
+        raise TypeError(f"task must be a TaskData (load_for_inference), got {type(task).__name__}")
+    if split not in ("val", "train", "test"):
+        raise ValueError(f"split must be 'val', 'train' or 'test', got {split!r}")
+    return {"val": task.val, "train": task.train, "test": task.test}[split]
+
+
 def evaluate_checkpoint(
     ckpt: Checkpoint, task: TaskData, split: str = "val", batch_size: int = 256
 ) -> tuple[dict[str, float], int]:
     """Loss (and accuracy) of the checkpoint's model on ``split``, and the split's size."""
-    data = {"val": task.val, "train": task.train, "test": task.test}[split]
+    data = _split_of(ckpt, task, split)
     if data is None:
         raise ValueError(f"task {ckpt.cfg.task!r} has no {split} split")
     batches = iterate_batches(data, batch_size, shuffle=False, drop_last=False)
@@ -114,9 +125,9 @@ def class_report(
     """Confusion matrix (rows: true class, columns: predicted) of a sequence-classification
     checkpoint on ``split``, and the accuracy of always answering the majority training
     class; None for other tasks."""
+    data = _split_of(ckpt, task, split)
     if task.kind not in SEQUENCE_CLASS_KINDS:
         return None
-    data = {"val": task.val, "train": task.train, "test": task.test}[split]
     logits, y = predict_split(ckpt.model, task, data, batch_size)
     n = task.num_outputs
     counts = ckpt.stats.get("class_counts") or class_balance(task.train.y, n).tolist()

@@ -165,6 +165,7 @@ def run_training(
     With a ``world`` of several processes (:func:`mlx_tcn.train.distributed.connect`) every
     rank trains on its part of each batch and only rank 0 writes and calls ``callbacks``.
     """
+    _check_run_arguments(cfg, resume, callbacks, should_stop)
     start = time.perf_counter()
     world = world or World()
     # Everything that can fail on bad data or a damaged checkpoint happens before the first
@@ -202,6 +203,24 @@ def run_training(
     with hold_run(run_dir):  # one writer per run folder (runlock), to the end of the run
         return _write_run(run_dir, cfg, resume, task, model, optimizer, state, world,
                           callbacks, should_stop, start)  # fmt: skip
+
+
+def _check_run_arguments(
+    cfg: object, resume: object, callbacks: object, should_stop: object
+) -> None:
+    """Refuse arguments of the wrong kind before anything is read or written."""
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig (resolve_config), got {type(cfg).__name__}")
+    if resume is not None and not isinstance(resume, Checkpoint):
+        raise TypeError(
+            f"resume must be a Checkpoint (load_checkpoint(run)) or None, got {resume!r}"
+        )
+    if callbacks is not None and (
+        not isinstance(callbacks, (list, tuple)) or not all(callable(cb) for cb in callbacks)
+    ):
+        raise TypeError(f"callbacks must be a list of callables or None, got {callbacks!r}")
+    if should_stop is not None and not callable(should_stop):
+        raise TypeError(f"should_stop must be a callable returning a bool, got {should_stop!r}")
 
 
 def _write_run(

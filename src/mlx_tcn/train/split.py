@@ -146,6 +146,8 @@ def iterate_batches(
     ``r * batch_size / n`` up to ``(r + 1) * batch_size / n`` (data-parallel training: the
     ``n`` parts of a batch are the batch one process would take, whatever ``n`` is).
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     order = epoch_order(len(split), seed, epoch, shuffle)
     rank, parts = shard
     for b in range(start, num_batches(len(split), batch_size, drop_last)):
