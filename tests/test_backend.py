@@ -541,6 +541,24 @@ def test_a_users_evaluation_width_is_kept():
     assert (value, reported) == ("20", "20 (from the environment)")
 
 
+@pytest.mark.parametrize("bad", ["", "abc", "0"])
+def test_a_width_mlx_would_hang_on_is_replaced_with_a_warning(bad):
+    # MLX 0.32 hangs at its first evaluation with these (the import's BLAS check evaluates).
+    value, reported, _ = _run(_BFS_PROBE.format(cpu=True), MLX_BFS_MAX_WIDTH=bad)
+    assert value == "256" and reported == f"256 (mlx-tcn's default; {bad!r} was not valid)"
+
+
+def test_settings_past_what_mlx_holds_are_refused_with_a_warning():
+    # Before: MLX_TCN_THREADS=10**20 hung creating streams at the first split forward, and a
+    # cache limit past size_t raised MLX's binding error inside the warning.
+    got = _run(_PROBE.format(before=""), MLX_TCN_THREADS="99999999999999999999",
+               MLX_TCN_CACHE_LIMIT="16777216TB")  # fmt: skip
+    joined = " ".join(got["warnings"])
+    assert "MLX_TCN_THREADS must be at most 256" in joined
+    assert "MLX_TCN_CACHE_LIMIT must be under 8 EiB" in joined
+    assert got["ok"]
+
+
 def test_evaluation_width_is_left_alone_off_the_cpu():
     value, reported, device = _run(_BFS_PROBE.format(cpu=False))
     if "cpu" in device:

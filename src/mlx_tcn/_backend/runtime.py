@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,9 @@ class RuntimeState:
 
 STATE = RuntimeState()
 
+#: The most lanes MLX_TCN_THREADS may ask for (each one an MLX stream with its own thread).
+MAX_LANES = 256
+
 
 def _available_cpus() -> int:
     try:
@@ -88,8 +92,10 @@ def setup_threads() -> None:
     ranks = local_ranks()
     share = max(_available_cpus() // ranks, 1)
     if choice:
-        if not choice.isdigit() or int(choice) < 1:
+        if not (choice.isascii() and choice.isdigit()) or int(choice) < 1:
             raise ValueError(f"{ENV_THREADS} must be a positive integer, got {choice!r}")
+        if int(choice) > MAX_LANES:  # each lane is an MLX stream and a thread
+            raise ValueError(f"{ENV_THREADS} must be at most {MAX_LANES}, got {choice}")
         wanted = int(choice)
     else:
         wanted = min(share, DEFAULT_MAX_STREAMS)
@@ -109,13 +115,29 @@ def parallel_lanes() -> int:
     return STATE.lanes
 
 
+#: Each thread's lanes: MLX's streams belong to the thread that made them (a stream of
+#: another thread fails with "There is no Stream(cpu, 2) in current thread"), so a model
+#: called from several threads (a server's pool) gets lanes in each.
+_THREAD = threading.local()
+
+
 def cpu_lanes() -> list[Any]:
-    """The ``parallel_lanes()`` lanes (MLX CPU streams), created once and reused."""
+    """The ``parallel_lanes()`` lanes (MLX CPU streams) of the calling thread, created on
+    its first split forward and reused."""
     import mlx.core as mx
 
-    while len(STATE.lane_streams) < STATE.lanes:
-        STATE.lane_streams.append(mx.new_stream(mx.cpu))
-    return STATE.lane_streams[: STATE.lanes]
+    streams = _thread_lanes()
+    while len(streams) < STATE.lanes:
+        streams.append(mx.new_stream(mx.cpu))
+    if threading.current_thread() is threading.main_thread():
+        STATE.lane_streams = streams  # the main thread's, as mlx-tcn info reports them
+    return streams[: STATE.lanes]
+
+
+def _thread_lanes() -> list[Any]:
+    if not hasattr(_THREAD, "streams"):
+        _THREAD.streams = []
+    return _THREAD.streams
 
 
 def on_lane() -> bool:
@@ -123,7 +145,7 @@ def on_lane() -> bool:
     of a split forward, which must not split its own work over the lanes again."""
     import mlx.core as mx
 
-    return mx.default_stream(mx.default_device()) in STATE.lane_streams
+    return mx.default_stream(mx.default_device()) in _thread_lanes()
 
 
 # The names before the lanes were called lanes; kept for code that uses them.
@@ -137,7 +159,10 @@ def parse_size(text: str) -> int:
     if not match:
         raise ValueError(f"{ENV_CACHE} must be a size such as 2GB or 512MiB, got {text!r}")
     scale = 1 << (10 * "bkmgt".index(match.group(2) or "b"))
-    return int(float(match.group(1)) * scale)
+    size = int(float(match.group(1)) * scale)
+    if size >= 1 << 63:
+        raise ValueError(f"{ENV_CACHE} must be under 8 EiB, got {text!r}")
+    return size
 
 
 def default_cache_limit() -> int:
@@ -163,11 +188,25 @@ def setup_scheduling() -> None:
     """
     import mlx.core as mx
 
+    if ENV_BFS in os.environ and not _valid_bfs_width(os.environ[ENV_BFS]):
+        # MLX 0.32 hangs at its first evaluation with an empty, non-numeric or zero width
+        bad = os.environ.pop(ENV_BFS)
+        if mx.default_device().type == mx.DeviceType.cpu:
+            os.environ[ENV_BFS] = str(DEFAULT_BFS_WIDTH)
+            STATE.bfs_width = f"{DEFAULT_BFS_WIDTH} (mlx-tcn's default; {bad!r} was not valid)"
+        raise ValueError(
+            f"{ENV_BFS} must be a positive integer, got {bad!r} (MLX would hang at its first "
+            f"evaluation); using {os.environ.get(ENV_BFS, 'MLX default')} instead"
+        )
     if ENV_BFS in os.environ:
         STATE.bfs_width = f"{os.environ[ENV_BFS]} (from the environment)"
     elif mx.default_device().type == mx.DeviceType.cpu:
         os.environ[ENV_BFS] = str(DEFAULT_BFS_WIDTH)
         STATE.bfs_width = f"{DEFAULT_BFS_WIDTH} (mlx-tcn's default for the CPU)"
+
+
+def _valid_bfs_width(text: str) -> bool:
+    return text.strip().isascii() and text.strip().isdigit() and int(text) > 0
 
 
 def setup_cache() -> None:
