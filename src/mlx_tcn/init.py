@@ -341,9 +341,11 @@ INITIALIZERS: dict[str, Callable[..., mx.array]] = {
 
 def _initializer_kwargs(name: str, activation: Any) -> dict[str, Any]:
     """The gain keyword arguments pytorch-tcn would pass for ``name`` and ``activation``."""
+    if name == "normal":  # pytorch-tcn calls torch.nn.init.normal_ with its defaults
+        return {"std": 1.0}
     if not isinstance(activation, str):
         # pytorch-tcn passes no gain for module/callable activations; so do we.
-        return {"std": 1.0} if name == "normal" else {}
+        return {}
     if name.startswith("xavier"):
         if activation in _NO_GAIN_ACTIVATIONS:
             return {"gain": math.sqrt(2.0)}
@@ -353,8 +355,6 @@ def _initializer_kwargs(name: str, activation: Any) -> dict[str, Any]:
             return {"nonlinearity": "relu"}
         calculate_gain(activation)  # unknown names fail here, naming the activation
         return {"nonlinearity": activation}
-    if name == "normal":  # pytorch-tcn calls torch.nn.init.normal_ with its defaults
-        return {"std": 1.0}
     return {}
 
 

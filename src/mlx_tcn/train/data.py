@@ -198,6 +198,10 @@ def read_polyphonic(path: str | Path) -> dict[str, list[np.ndarray]]:
     return out
 
 
+#: Keys of the piano rolls of JSB Chorales and Nottingham (MIDI 21-108).
+PIANO_KEYS = 88
+
+
 def _piano_rolls(cells: object, path: Path, key: str) -> list[np.ndarray]:
     """The ``(T, 88)`` rolls of one split: a MATLAB cell array, a row (``{a, b}``, as the
     reference files) or a column (``{a; b}``)."""
@@ -224,10 +228,6 @@ def _piano_rolls(cells: object, path: Path, key: str) -> list[np.ndarray]:
             )
         rolls.append(roll)
     return rolls
-
-
-#: Keys of the piano rolls of JSB Chorales and Nottingham (MIDI 21-108).
-PIANO_KEYS = 88
 
 
 # --------------------------------------------------------------------------- user data
@@ -330,12 +330,17 @@ def select_columns(
 MISSING_CELLS = frozenset({"", "na", "nan", "n/a", "null", "none", "?"})
 
 
+def missing_cells(cells: np.ndarray) -> np.ndarray:
+    """Which cells of a text column read as a missing value (:data:`MISSING_CELLS`)."""
+    return np.array([isinstance(c, str) and c.strip().lower() in MISSING_CELLS for c in cells])
+
+
 def _column_floats(cells: np.ndarray) -> np.ndarray:
     """One column as float64, missing cells (:data:`MISSING_CELLS`) as NaN; raises
     ``ValueError`` on any other non-numeric cell."""
     if cells.dtype != object:
         return np.asarray(cells, dtype=np.float64)
-    missing = np.array([isinstance(c, str) and c.strip().lower() in MISSING_CELLS for c in cells])
+    missing = missing_cells(cells)
     values = np.where(missing, "nan", cells) if missing.any() else cells
     return np.asarray(values, dtype=np.float64)
 

@@ -62,9 +62,8 @@ def load_for_inference(
         cfg = resolve_config({**cfg.to_dict(), "data_path": data_path, "preset": "none"})
     task = build_task(cfg, stats=ckpt.stats)
     ckpt.check_fits(cfg, task.num_inputs, task.num_outputs)
-    if members and cfg.folds > 1 and cfg.fold == 0:
-        run_dir = ckpt.path.parent.parent
-        ckpt.model = load_ensemble(run_dir, cfg.folds, which, ckpt.model, task.kind)
+    if members:
+        _attach_members(ckpt, cfg, which, task.kind)
     return ckpt, task
 
 
@@ -83,10 +82,16 @@ def load_for_input(
     kind = "regression_last" if cfg.task == "forecast" else KIND_OF_POOL[cfg.pool]
     have = ckpt.model.config  # the data's shape is the model's: check the rest agrees
     ckpt.check_fits(cfg, have["num_inputs"], have["output_projection"])
-    if members and cfg.folds > 1 and cfg.fold == 0:
+    if members:
+        _attach_members(ckpt, cfg, which, kind)
+    return ckpt, kind
+
+
+def _attach_members(ckpt: Checkpoint, cfg: Any, which: str, kind: str) -> None:
+    """For an ensemble's run (classify, ``folds`` > 1), make ``ckpt.model`` the ensemble."""
+    if cfg.folds > 1 and cfg.fold == 0:
         run_dir = ckpt.path.parent.parent
         ckpt.model = load_ensemble(run_dir, cfg.folds, which, ckpt.model, kind)
-    return ckpt, kind
 
 
 def predict_input(

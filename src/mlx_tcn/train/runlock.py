@@ -11,7 +11,8 @@ run never leaves its folder locked.
 The lock is re-entrant within a thread: an ensemble's member 0 holds its run's lock while it
 trains the other members, and the CLI takes it before it reads the checkpoint to resume, then
 ``run_training`` takes it again. Another thread of the same process is refused like another
-process (each holder has its own descriptor, and ``flock`` locks belong to descriptors). Where ``fcntl`` does not exist (Windows), there is no lock.
+process (each holder has its own descriptor, and ``flock`` locks belong to descriptors).
+Where ``fcntl`` does not exist (Windows), there is no lock.
 """
 
 from __future__ import annotations

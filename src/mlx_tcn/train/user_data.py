@@ -21,12 +21,12 @@ import numpy as np
 from .baselines import class_balance, detect_season, majority_class, step_baseline_forecasts
 from .config import TrainConfig
 from .data import (
-    MISSING_CELLS,
     SEQUENCE_SUFFIXES,
     Sequences,
     group_sequences,
     is_numeric_column,
     load_table,
+    missing_cells,
     read_sequence_file,
     select_columns,
     series_columns,
@@ -215,8 +215,8 @@ def numeric_columns(header: list[str], table: np.ndarray, path: str | Path) -> l
             continue
         if cells.dtype != object:  # a NumPy column: numbers, none of them finite
             raise ValueError(f"column {name!r} of {path} has no finite value")
-        missing = [isinstance(c, str) and c.strip().lower() in MISSING_CELLS for c in cells]
-        if all(missing):
+        missing = missing_cells(cells)
+        if missing.all():
             raise ValueError(f"column {name!r} of {path} has no value at all")
         text = [j for j, c in enumerate(cells) if not missing[j] and not _is_number(c)]
         if not text:  # numbers, none finite
